@@ -1,0 +1,21 @@
+"""GAN generators and discriminators (NHWC, images in [-1, 1]).
+
+Generators: `call(z, labels=None, training=None) -> [N, R, R, 3]`, attributes
+`z_dim`, `num_classes`, `resolution`. Discriminators: `call(images, labels=None,
+training=None) -> [N]` float32 logits, attributes `num_classes`, `resolution`.
+`labels` are int32 class ids; None means all zeros. Use `build(model)` to create
+weights before counting parameters or restoring checkpoints.
+"""
+from .common import build, count_params
+from .dcgan import (dcgan_discriminator, dcgan_generator, sndcgan_discriminator,
+                    sndcgan_generator)
+from .resnet import resnet_discriminator, resnet_generator
+from .resnet_cifar import resnet_cifar_discriminator, resnet_cifar_generator
+from .spectral_norm import SNConv2D, SNDense
+
+__all__ = [
+    "build", "count_params", "SNConv2D", "SNDense",
+    "resnet_generator", "resnet_discriminator",
+    "sndcgan_generator", "sndcgan_discriminator", "dcgan_generator", "dcgan_discriminator",
+    "resnet_cifar_generator", "resnet_cifar_discriminator",
+]

@@ -1,0 +1,82 @@
+"""Shared helpers for the network modules: argument validation, small ops, `build`."""
+import numbers
+
+import numpy as np
+from keras import ops
+
+
+# ----------------------------------------------------------------------------- validation
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name, value, *, minimum=1):
+    """Raise ValueError unless `value` is an int >= minimum."""
+    if not _is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_power_of_two(name, value, *, minimum, maximum):
+    """Raise ValueError unless `value` is a power of two in [minimum, maximum]."""
+    if (not _is_int(value) or value < minimum or value > maximum
+            or (value & (value - 1)) != 0):
+        raise ValueError(f"{name} must be a power of two between {minimum} and {maximum}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def check_multiple(name, value, *, of, minimum):
+    """Raise ValueError unless `value` is a multiple of `of` and >= minimum."""
+    if not _is_int(value) or value < minimum or value % of != 0:
+        raise ValueError(f"{name} must be a multiple of {of} that is >= {minimum}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+# ----------------------------------------------------------------------------- small ops
+
+def lrelu(x, slope=0.2):
+    return ops.leaky_relu(x, negative_slope=slope)
+
+
+def upsample_nearest_2x(x):
+    """Nearest-neighbour 2x upsampling of an NHWC tensor."""
+    return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def default_labels(labels, batch_like):
+    """int32 [N] labels; None -> zeros of the batch size of `batch_like`."""
+    if labels is None:
+        return ops.zeros((ops.shape(batch_like)[0],), dtype="int32")
+    return ops.cast(labels, "int32")
+
+
+# ----------------------------------------------------------------------------- build
+
+def build(model, batch_size=2):
+    """Create `model`'s weights by calling it once on zeros (training=False, so no
+    state update). Generators are recognised by a `z_dim` attribute, discriminators
+    are fed [batch_size, resolution, resolution, 3] images. Returns the model."""
+    labels = np.zeros((batch_size,), np.int32)
+    if hasattr(model, "z_dim"):
+        inputs = np.zeros((batch_size, model.z_dim), np.float32)
+    else:
+        inputs = np.zeros((batch_size, model.resolution, model.resolution, 3), np.float32)
+    model(inputs, labels, training=False)
+    return model
+
+
+def count_params(model):
+    """Number of scalars in all of the model's weights (trainable or not)."""
+    return int(sum(np.prod(w.shape) for w in model.weights))
+
+
+__all__ = ["build", "count_params"]

@@ -1,0 +1,150 @@
+"""ResNet generator / discriminator of GAN_stability (Mescheder et al. 2018,
+"Which Training Methods for GANs do actually Converge?", `resnet` architecture).
+
+Any power-of-two resolution from 32 to 1024; the feature map starts (G) / ends (D)
+at s0 = 4 with nlayers = log2(resolution / 4) resolution changes.
+
+Layout notes (for porting PyTorch weights): the generator's dense output is
+reshaped as [N, nf0, 4, 4] (PyTorch NCHW order) and transposed to NHWC, and the
+discriminator transposes its final NHWC features to NCHW before flattening, so
+dense weights line up row-for-row with the PyTorch model. Conv kernels are HWIO.
+
+Weight init: Keras defaults (glorot-uniform kernels, zero biases), except the
+generator's class embedding which is N(0, 1) like torch.nn.Embedding (it is
+L2-normalised anyway, so only its direction matters). No normalisation layers:
+both networks are per-example.
+"""
+import math
+
+import gin
+import keras
+from keras import ops
+
+from .common import check_int, check_power_of_two, default_labels, lrelu, upsample_nearest_2x
+
+_S0 = 4
+
+
+class ResnetBlock(keras.layers.Layer):
+    """out = shortcut(x) + 0.1 * conv_1(lrelu(conv_0(lrelu(x)))); hidden = min(fin, fout);
+    shortcut is identity if fin == fout, else a bias-free 1x1 conv of x."""
+
+    def __init__(self, fin, fout, **kwargs):
+        super().__init__(**kwargs)
+        self.fin, self.fout = fin, fout
+        hidden = min(fin, fout)
+        self.conv_0 = keras.layers.Conv2D(hidden, 3, padding="same", name="conv_0")
+        self.conv_1 = keras.layers.Conv2D(fout, 3, padding="same", name="conv_1")
+        self.conv_s = (None if fin == fout else
+                       keras.layers.Conv2D(fout, 1, use_bias=False, name="conv_s"))
+
+    def call(self, x):
+        x_s = x if self.conv_s is None else self.conv_s(x)
+        dx = self.conv_1(lrelu(self.conv_0(lrelu(x))))
+        return x_s + 0.1 * dx
+
+
+def avg_pool_3x3_s2(x):
+    """3x3 / stride 2 / padding 1 average pool whose average counts the zero padding
+    (PyTorch AvgPool2d(3, 2, 1) with count_include_pad=True): H -> H / 2 for even H."""
+    x = ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    return ops.average_pool(x, pool_size=3, strides=2, padding="valid")
+
+
+def _channels(nf, nf_max, k):
+    return min(nf * 2 ** k, nf_max)
+
+
+class ResNetGenerator(keras.Model):
+    """GAN_stability ResNet generator: call(z, labels=None, training=None) -> [N, R, R, 3]."""
+
+    def __init__(self, *, resolution, z_dim, num_classes, nf, nf_max, embed_size, **kwargs):
+        super().__init__(**kwargs)
+        self.resolution, self.z_dim, self.num_classes = resolution, z_dim, num_classes
+        self.nf, self.nf_max, self.embed_size = nf, nf_max, embed_size
+        self.nlayers = int(math.log2(resolution // _S0))
+        self.nf0 = _channels(nf, nf_max, self.nlayers)
+
+        self.embedding = keras.layers.Embedding(
+            num_classes, embed_size, embeddings_initializer=keras.initializers.RandomNormal(1.0),
+            name="embedding")
+        self.fc = keras.layers.Dense(self.nf0 * _S0 * _S0, name="fc")
+        self.blocks = [
+            ResnetBlock(_channels(nf, nf_max, self.nlayers - i),
+                        _channels(nf, nf_max, self.nlayers - i - 1), name=f"resnet_{i}")
+            for i in range(self.nlayers)]
+        self.final_block = ResnetBlock(nf, nf, name=f"resnet_{self.nlayers}")
+        self.conv_img = keras.layers.Conv2D(3, 3, padding="same", name="conv_img")
+
+    def call(self, z, labels=None, training=None):
+        labels = default_labels(labels, z)
+        yembed = self.embedding(labels)
+        yembed = yembed / ops.maximum(ops.norm(yembed, axis=1, keepdims=True), 1e-12)
+        out = self.fc(ops.concatenate([ops.cast(z, yembed.dtype), yembed], axis=1))
+        # PyTorch view(N, nf0, 4, 4) -> NHWC.
+        out = ops.transpose(ops.reshape(out, (-1, self.nf0, _S0, _S0)), (0, 2, 3, 1))
+        for block in self.blocks:
+            out = upsample_nearest_2x(block(out))
+        out = self.final_block(out)
+        return ops.tanh(self.conv_img(lrelu(out)))
+
+
+class ResNetDiscriminator(keras.Model):
+    """GAN_stability ResNet discriminator: call(images, labels=None, training=None) -> [N]
+    logits, the logit of each example's class. `class_logits` gives all [N, num_classes]."""
+
+    def __init__(self, *, resolution, num_classes, nf, nf_max, **kwargs):
+        super().__init__(**kwargs)
+        self.resolution, self.num_classes = resolution, num_classes
+        self.nf, self.nf_max = nf, nf_max
+        self.nlayers = int(math.log2(resolution // _S0))
+        self.nf0 = _channels(nf, nf_max, self.nlayers)
+
+        self.conv_img = keras.layers.Conv2D(nf, 3, padding="same", name="conv_img")
+        self.first_block = ResnetBlock(nf, nf, name="resnet_0")
+        self.blocks = [
+            ResnetBlock(_channels(nf, nf_max, i), _channels(nf, nf_max, i + 1),
+                        name=f"resnet_{i + 1}")
+            for i in range(self.nlayers)]
+        self.fc = keras.layers.Dense(num_classes, name="fc")
+
+    def class_logits(self, images, training=None):
+        out = self.first_block(self.conv_img(images))
+        for block in self.blocks:
+            out = block(avg_pool_3x3_s2(out))
+        # Flatten in PyTorch (C, H, W) order.
+        out = ops.reshape(ops.transpose(out, (0, 3, 1, 2)), (-1, self.nf0 * _S0 * _S0))
+        return ops.cast(self.fc(lrelu(out)), "float32")
+
+    def call(self, images, labels=None, training=None):
+        logits = self.class_logits(images, training=training)
+        labels = default_labels(labels, images)
+        return ops.take_along_axis(logits, labels[:, None], axis=1)[:, 0]
+
+
+def _check_common(resolution, num_classes, nf, nf_max):
+    check_power_of_two("resolution", resolution, minimum=32, maximum=1024)
+    check_int("num_classes", num_classes)
+    check_int("nf", nf)
+    check_int("nf_max", nf_max)
+    if nf_max < nf:
+        raise ValueError(f"nf_max must be >= nf, got nf_max={nf_max}, nf={nf}")
+
+
+@gin.configurable
+def resnet_generator(*, resolution, z_dim=256, num_classes=1, nf=64, nf_max=512,
+                     embed_size=256):
+    """GAN_stability ResNet generator for a power-of-two `resolution` in [32, 1024]."""
+    _check_common(resolution, num_classes, nf, nf_max)
+    check_int("z_dim", z_dim)
+    check_int("embed_size", embed_size)
+    return ResNetGenerator(resolution=resolution, z_dim=z_dim, num_classes=num_classes,
+                           nf=nf, nf_max=nf_max, embed_size=embed_size)
+
+
+@gin.configurable
+def resnet_discriminator(*, resolution, num_classes=1, nf=64, nf_max=1024):
+    """GAN_stability ResNet discriminator for a power-of-two `resolution` in [32, 1024]."""
+    _check_common(resolution, num_classes, nf, nf_max)
+    return ResNetDiscriminator(resolution=resolution, num_classes=num_classes,
+                               nf=nf, nf_max=nf_max)

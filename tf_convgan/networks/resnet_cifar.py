@@ -1,0 +1,146 @@
+"""SNGAN ResNet for CIFAR (Miyato et al. 2018, appendix; "ResNet" of Kurach et al. 2019).
+
+Generator, s0 = resolution / 8:
+  z -> dense s0*s0*ch -> 3 x GBlock(ch -> ch, upsample) -> BN -> ReLU -> conv3x3 -> 3 -> tanh.
+  GBlock: BN, ReLU, nearest 2x upsample, conv3x3, BN, ReLU, conv3x3;
+          shortcut: nearest 2x upsample then conv1x1.
+Discriminator:
+  OptimizedBlock(3 -> ch): conv3x3, ReLU, conv3x3, avgpool2; shortcut avgpool2 then conv1x1.
+  DBlock(ch -> ch, down): ReLU, conv3x3, ReLU, conv3x3, avgpool2; shortcut conv1x1 then avgpool2.
+  2 x DBlock(ch -> ch): ReLU, conv3x3, ReLU, conv3x3; identity shortcut.
+  ReLU, global SUM pooling over H, W, dense -> 1.
+Spectral norm on every conv / dense of D when spectral_norm=True. D has no
+normalisation layers, so its logits are per-example.
+
+Conditioning (num_classes > 1): G concatenates one_hot(label) to z; D adds the
+projection term <E[y], h> with h the pooled features (E a bias-free (SN-)dense on
+one_hot(y), i.e. a spectrally normalised embedding when spectral_norm=True).
+Batch norm: synchronized, momentum 0.9, epsilon 1e-5. Weight init: Keras defaults.
+"""
+import gin
+import keras
+from keras import ops
+
+from .common import check_bool, check_int, check_multiple, default_labels, upsample_nearest_2x
+from .dcgan import sync_batch_norm
+from .spectral_norm import conv2d, dense
+
+
+def _avg_pool_2x2(x):
+    return ops.average_pool(x, pool_size=2, strides=2, padding="valid")
+
+
+class GBlock(keras.layers.Layer):
+    def __init__(self, ch, **kwargs):
+        super().__init__(**kwargs)
+        self.bn_0 = sync_batch_norm("bn_0")
+        self.conv_0 = keras.layers.Conv2D(ch, 3, padding="same", name="conv_0")
+        self.bn_1 = sync_batch_norm("bn_1")
+        self.conv_1 = keras.layers.Conv2D(ch, 3, padding="same", name="conv_1")
+        self.conv_s = keras.layers.Conv2D(ch, 1, name="conv_s")
+
+    def call(self, x, training=None):
+        h = upsample_nearest_2x(ops.relu(self.bn_0(x, training=training)))
+        h = self.conv_0(h)
+        h = self.conv_1(ops.relu(self.bn_1(h, training=training)))
+        return h + self.conv_s(upsample_nearest_2x(x))
+
+
+class DBlock(keras.layers.Layer):
+    """optimized: first block of D (no leading ReLU, pool-then-1x1 shortcut)."""
+
+    def __init__(self, ch, *, downsample, optimized, spectral_norm, **kwargs):
+        super().__init__(**kwargs)
+        self.downsample, self.optimized = downsample, optimized
+        self.conv_0 = conv2d(ch, 3, spectral_norm=spectral_norm, name="conv_0")
+        self.conv_1 = conv2d(ch, 3, spectral_norm=spectral_norm, name="conv_1")
+        self.conv_s = (conv2d(ch, 1, spectral_norm=spectral_norm, name="conv_s")
+                       if downsample else None)
+
+    def call(self, x, training=None):
+        h = x if self.optimized else ops.relu(x)
+        h = self.conv_1(ops.relu(self.conv_0(h, training=training)), training=training)
+        if self.downsample:
+            h = _avg_pool_2x2(h)
+        if self.conv_s is None:
+            s = x
+        elif self.optimized:
+            s = self.conv_s(_avg_pool_2x2(x), training=training)
+        else:
+            s = _avg_pool_2x2(self.conv_s(x, training=training))
+        return h + s
+
+
+class ResNetCifarGenerator(keras.Model):
+    """call(z, labels=None, training=None) -> [N, resolution, resolution, 3] in [-1, 1]."""
+
+    def __init__(self, *, resolution, z_dim, num_classes, ch, **kwargs):
+        super().__init__(**kwargs)
+        self.resolution, self.z_dim, self.num_classes, self.ch = resolution, z_dim, num_classes, ch
+        self.s0 = resolution // 8
+        self.fc = keras.layers.Dense(self.s0 * self.s0 * ch, name="fc")
+        self.blocks = [GBlock(ch, name=f"block_{i}") for i in range(3)]
+        self.bn_out = sync_batch_norm("bn_out")
+        self.conv_out = keras.layers.Conv2D(3, 3, padding="same", name="conv_out")
+
+    def call(self, z, labels=None, training=None):
+        if self.num_classes > 1:
+            onehot = ops.one_hot(default_labels(labels, z), self.num_classes, dtype=z.dtype)
+            z = ops.concatenate([z, onehot], axis=1)
+        x = ops.reshape(self.fc(z), (-1, self.s0, self.s0, self.ch))
+        for block in self.blocks:
+            x = block(x, training=training)
+        x = ops.relu(self.bn_out(x, training=training))
+        return ops.tanh(self.conv_out(x))
+
+
+class ResNetCifarDiscriminator(keras.Model):
+    """call(images, labels=None, training=None) -> [N] float32 logits."""
+
+    def __init__(self, *, resolution, num_classes, ch, spectral_norm, **kwargs):
+        super().__init__(**kwargs)
+        self.resolution, self.num_classes, self.ch = resolution, num_classes, ch
+        self.spectral_norm = spectral_norm
+        sn = spectral_norm
+        self.blocks = [
+            DBlock(ch, downsample=True, optimized=True, spectral_norm=sn, name="block_0"),
+            DBlock(ch, downsample=True, optimized=False, spectral_norm=sn, name="block_1"),
+            DBlock(ch, downsample=False, optimized=False, spectral_norm=sn, name="block_2"),
+            DBlock(ch, downsample=False, optimized=False, spectral_norm=sn, name="block_3"),
+        ]
+        self.fc = dense(1, spectral_norm=sn, name="fc")
+        self.embed = (dense(ch, use_bias=False, spectral_norm=sn, name="embed")
+                      if num_classes > 1 else None)
+
+    def call(self, images, labels=None, training=None):
+        x = images
+        for block in self.blocks:
+            x = block(x, training=training)
+        h = ops.sum(ops.relu(x), axis=(1, 2))  # global sum pooling
+        logits = self.fc(h, training=training)[:, 0]
+        if self.embed is not None:
+            onehot = ops.one_hot(default_labels(labels, images), self.num_classes, dtype=h.dtype)
+            logits = logits + ops.sum(self.embed(onehot, training=training) * h, axis=1)
+        return ops.cast(logits, "float32")
+
+
+@gin.configurable
+def resnet_cifar_generator(*, resolution=32, z_dim=128, num_classes=1, ch=256):
+    """SNGAN CIFAR ResNet generator; resolution any multiple of 8 (starts at resolution/8)."""
+    check_multiple("resolution", resolution, of=8, minimum=8)
+    check_int("z_dim", z_dim)
+    check_int("num_classes", num_classes)
+    check_int("ch", ch)
+    return ResNetCifarGenerator(resolution=resolution, z_dim=z_dim, num_classes=num_classes,
+                                ch=ch)
+
+
+@gin.configurable
+def resnet_cifar_discriminator(*, resolution=32, num_classes=1, ch=128, spectral_norm=True):
+    """SNGAN CIFAR ResNet discriminator; resolution any multiple of 8."""
+    check_multiple("resolution", resolution, of=8, minimum=8)
+    check_int("num_classes", num_classes)
+    check_int("ch", ch)
+    check_bool("spectral_norm", spectral_norm)
+    return ResNetCifarDiscriminator(resolution=resolution, num_classes=num_classes, ch=ch,
+                                    spectral_norm=spectral_norm)

@@ -1,0 +1,138 @@
+"""Gradient penalties on the discriminator: pure functions, one value per example.
+
+Every penalty has the signature
+
+    penalty(d_fn, real, fake, seed=None, *, <hyperparameters>) -> [B]
+
+  d_fn: images -> logits [B], the discriminator (labels and `training` already bound);
+  real, fake: [B, ...] batches of the same shape; seed: int32/int64 [2], a stateless seed for the
+  penalties that draw random numbers (interpolation weights, perturbations); None draws from the
+  global generator (tests, Dirac-GAN).
+
+The returned per-example values are *already weighted*; the train step averages them over the
+global batch and adds the result to D's loss.
+
+The gradient is taken of sum_i D(x_i) with respect to the batch, which gives each example's own
+gradient grad_x D(x_i) because D's logit i depends on example i only (no batch norm in D).
+
+Weight convention, the one of Mescheder et al. 2018: every penalty is gamma/2 * E[...].
+  R1  (eq. 9):  gamma/2 * E_{x~P_D}  ||grad D(x)||^2
+  R2  (eq. 10): gamma/2 * E_{x~P_G}  ||grad D(x)||^2
+  R1 + R2: the sum of both.
+  WGAN-GP (Gulrajani et al. 2017): gamma/2 * E_{x^}(||grad D(x^)|| - g0)^2 on interpolates
+      x^ = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per example, g0 = 1.
+  one-sided WGAN-GP: gamma/2 * E max(0, ||grad D(x^)|| - g0)^2.
+  WGAN-GP0 (zero-centred, Thanh-Tung et al. 2019 / the paper's g0 = 0 case): gamma/2 * E||grad D(x^)||^2.
+  DRAGAN (Kodali et al. 2017): gamma/2 * E(||grad D(x~)|| - g0)^2 at perturbed real data
+      x~ = real + c * std(real_i) * u, u ~ U[0, 1) elementwise (std per example).
+Converting from other code: GAN_stability's `reg_param` has no 1/2, so its reg_param=10 is gamma=20;
+Gulrajani et al.'s lambda=10 is gamma=20 as well.
+"""
+import gin
+import tensorflow as tf
+
+from tf_convgan.errors import check_nonnegative
+
+_NORM_EPS = 1e-12  # keeps the gradient of ||g|| finite at g = 0
+
+
+def input_gradients(d_fn, x):
+    """grad_x D(x_i) for every example of the batch x, by GradientTape (differentiable)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(d_fn(x))
+    return tape.gradient(total, x)
+
+
+def squared_norm(gradients):
+    """Per-example squared L2 norm over all non-batch axes: [B, ...] -> [B]."""
+    return tf.reduce_sum(tf.square(gradients), axis=_non_batch_axes(gradients))
+
+
+def _non_batch_axes(x):
+    return list(range(1, x.shape.rank))
+
+
+def _per_example_shape(x):
+    return [tf.shape(x)[0]] + [1] * (x.shape.rank - 1)
+
+
+def _uniform(shape, seed, dtype):
+    if seed is None:
+        return tf.random.uniform(shape, dtype=dtype)
+    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
+
+
+def interpolate(real, fake, seed=None):
+    """x^ = eps * real + (1 - eps) * fake with eps ~ U[0, 1] drawn per example."""
+    eps = _uniform(_per_example_shape(real), seed, real.dtype)
+    return eps * real + (1.0 - eps) * fake
+
+
+@gin.configurable
+def r1(d_fn, real, fake, seed=None, *, gamma=10.0):
+    """R1: gamma/2 * ||grad_x D(x)||^2 on real data (Mescheder et al. 2018, eq. 9)."""
+    del fake, seed
+    check_nonnegative("r1.gamma", gamma)
+    return 0.5 * gamma * squared_norm(input_gradients(d_fn, real))
+
+
+@gin.configurable
+def r2(d_fn, real, fake, seed=None, *, gamma=10.0):
+    """R2: gamma/2 * ||grad_x D(x)||^2 on generated data (Mescheder et al. 2018, eq. 10)."""
+    del real, seed
+    check_nonnegative("r2.gamma", gamma)
+    return 0.5 * gamma * squared_norm(input_gradients(d_fn, fake))
+
+
+@gin.configurable
+def r1_r2(d_fn, real, fake, seed=None, *, gamma=10.0):
+    """R1 + R2: gamma/2 * (||grad D(real)||^2 + ||grad D(fake)||^2)."""
+    del seed
+    check_nonnegative("r1_r2.gamma", gamma)
+    both = input_gradients(d_fn, tf.concat([real, fake], axis=0))
+    real_sq, fake_sq = tf.split(squared_norm(both), 2)
+    return 0.5 * gamma * (real_sq + fake_sq)
+
+
+def _norm(gradients):
+    return tf.sqrt(squared_norm(gradients) + _NORM_EPS)
+
+
+@gin.configurable
+def wgan_gp(d_fn, real, fake, seed=None, *, gamma=20.0, g0=1.0):
+    """WGAN-GP: gamma/2 * (||grad D(x^)|| - g0)^2 at interpolates x^ (gamma=20 is lambda=10)."""
+    check_nonnegative("wgan_gp.gamma", gamma)
+    check_nonnegative("wgan_gp.g0", g0)
+    norm = _norm(input_gradients(d_fn, interpolate(real, fake, seed)))
+    return 0.5 * gamma * tf.square(norm - g0)
+
+
+@gin.configurable
+def wgan_gp_one_sided(d_fn, real, fake, seed=None, *, gamma=20.0, g0=1.0):
+    """One-sided WGAN-GP: gamma/2 * max(0, ||grad D(x^)|| - g0)^2 at interpolates x^."""
+    check_nonnegative("wgan_gp_one_sided.gamma", gamma)
+    check_nonnegative("wgan_gp_one_sided.g0", g0)
+    norm = _norm(input_gradients(d_fn, interpolate(real, fake, seed)))
+    return 0.5 * gamma * tf.square(tf.nn.relu(norm - g0))
+
+
+@gin.configurable
+def wgan_gp0(d_fn, real, fake, seed=None, *, gamma=10.0):
+    """WGAN-GP0: zero-centred penalty at interpolates, gamma/2 * ||grad D(x^)||^2."""
+    check_nonnegative("wgan_gp0.gamma", gamma)
+    grads = input_gradients(d_fn, interpolate(real, fake, seed))
+    return 0.5 * gamma * squared_norm(grads)
+
+
+@gin.configurable
+def dragan(d_fn, real, fake, seed=None, *, gamma=20.0, g0=1.0, c=0.5):
+    """DRAGAN: gamma/2 * (||grad D(x~)|| - g0)^2 at x~ = real + c * std(real_i) * U[0, 1)."""
+    del fake
+    check_nonnegative("dragan.gamma", gamma)
+    check_nonnegative("dragan.g0", g0)
+    check_nonnegative("dragan.c", c)
+    std = tf.math.reduce_std(real, axis=_non_batch_axes(real), keepdims=True)
+    perturbed = real + c * std * _uniform(tf.shape(real), seed, real.dtype)
+    norm = _norm(input_gradients(d_fn, perturbed))
+    return 0.5 * gamma * tf.square(norm - g0)
