@@ -1,4 +1,5 @@
 """Gin parsing with clear errors; gin_configs/ lookup."""
+import logging
 import os
 
 import gin
@@ -21,11 +22,25 @@ def resolve_gin_file(path):
     raise FileNotFoundError(f"--gin_file {path!r} does not exist (also looked in {GIN_CONFIGS_DIR})")
 
 
+class _QuietIncludeLookups(logging.Filter):
+    """gin logs an error for every include it then finds on the search path; drop those."""
+
+    def filter(self, record):
+        return not str(record.getMessage()).startswith("Path not found:")
+
+
 def parse(gin_files=(), bindings=(), *, finalize=True):
-    """Parses gin files and bindings (bindings win); unknown names raise GinError."""
+    """Parses gin files and bindings (bindings win); unknown names raise GinError.
+
+    Includes such as `include 'base/gan_stability.gin'` resolve against gin_configs/."""
     files = [resolve_gin_file(f) for f in gin_files]
-    gin.add_config_file_search_path(GIN_CONFIGS_DIR)
+    if GIN_CONFIGS_DIR not in gin.config._LOCATION_PREFIXES:  # noqa: SLF001
+        gin.add_config_file_search_path(GIN_CONFIGS_DIR)
+    quiet = _QuietIncludeLookups()
+    logging.getLogger().addFilter(quiet)
     try:
         gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=finalize)
     except (ValueError, KeyError, SyntaxError, TypeError) as e:
         raise GinError(f"gin: {e}") from e
+    finally:
+        logging.getLogger().removeFilter(quiet)

@@ -107,6 +107,7 @@ class GAN(keras.Model):
                 f"generator and discriminator must have the same num_classes, got "
                 f"{generator.num_classes} and {discriminator.num_classes}")
         self._check_ema_structure()
+        self._check_penalty()
         for optimizer, model in ((self.g_optimizer, generator), (self.d_optimizer, discriminator)):
             _use_pre_reduced_gradients(optimizer)
             optimizer.build(model.trainable_variables)
@@ -117,6 +118,18 @@ class GAN(keras.Model):
         ema_shapes = [tuple(w.shape) for w in self.generator_ema.weights]
         if not shapes or shapes != ema_shapes:
             raise ConfigError("generator_ema must be a built copy of the generator's architecture")
+
+    def _check_penalty(self):
+        """Runs the penalty once, eagerly, on a 1-D linear D: its hyperparameter checks raise a
+        clear error now instead of inside the traced (and possibly compiled) step."""
+        if self.penalty is None:
+            return
+        if not callable(self.penalty):
+            raise ConfigError(f"GAN.penalty must be a penalty function such as @r1, got "
+                              f"{self.penalty!r}")
+        x = tf.ones([1, 1])
+        self.penalty(lambda images: tf.reduce_sum(images, axis=1), x, x,
+                     seed=tf.constant([0, 0], tf.int64))
 
     @property
     def step(self):

@@ -90,8 +90,8 @@ def r1_r2(d_fn, real, fake, seed=None, *, gamma=10.0):
     """R1 + R2: gamma/2 * (||grad D(real)||^2 + ||grad D(fake)||^2)."""
     del seed
     check_nonnegative("r1_r2.gamma", gamma)
-    both = input_gradients(d_fn, tf.concat([real, fake], axis=0))
-    real_sq, fake_sq = tf.split(squared_norm(both), 2)
+    real_sq = squared_norm(input_gradients(d_fn, real))
+    fake_sq = squared_norm(input_gradients(d_fn, fake))
     return 0.5 * gamma * (real_sq + fake_sq)
 
 

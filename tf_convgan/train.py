@@ -152,10 +152,16 @@ def train(*, model_dir,
         if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
 
-    gan = build_gan(generator_fn, discriminator_fn, strategy)
-    if data.num_classes is not None and gan.conditional and data.num_classes != gan.generator.num_classes:
+    if not isinstance(data, data_lib.ImageSource):
         raise ConfigError(
-            f"the networks have num_classes={gan.generator.num_classes} but the data has "
+            f"train.data must be an image source such as @fashion_mnist_source() (note the "
+            f"parentheses), got {data!r}")
+    keras.utils.set_random_seed(seed)  # the initial weights are a function of the seed
+    gan = build_gan(generator_fn, discriminator_fn, strategy)
+    num_classes = gan.generator.num_classes
+    if gan.conditional and data.num_classes is not None and data.num_classes != num_classes:
+        raise ConfigError(
+            f"the networks have num_classes={num_classes} but the data has "
             f"{data.num_classes} classes")
     checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
     restored = restore_latest(gan, checkpoint_dir)

@@ -1,0 +1,70 @@
+"""Small networks and GANs shared by the tests."""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_convgan import losses, optimizers
+from tf_convgan.gan import GAN
+from tf_convgan.networks import (build, dcgan_discriminator, dcgan_generator,
+                                 resnet_cifar_discriminator, resnet_cifar_generator,
+                                 resnet_discriminator, resnet_generator,
+                                 sndcgan_discriminator, sndcgan_generator)
+
+# Tiny versions of every network family: (generator factory, discriminator factory).
+TINY_NETWORKS = {
+    "resnet": (lambda c: resnet_generator(resolution=32, nf=4, nf_max=8, z_dim=8, embed_size=4,
+                                          num_classes=c),
+               lambda c: resnet_discriminator(resolution=32, nf=4, nf_max=8, num_classes=c)),
+    "dcgan": (lambda c: dcgan_generator(resolution=32, z_dim=8, ch=16, num_classes=c),
+              lambda c: dcgan_discriminator(resolution=32, num_classes=c)),
+    "sndcgan": (lambda c: sndcgan_generator(resolution=32, z_dim=8, ch=16, num_classes=c),
+                lambda c: sndcgan_discriminator(resolution=32, num_classes=c)),
+    "resnet_cifar": (lambda c: resnet_cifar_generator(resolution=32, z_dim=8, ch=8, num_classes=c),
+                     lambda c: resnet_cifar_discriminator(resolution=32, ch=8, num_classes=c)),
+}
+
+
+def make_gan(network="resnet", *, num_classes=1, strategy=None, seed=1, optimizer=None,
+             **gan_kwargs):
+    """A GAN of tiny networks with weights that depend on `seed` only."""
+    strategy = strategy or tf.distribute.get_strategy()
+    make_g, make_d = TINY_NETWORKS[network]
+    with strategy.scope():
+        keras.utils.set_random_seed(seed)
+        generator, discriminator = build(make_g(num_classes)), build(make_d(num_classes))
+        generator_ema = build(make_g(num_classes))
+        optimizer = optimizer or (lambda: optimizers.adam(learning_rate=1e-3))
+        gan_kwargs.setdefault("loss", losses.non_saturating())
+        return GAN(generator, discriminator, generator_ema, g_optimizer=optimizer(),
+                   d_optimizer=optimizer(), **gan_kwargs)
+
+
+def random_batch(batch_size, d_steps=1, num_classes=1, seed=0):
+    rng = np.random.default_rng(seed)
+    real = rng.uniform(-1, 1, size=(batch_size, d_steps, 32, 32, 3)).astype(np.float32)
+    labels = rng.integers(0, num_classes, size=(batch_size, d_steps)).astype(np.int32)
+    return real, labels
+
+
+def run_steps(gan, batches, *, strategy=None, jit_compile=False):
+    """Runs one train_step per batch through strategy.run, as the trainer does."""
+    strategy = strategy or tf.distribute.get_strategy()
+    step = tf.function(gan.train_step, jit_compile=jit_compile)
+
+    @tf.function
+    def distributed(batch):
+        logs = strategy.run(step, args=(batch,))
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
+                for k, v in logs.items()}
+
+    logs = None
+    for batch in batches:
+        dataset = tf.data.Dataset.from_tensors(batch)
+        dist_batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+        logs = distributed(dist_batch)
+    return {k: float(v) for k, v in logs.items()}
+
+
+def weights(gan):
+    return [w.numpy().copy() for w in
+            gan.generator.weights + gan.discriminator.weights + gan.generator_ema.weights]
