@@ -30,6 +30,8 @@ def default_model_dir(gin_files):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
     import gin
     import tf_convgan  # noqa: F401  (registers the configurables)
     from tf_convgan import config

@@ -21,17 +21,12 @@ import keras
 import tensorflow as tf
 
 from tf_convgan import losses as losses_lib
+from tf_convgan import noise
 from tf_convgan.errors import ConfigError
 from tf_convgan.optimizers import rmsprop
 
 # Purposes folded into the per-step seed, so that no two draws share a stream.
 _Z_D, _PENALTY, _Z_G = 0, 1, 2
-
-
-def _fold_in(seed, *data):
-    for d in data:
-        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(d, tf.int64))
-    return seed
 
 
 def _all_reduce_sum(values):
@@ -144,12 +139,7 @@ class GAN(keras.Model):
 
     def _replica_normal(self, seed, per_replica_shape):
         """This replica's rows of a standard-normal draw for the global batch."""
-        ctx = tf.distribute.get_replica_context()
-        rows = per_replica_shape[0]
-        global_shape = [rows * ctx.num_replicas_in_sync] + list(per_replica_shape[1:])
-        draw = tf.random.stateless_normal(global_shape, seed=seed)
-        begin = [ctx.replica_id_in_sync_group * rows] + [0] * (len(per_replica_shape) - 1)
-        return tf.slice(draw, begin, per_replica_shape)
+        return noise.normal(per_replica_shape, seed)
 
     def _labels(self, labels):
         return labels if self.conditional else tf.zeros_like(labels)
@@ -164,20 +154,19 @@ class GAN(keras.Model):
                 f"train_step expects real images of shape [batch, d_steps={self.d_steps}, H, W, C]"
                 f", got {real.shape}")
         labels = self._labels(tf.cast(labels, tf.int32))
-        replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
         step_seed = tf.stack([tf.constant(self.seed, tf.int64),
                               tf.cast(self.step, tf.int64)])
         d_logs = []
         for k in range(self.d_steps):
             d_logs.append(self._discriminator_step(
-                real[:, k], labels[:, k], _fold_in(step_seed, k), replica_id))
+                real[:, k], labels[:, k], noise.fold_in(step_seed, k)))
         logs = {name: tf.add_n([l[name] for l in d_logs]) / self.d_steps for name in d_logs[0]}
-        logs.update(self._generator_step(labels[:, -1], _fold_in(step_seed, self.d_steps)))
+        logs.update(self._generator_step(labels[:, -1], noise.fold_in(step_seed, self.d_steps)))
         self._update_ema()
         return logs
 
-    def _discriminator_step(self, real, labels, seed, replica_id):
-        z = self._replica_normal(_fold_in(seed, _Z_D), [real.shape[0], self.generator.z_dim])
+    def _discriminator_step(self, real, labels, seed):
+        z = self._replica_normal(noise.fold_in(seed, _Z_D), [real.shape[0], self.generator.z_dim])
         fake = tf.stop_gradient(self.generator(z, labels, training=True))
 
         def d_fn(images):
@@ -194,7 +183,7 @@ class GAN(keras.Model):
                     "d_fake_logits": tf.nn.compute_average_loss(d_fake_logits)}
             if self.penalty is not None:
                 penalty = tf.nn.compute_average_loss(self.penalty(
-                    d_fn, real, fake, seed=_fold_in(seed, _PENALTY, replica_id)))
+                    d_fn, real, fake, seed=noise.fold_in(seed, _PENALTY)))
                 d_total += penalty
                 logs["penalty"] = penalty
         grads = _all_reduce_sum(_dense(tape.gradient(d_total, variables)))
@@ -205,7 +194,7 @@ class GAN(keras.Model):
         return logs
 
     def _generator_step(self, labels, seed):
-        z = self._replica_normal(_fold_in(seed, _Z_G), [labels.shape[0], self.generator.z_dim])
+        z = self._replica_normal(noise.fold_in(seed, _Z_G), [labels.shape[0], self.generator.z_dim])
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(z, labels, training=True)

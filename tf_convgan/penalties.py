@@ -5,8 +5,9 @@ Every penalty has the signature
     penalty(d_fn, real, fake, seed=None, *, <hyperparameters>) -> [B]
 
   d_fn: images -> logits [B], the discriminator (labels and `training` already bound);
-  real, fake: [B, ...] batches of the same shape; seed: int32/int64 [2], a stateless seed for the
-  penalties that draw random numbers (interpolation weights, perturbations); None draws from the
+  real, fake: [B, ...] batches of the same static shape; seed: int32/int64 [2], a stateless seed
+  for the penalties that draw random numbers (interpolation weights, perturbations), drawn for the
+  global batch so that the result does not depend on the number of replicas; None draws from the
   global generator (tests, Dirac-GAN).
 
 The returned per-example values are *already weighted*; the train step averages them over the
@@ -31,6 +32,7 @@ Gulrajani et al.'s lambda=10 is gamma=20 as well.
 import gin
 import tensorflow as tf
 
+from tf_convgan import noise
 from tf_convgan.errors import check_nonnegative
 
 _NORM_EPS = 1e-12  # keeps the gradient of ||g|| finite at g = 0
@@ -54,13 +56,14 @@ def _non_batch_axes(x):
 
 
 def _per_example_shape(x):
-    return [tf.shape(x)[0]] + [1] * (x.shape.rank - 1)
+    return [x.shape[0]] + [1] * (x.shape.rank - 1)
 
 
 def _uniform(shape, seed, dtype):
+    """U[0, 1): stateless and independent of the replica split when seeded (see noise.py)."""
     if seed is None:
         return tf.random.uniform(shape, dtype=dtype)
-    return tf.random.stateless_uniform(shape, seed=seed, dtype=dtype)
+    return noise.uniform(shape, seed, dtype)
 
 
 def interpolate(real, fake, seed=None):
@@ -133,6 +136,6 @@ def dragan(d_fn, real, fake, seed=None, *, gamma=20.0, g0=1.0, c=0.5):
     check_nonnegative("dragan.g0", g0)
     check_nonnegative("dragan.c", c)
     std = tf.math.reduce_std(real, axis=_non_batch_axes(real), keepdims=True)
-    perturbed = real + c * std * _uniform(tf.shape(real), seed, real.dtype)
+    perturbed = real + c * std * _uniform(real.shape.as_list(), seed, real.dtype)
     norm = _norm(input_gradients(d_fn, perturbed))
     return 0.5 * gamma * tf.square(norm - g0)

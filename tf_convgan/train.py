@@ -19,7 +19,6 @@ import gin
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from tf_convgan import data as data_lib
 from tf_convgan import images as images_lib
@@ -167,7 +166,7 @@ def train(*, model_dir,
     restored = restore_latest(gan, checkpoint_dir)
     start_step = int(gan.step.numpy())
     if restored:
-        logging.info("restored %s at step %d", restored, start_step)
+        print(f"restored {restored} at step {start_step}", flush=True)
 
     pipeline = data_lib.make_input_pipeline(
         data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,

@@ -19,7 +19,9 @@ Conditioning (num_classes > 1):
     implemented as a bias-free (SN-)dense on one_hot(y), so with spectral_norm the
     embedding matrix is spectrally normalised too.
 Batch norm: synchronized (cross-replica) BN, momentum 0.9, epsilon 1e-5.
-Weight init: Keras defaults (glorot-uniform kernels, zero biases).
+Weight init: Keras defaults (glorot-uniform kernels, zero biases). G's dense and deconvs have
+no bias: each feeds a batch norm, which subtracts it, so it would not change G's function and
+its exact gradient is 0 (kept, it would only be moved by Adam/RMSprop on rounding noise).
 """
 import gin
 import keras
@@ -41,10 +43,12 @@ class SNDCGANGenerator(keras.Model):
         super().__init__(**kwargs)
         self.resolution, self.z_dim, self.num_classes, self.ch = resolution, z_dim, num_classes, ch
         self.s0 = resolution // 8
-        self.fc = keras.layers.Dense(self.s0 * self.s0 * ch, name="fc")
+        # No biases before batch norm (BN subtracts them; see the module docstring).
+        self.fc = keras.layers.Dense(self.s0 * self.s0 * ch, use_bias=False, name="fc")
         self.bn_fc = sync_batch_norm("bn_fc")
         self.deconvs = [keras.layers.Conv2DTranspose(ch // 2 ** (i + 1), 4, strides=2,
-                                                     padding="same", name=f"deconv_{i}")
+                                                     padding="same", use_bias=False,
+                                                     name=f"deconv_{i}")
                         for i in range(3)]
         self.bns = [sync_batch_norm(f"bn_{i}") for i in range(3)]
         self.conv_out = keras.layers.Conv2D(3, 3, padding="same", name="conv_out")

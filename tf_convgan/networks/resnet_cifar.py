@@ -16,6 +16,11 @@ Conditioning (num_classes > 1): G concatenates one_hot(label) to z; D adds the
 projection term <E[y], h> with h the pooled features (E a bias-free (SN-)dense on
 one_hot(y), i.e. a spectrally normalised embedding when spectral_norm=True).
 Batch norm: synchronized, momentum 0.9, epsilon 1e-5. Weight init: Keras defaults.
+The convs of G's blocks have no bias: each feeds a batch norm (directly, or through the 1x1
+shortcut convs and the residual sums), which subtracts any per-channel constant, so such a bias
+does not change G's function and its exact gradient is 0. Kept, it is trained on the rounding
+noise of that 0, which Adam/RMSprop scale up to steps of about the learning rate, so it would
+move randomly (and differently for different replica counts) while doing nothing.
 """
 import gin
 import keras
@@ -34,10 +39,12 @@ class GBlock(keras.layers.Layer):
     def __init__(self, ch, **kwargs):
         super().__init__(**kwargs)
         self.bn_0 = sync_batch_norm("bn_0")
-        self.conv_0 = keras.layers.Conv2D(ch, 3, padding="same", name="conv_0")
+        # No biases: every conv of the block feeds a batch norm (conv_0 -> bn_1; conv_1 and
+        # conv_s -> the next block's bn_0 or bn_out, through 1x1 shortcut convs only).
+        self.conv_0 = keras.layers.Conv2D(ch, 3, padding="same", use_bias=False, name="conv_0")
         self.bn_1 = sync_batch_norm("bn_1")
-        self.conv_1 = keras.layers.Conv2D(ch, 3, padding="same", name="conv_1")
-        self.conv_s = keras.layers.Conv2D(ch, 1, name="conv_s")
+        self.conv_1 = keras.layers.Conv2D(ch, 3, padding="same", use_bias=False, name="conv_1")
+        self.conv_s = keras.layers.Conv2D(ch, 1, use_bias=False, name="conv_s")
 
     def call(self, x, training=None):
         h = upsample_nearest_2x(ops.relu(self.bn_0(x, training=training)))
