@@ -346,6 +346,8 @@ def test_sn_power_iterations_validated():
 # ----------------------------------------------------------------------------- distribution / XLA
 
 def test_mirrored_strategy_sync_bn_and_sn_match_single_device():
+    # Fresh collective keys: another strategy in this process may have used the default ones.
+    tf.distribute.MirroredStrategy._collective_key_base += 100000
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     factories = [  # synchronized BN in G; SN (incl. SN projection embedding) in D
         lambda: N.resnet_cifar_generator(resolution=16, z_dim=8, ch=8),
