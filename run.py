@@ -4,10 +4,13 @@
 
 Without --gin_file it runs the quickstart (gin_configs/quickstart.gin). Rerunning the same command
 continues from the last checkpoint in the model directory (default: runs/<name of the gin file>).
-Bad input (a misspelled binding, missing data, a bad hyperparameter) prints one clear message and
-exits with status 2, leaving what is already in the model directory untouched.
+Bad input (a misspelled binding, missing data, a bad hyperparameter, a checkpoint that does not fit
+the networks) prints one clear message and exits with status 2, leaving what is already in the
+model directory untouched. A diverged run (NaN or inf) stops with status 3 and keeps its last good
+checkpoint. SIGTERM writes a checkpoint of the current step and exits with status 143.
 """
 import os
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,6 +30,12 @@ def default_model_dir(gin_files):
     return os.path.join("runs", os.path.splitext(os.path.basename(gin_files[-1]))[0])
 
 
+def _without_gin_context(error):
+    """The message without the "In call to configurable ..." lines gin appends."""
+    lines = str(error).splitlines()
+    return "\n".join(l for l in lines if not l.lstrip().startswith("In call to configurable"))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -35,7 +44,7 @@ def main(argv):
     import gin
     import tf_convgan  # noqa: F401  (registers the configurables)
     from tf_convgan import config
-    from tf_convgan.train import train
+    from tf_convgan.train import Preempted, TrainingDivergedError, train
 
     gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
     model_dir = FLAGS.model_dir or default_model_dir(gin_files)
@@ -43,8 +52,14 @@ def main(argv):
         config.parse(gin_files, FLAGS.gin_param)
         train(model_dir=model_dir)
     except (ValueError, FileNotFoundError) as e:  # ConfigError and GinError are ValueErrors
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_without_gin_context(e)}", file=sys.stderr)
         sys.exit(2)
+    except TrainingDivergedError as e:
+        print(f"error: {_without_gin_context(e)}", file=sys.stderr)
+        sys.exit(3)
+    except Preempted as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)  # the shell's convention for "terminated by SIGTERM"
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def test_run_py_writes_checkpoints_events_samples_and_config(tmp_path, npy_path)
     grid = tf.io.decode_png(tf.io.read_file(str(model_dir / "samples.png"))).numpy()
     assert grid.shape == (2 * 34 + 2, 2 * 34 + 2, 3)  # 4 samples of 32 px, 2 px padding
     assert os.path.exists(model_dir / "samples" / "step_0000002.png")
+    assert tf.saved_model.contains_saved_model(str(model_dir / "export"))
+    assert (model_dir / "export" / "operative_config.gin").read_text() == operative
     tags = event_tags(str(model_dir))
     for tag in ("d_loss", "g_loss", "penalty", "d_total", "d_real_logits", "d_fake_logits",
                 "d_grad_norm", "g_grad_norm", "steps_per_second"):

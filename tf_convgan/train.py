@@ -2,16 +2,22 @@
 
 `train()` is gin-configurable; `run.py` parses the gin files and calls it. Everything it writes
 goes into `model_dir`:
-  checkpoints/               tf.train.CheckpointManager (G, D, EMA G, both optimizers; the step
-                             counter lives in G's optimizer, and every random draw of training
-                             is a function of (seed, step), so a restored run continues exactly)
+  checkpoints/               ckpt-<step>: G, D, EMA G, both optimizers (the step counter lives in
+                             G's optimizer, and every random draw of training is a function of
+                             (seed, step), so a restored run continues exactly); see
+                             checkpoints.py for retention and crash safety
+  export/                    the EMA generator as a SavedModel (at the end; see export.py)
   events.out.tfevents.*      TensorBoard: every loss term, the penalty, D's logits, gradient
                              norms of G and D, steps/s; sample grids of the EMA generator
   samples/step_XXXXXXX.png   sample grids of the EMA generator; samples.png is the latest
   operative_config.gin       the gin bindings this run used
 Nothing is written before the first step has run, so bad input leaves the directory untouched.
+A non-finite loss, gradient norm or weight stops training before anything of that step is saved;
+SIGTERM (preemption) finishes the current step, writes its checkpoint and stops.
 """
+import math
 import os
+import signal
 import sys
 import time
 
@@ -20,7 +26,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_convgan import checkpoints as checkpoints_lib
 from tf_convgan import data as data_lib
+from tf_convgan import export as export_lib
 from tf_convgan import images as images_lib
 from tf_convgan.errors import ConfigError
 from tf_convgan.gan import GAN
@@ -30,6 +38,22 @@ from tf_convgan.strategy import per_replica_batch_size
 OPERATIVE_CONFIG = "operative_config.gin"
 CHECKPOINT_SUBDIR = "checkpoints"
 SAMPLES_SUBDIR = "samples"
+EXPORT_SUBDIR = "export"
+_LOSS_TERMS = ("d_loss", "penalty", "d_total", "g_loss")
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss term, gradient norm or weight became NaN or infinite."""
+
+
+class Preempted(Exception):
+    """SIGTERM arrived; a checkpoint of the current step was written. Rerun to resume."""
+
+    def __init__(self, step, path):
+        super().__init__(f"SIGTERM: wrote checkpoint {path} at step {step}; rerun the same "
+                         f"command to resume")
+        self.step = step
+        self.path = path
 
 
 def build_gan(generator_fn, discriminator_fn, strategy, gan_cls=GAN):
@@ -39,22 +63,6 @@ def build_gan(generator_fn, discriminator_fn, strategy, gan_cls=GAN):
         discriminator = build(discriminator_fn())
         generator_ema = build(generator_fn())
         return gan_cls(generator, discriminator, generator_ema)
-
-
-def make_checkpoint(gan):
-    return tf.train.Checkpoint(
-        generator=gan.generator, discriminator=gan.discriminator,
-        generator_ema=gan.generator_ema, g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer)
-
-
-def restore_latest(gan, directory):
-    """Restores the latest checkpoint in `directory`, if any; every object must match."""
-    latest = tf.train.latest_checkpoint(directory)
-    if latest is None:
-        return None
-    make_checkpoint(gan).restore(latest).assert_existing_objects_matched()
-    return latest
 
 
 def sample_grid(generator, *, num_samples, seed):
@@ -126,10 +134,12 @@ def train(*, model_dir,
           jit_compile=False,
           seed=0,
           checkpoint_every=1000,
-          max_checkpoints=3,
+          keep_last=3,
+          keep_every=None,
           log_every=50,
           sample_every=500,
-          num_samples=64):
+          num_samples=64,
+          export_at_end=True):
     """Trains a GAN; reruns continue from the last checkpoint in `model_dir`.
 
     Args:
@@ -141,15 +151,26 @@ def train(*, model_dir,
       strategy: a tf.distribute strategy (gin: @mirrored_strategy() etc.); default: one device.
       jit_compile: compile the step with XLA.
       seed: seeds the data order and every random draw of training.
+      checkpoint_every: steps between checkpoints (the last step is always saved).
+      keep_last, keep_every: retention: the last `keep_last` checkpoints, plus every one whose
+        step is a multiple of `keep_every` (None: no others).
+      export_at_end: export the EMA generator as a SavedModel into model_dir/export at the end.
     Returns the GAN model.
+    Raises:
+      TrainingDivergedError: a loss term, gradient norm or weight became non-finite; nothing
+        of that step is saved, the last good checkpoint stays the latest.
+      Preempted: after SIGTERM, once the checkpoint of the current step is written.
     """
     strategy = strategy or tf.distribute.get_strategy()
     per_replica_batch_size(batch_size, strategy)
     for name, value in (("num_steps", num_steps), ("checkpoint_every", checkpoint_every),
                         ("log_every", log_every), ("sample_every", sample_every),
-                        ("num_samples", num_samples), ("max_checkpoints", max_checkpoints)):
+                        ("num_samples", num_samples), ("keep_last", keep_last)):
         if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
+    if keep_every is not None and (not isinstance(keep_every, int) or keep_every < 1):
+        raise ConfigError(f"train.keep_every must be None or a positive integer, "
+                          f"got {keep_every!r}")
 
     if not isinstance(data, data_lib.ImageSource):
         raise ConfigError(
@@ -163,7 +184,7 @@ def train(*, model_dir,
             f"the networks have num_classes={num_classes} but the data has "
             f"{data.num_classes} classes")
     checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
-    restored = restore_latest(gan, checkpoint_dir)
+    restored = checkpoints_lib.restore_latest(gan, checkpoint_dir)
     start_step = int(gan.step.numpy())
     if restored:
         print(f"restored {restored} at step {start_step}", flush=True)
@@ -175,35 +196,94 @@ def train(*, model_dir,
     iterator = iter(strategy.experimental_distribute_dataset(pipeline))
     step_fn = _make_step_fn(gan, strategy, jit_compile)
 
-    manager = None
+    keeper = checkpoints_lib.CheckpointKeeper(
+        checkpoints_lib.make_checkpoint(gan), checkpoint_dir, keep_last=keep_last,
+        keep_every=keep_every)
     writer = None
     progress = _Progress(num_steps, start_step, log_every)
     step = start_step
     tick, tick_step = time.time(), step
-    while step < num_steps:
-        logs = {k: float(v) for k, v in step_fn(iterator).items()}
-        step += 1
-        if manager is None:  # first step done: nothing was written before it succeeded
-            os.makedirs(model_dir, exist_ok=True)
-            write_operative_config(model_dir)
-            writer = tf.summary.create_file_writer(model_dir)
-            manager = tf.train.CheckpointManager(
-                make_checkpoint(gan), checkpoint_dir, max_to_keep=max_checkpoints,
-                step_counter=gan.step, checkpoint_interval=checkpoint_every)
-        progress.update(step, logs)
-        if step % log_every == 0 or step == num_steps:
-            now = time.time()
-            logs["steps_per_second"] = (step - tick_step) / max(now - tick, 1e-9)
-            tick, tick_step = now, step
-            with writer.as_default(step=step):
-                for name, value in logs.items():
-                    tf.summary.scalar(f"train/{name}", value)
-        if step % sample_every == 0 or step == num_steps:
-            write_samples(gan, model_dir, step, writer, num_samples=num_samples, seed=seed)
-        manager.save(checkpoint_number=step, check_interval=step != num_steps)
+    with _SigtermFlag() as sigterm:
+        while step < num_steps:
+            logs = {k: float(v) for k, v in step_fn(iterator).items()}
+            step += 1
+            _check_finite(logs, step, keeper)
+            if writer is None:  # first step done: nothing was written before it succeeded
+                os.makedirs(model_dir, exist_ok=True)
+                write_operative_config(model_dir)
+                writer = tf.summary.create_file_writer(model_dir)
+            progress.update(step, logs)
+            if step % log_every == 0 or step == num_steps:
+                now = time.time()
+                logs["steps_per_second"] = (step - tick_step) / max(now - tick, 1e-9)
+                tick, tick_step = now, step
+                with writer.as_default(step=step):
+                    for name, value in logs.items():
+                        tf.summary.scalar(f"train/{name}", value)
+            if step % sample_every == 0 or step == num_steps:
+                write_samples(gan, model_dir, step, writer, num_samples=num_samples, seed=seed)
+            if step % checkpoint_every == 0 or step == num_steps or sigterm.raised:
+                _check_finite_weights(gan, step)
+                path = keeper.save(step)
+                if sigterm.raised:
+                    writer.flush()
+                    raise Preempted(step, path)
     if writer is not None:
         writer.flush()
+    if export_at_end and step == num_steps and os.path.isdir(model_dir):
+        export_lib.export_generator(
+            gan.generator_ema, os.path.join(model_dir, EXPORT_SUBDIR),
+            operative_config=open(os.path.join(model_dir, OPERATIVE_CONFIG)).read())
     return gan
+
+
+def _check_finite(logs, step, keeper):
+    bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+    if bad:
+        # Loss terms first, in the order the step computes them; derived values after.
+        order = {name: i for i, name in enumerate(_LOSS_TERMS)}
+        terms = ", ".join(f"{k}={v}" for k, v in sorted(
+            bad.items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+        latest = tf.train.latest_checkpoint(keeper.directory)
+        last = os.path.basename(latest) if latest else "none yet"
+        raise TrainingDivergedError(
+            f"training diverged at step {step}: non-finite {terms}. Nothing of this step was "
+            f"saved; the last good checkpoint ({last}) is kept")
+
+
+def _check_finite_weights(gan, step):
+    for name, model in (("generator", gan.generator), ("discriminator", gan.discriminator),
+                        ("generator_ema", gan.generator_ema)):
+        for w in model.weights:
+            if not np.isfinite(w.numpy()).all():
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: weight {w.path} of the {name} is "
+                    f"non-finite. Nothing of this step was saved")
+
+
+class _SigtermFlag:
+    """Within the block, SIGTERM sets `raised` instead of killing the process, so that the loop
+    can finish its step and write a checkpoint (preemption on TPU and cloud VMs)."""
+
+    def __init__(self):
+        self.raised = False
+        self._previous = None
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.raised = True
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread: signals cannot be caught here
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+        return False
 
 
 def write_samples(gan, model_dir, step, writer, *, num_samples, seed):
