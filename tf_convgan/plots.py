@@ -53,12 +53,16 @@ def dirac_figure(panels, path, *, cols=5, dpi=80):
     _save(fig, path, dpi)
 
 
-def toy2d_figure(frames, path, *, limit, dpi=70):
-    """Frames of a 2D run side by side: D's logits as filled contours, real data (grey) and
+def toy2d_figure(frames, path, *, limit, cols=None, dpi=70):
+    """Frames of 2D runs, `cols` per row: D's logits as filled contours, real data (grey) and
     generator samples (red). frames: list of dicts with title, real, fake [n, 2], and
     d_grid (x, y, logits 2-D arrays) or None."""
-    fig, axes = plt.subplots(1, len(frames), figsize=(3.0 * len(frames), 3.0), squeeze=False)
-    for ax, frame in zip(axes[0], frames):
+    cols = cols or len(frames)
+    rows = int(np.ceil(len(frames) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows), squeeze=False)
+    for ax in axes.flat[len(frames):]:
+        ax.axis("off")
+    for ax, frame in zip(axes.flat, frames):
         if frame.get("d_grid") is not None:
             x, y, logits = frame["d_grid"]
             ax.contourf(x, y, logits, levels=20, cmap="coolwarm", alpha=0.6)

@@ -67,8 +67,9 @@ def sample_grid(generator, *, num_samples, seed):
 
 
 def check_data_fits_networks(element_spec, generator):
-    shape = element_spec[0].shape  # [B, d_steps, H, W, C]
-    expected = (generator.resolution, generator.resolution, 3)
+    shape = element_spec[0].shape  # [B, d_steps, H, W, C] (or [B, d_steps, *data_shape])
+    expected = tuple(getattr(generator, "data_shape", None)
+                     or (generator.resolution, generator.resolution, 3))
     if tuple(shape[2:]) != expected:
         raise ConfigError(
             f"the data's images are {tuple(shape[2:])} but the generator makes {expected}: set "
@@ -129,7 +130,8 @@ def train(*, model_dir,
           max_checkpoints=3,
           log_every=50,
           sample_every=500,
-          num_samples=64):
+          num_samples=64,
+          sample_writer=None):
     """Trains a GAN; reruns continue from the last checkpoint in `model_dir`.
 
     Args:
@@ -141,6 +143,9 @@ def train(*, model_dir,
       strategy: a tf.distribute strategy (gin: @mirrored_strategy() etc.); default: one device.
       jit_compile: compile the step with XLA.
       seed: seeds the data order and every random draw of training.
+      sample_writer: what runs every `sample_every` steps, called as
+        `sample_writer(gan, model_dir, step, writer, num_samples=, seed=)`; default
+        `write_samples` (image grids); 2D problems use `@toy2d_writer()`.
     Returns the GAN model.
     """
     strategy = strategy or tf.distribute.get_strategy()
@@ -199,7 +204,8 @@ def train(*, model_dir,
                 for name, value in logs.items():
                     tf.summary.scalar(f"train/{name}", value)
         if step % sample_every == 0 or step == num_steps:
-            write_samples(gan, model_dir, step, writer, num_samples=num_samples, seed=seed)
+            (sample_writer or write_samples)(gan, model_dir, step, writer,
+                                             num_samples=num_samples, seed=seed)
         manager.save(checkpoint_number=step, check_interval=step != num_steps)
     if writer is not None:
         writer.flush()
