@@ -56,8 +56,9 @@ def run(out_dir, *, problems=toy2d.PROBLEMS, methods=("unregularized", "r1"), se
                 model_dir = os.path.join(out_dir, "runs", f"{problem}_{method}_seed{seed}")
                 steps = stages if seed == seeds[0] else stages[-1:]
                 for step in steps:
-                    gan, _ = _train(gin_file, model_dir, [f"train.seed = {seed}",
-                                                          f"train.num_steps = {step}"])
+                    gan, _ = _train(gin_file, model_dir, [
+                        f"train.seed = {seed}", f"train.num_steps = {step}",
+                        "train.sample_every = 500"])
                     if seed == seeds[0]:
                         frames.append(_frame(gan, problem, method, step))
                 last = toy2d.read_csv(os.path.join(model_dir, toy2d.METRICS_CSV))[-1]
