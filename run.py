@@ -1,4 +1,4 @@
-"""Train a GAN from gin files.
+"""Train a GAN from gin files (or run the study that gin's `run.main` names, e.g. @dirac_study).
 
     python run.py [--gin_file F ...] [--gin_param 'a.b = 1' ...] [--model_dir D]
 
@@ -44,13 +44,13 @@ def main(argv):
     import gin
     import tf_convgan  # noqa: F401  (registers the configurables)
     from tf_convgan import config
-    from tf_convgan.train import Preempted, TrainingDivergedError, train
+    from tf_convgan.train import Preempted, TrainingDivergedError
 
     gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
     model_dir = FLAGS.model_dir or default_model_dir(gin_files)
     try:
         config.parse(gin_files, FLAGS.gin_param)
-        train(model_dir=model_dir)
+        config.entry_point()(model_dir=model_dir)  # gin `run.main`: train() unless rebound
     except (ValueError, FileNotFoundError) as e:  # ConfigError and GinError are ValueErrors
         print(f"error: {_without_gin_context(e)}", file=sys.stderr)
         sys.exit(2)

@@ -9,14 +9,14 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tf_convgan  # noqa: F401  (registers the configurables)
-from tf_convgan import config, data, losses
+from tf_convgan import config, data, dirac, dirac_study, losses, toy2d
 from tf_convgan.networks import build, count_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN_FILES = sorted(
     os.path.relpath(p, os.path.join(ROOT, "gin_configs"))
     for p in glob.glob(os.path.join(ROOT, "gin_configs", "**", "*.gin"), recursive=True)
-    if not p.split(os.sep)[-2] == "base")
+    if p.split(os.sep)[-2] not in ("base", "methods") and os.path.basename(p) != "base.gin")
 
 # Width reductions so that 256..1024 px networks build in seconds; architecture and depth stay.
 SMALL = ["resnet_generator.nf = 2", "resnet_generator.nf_max = 4",
@@ -30,12 +30,45 @@ def _call(binding):
 
 def test_gin_files_are_found():
     assert "quickstart.gin" in GIN_FILES and len(GIN_FILES) >= 15
+    assert {os.path.join("dirac", "all.gin"), os.path.join("toy2d", "ring8_r1.gin")} <= set(GIN_FILES)
+
+
+def _check_dirac_config():
+    """A Dirac-GAN study config: run.main is the study and every method builds and has a finite
+    Jacobian at the equilibrium."""
+    assert config.entry_point() is dirac_study.dirac_study
+    methods = gin.query_parameter("dirac_study.methods")
+    assert methods and set(methods) <= set(dirac.METHODS)
+    for name in methods:
+        assert np.isfinite(dirac.jacobian(dirac.dirac_method(name))).all()
+
+
+def _check_toy2d_config():
+    """A 2D config: MLP networks of 2-D points, a point source and the 2D sample writer."""
+    generator = build(_call("train.generator_fn")())
+    discriminator = build(_call("train.discriminator_fn")())
+    assert generator.data_shape == discriminator.data_shape == (2,)
+    assert generator(tf.zeros([3, generator.z_dim])).shape == (3, 2)
+    assert discriminator(tf.zeros([3, 2])).shape == (3,)
+    source = _call("train.data")()
+    assert isinstance(source, toy2d.PointSource)
+    point, label = next(iter(source.dataset(seed=0)))
+    assert point.shape == (2,) and int(label) == 0
+    assert callable(_call("train.sample_writer")())
+    penalty = gin.query_parameter("GAN.penalty")
+    assert penalty is None or callable(penalty.scoped_configurable_fn)
+    assert config.entry_point().__name__ == "train"
 
 
 @pytest.mark.parametrize("gin_file", GIN_FILES)
 def test_gin_file_parses_and_builds(gin_file):
     gin.clear_config()
-    config.parse([gin_file], SMALL)
+    config.parse([gin_file], [] if gin_file.startswith(("dirac", "toy2d")) else SMALL)
+    for prefix, check in (("dirac", _check_dirac_config), ("toy2d", _check_toy2d_config)):
+        if gin_file.startswith(prefix + os.sep):
+            check()
+            gin.clear_config()
+            return
     generator = build(_call("train.generator_fn")())
     discriminator = build(_call("train.discriminator_fn")())
     resolution = generator.resolution

@@ -1,10 +1,11 @@
 """tf_convgan: GANs that converge, in TensorFlow 2 / Keras 3.
 
 Importing the package registers every gin configurable: losses, penalties, networks, data
-sources, optimizers, strategies, the GAN model and the trainer.
+sources, optimizers, strategies, the GAN model, the trainer and the Dirac-GAN / 2D studies.
 """
 from tf_convgan import data, errors, losses, networks, optimizers, penalties, strategy  # noqa: F401
 from tf_convgan.gan import GAN  # noqa: F401
 from tf_convgan import train  # noqa: F401
+from tf_convgan import consensus, dirac, dirac_study, instance_noise, toy2d  # noqa: F401
 
 __version__ = "0.1.0"

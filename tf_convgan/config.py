@@ -44,3 +44,14 @@ def parse(gin_files=(), bindings=(), *, finalize=True):
         raise GinError(f"gin: {e}") from e
     finally:
         logging.getLogger().removeFilter(quiet)
+
+
+@gin.configurable("run")
+def entry_point(main=None):
+    """What run.py calls with `model_dir=`: gin `run.main` (e.g. `@dirac_study`), default train."""
+    if main is None:
+        from tf_convgan.train import train
+        return train
+    if not callable(main):
+        raise GinError(f"run.main must be a function such as @train or @dirac_study, got {main!r}")
+    return main

@@ -147,12 +147,13 @@ class GAN(keras.Model):
     # -- the step ------------------------------------------------------------------------------
 
     def train_step(self, data):
-        """One GAN step on `data = (real [B, d_steps, H, W, C], labels [B, d_steps])`."""
+        """One GAN step on `data = (real [B, d_steps, ...], labels [B, d_steps])`: images
+        [B, d_steps, H, W, C] or any other examples (2D points: [B, d_steps, 2])."""
         real, labels = data
-        if real.shape.rank != 5 or real.shape[1] != self.d_steps:
+        if real.shape.rank < 3 or real.shape[1] != self.d_steps:
             raise ConfigError(
-                f"train_step expects real images of shape [batch, d_steps={self.d_steps}, H, W, C]"
-                f", got {real.shape}")
+                f"train_step expects real data of shape [batch, d_steps={self.d_steps}, ...] "
+                f"(images: [batch, d_steps, H, W, C]), got {real.shape}")
         labels = self._labels(tf.cast(labels, tf.int32))
         step_seed = tf.stack([tf.constant(self.seed, tf.int64),
                               tf.cast(self.step, tf.int64)])

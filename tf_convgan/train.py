@@ -75,8 +75,9 @@ def sample_grid(generator, *, num_samples, seed):
 
 
 def check_data_fits_networks(element_spec, generator):
-    shape = element_spec[0].shape  # [B, d_steps, H, W, C]
-    expected = (generator.resolution, generator.resolution, 3)
+    shape = element_spec[0].shape  # [B, d_steps, H, W, C] (or [B, d_steps, *data_shape])
+    expected = tuple(getattr(generator, "data_shape", None)
+                     or (generator.resolution, generator.resolution, 3))
     if tuple(shape[2:]) != expected:
         raise ConfigError(
             f"the data's images are {tuple(shape[2:])} but the generator makes {expected}: set "
@@ -139,6 +140,7 @@ def train(*, model_dir,
           log_every=50,
           sample_every=500,
           num_samples=64,
+          sample_writer=None,
           export_at_end=True):
     """Trains a GAN; reruns continue from the last checkpoint in `model_dir`.
 
@@ -154,6 +156,9 @@ def train(*, model_dir,
       checkpoint_every: steps between checkpoints (the last step is always saved).
       keep_last, keep_every: retention: the last `keep_last` checkpoints, plus every one whose
         step is a multiple of `keep_every` (None: no others).
+      sample_writer: what runs every `sample_every` steps, called as
+        `sample_writer(gan, model_dir, step, writer, num_samples=, seed=)`; default
+        `write_samples` (image grids); 2D problems use `@toy2d_writer()`.
       export_at_end: export the EMA generator as a SavedModel into model_dir/export at the end.
     Returns the GAN model.
     Raises:
@@ -221,7 +226,8 @@ def train(*, model_dir,
                     for name, value in logs.items():
                         tf.summary.scalar(f"train/{name}", value)
             if step % sample_every == 0 or step == num_steps:
-                write_samples(gan, model_dir, step, writer, num_samples=num_samples, seed=seed)
+                (sample_writer or write_samples)(gan, model_dir, step, writer,
+                                                 num_samples=num_samples, seed=seed)
             if step % checkpoint_every == 0 or step == num_steps or sigterm.raised:
                 _check_finite_weights(gan, step)
                 path = keeper.save(step)

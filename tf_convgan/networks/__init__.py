@@ -3,10 +3,13 @@
 Generators: `call(z, labels=None, training=None) -> [N, R, R, 3]`, attributes
 `z_dim`, `num_classes`, `resolution`. Discriminators: `call(images, labels=None,
 training=None) -> [N]` float32 logits, attributes `num_classes`, `resolution`.
+Networks for other data (the 2D MLPs) have a `data_shape` attribute: the shape of one
+example, in place of [resolution, resolution, 3].
 `labels` are int32 class ids; None means all zeros. Use `build(model)` to create
 weights before counting parameters or restoring checkpoints.
 """
 from .common import build, count_params
+from .mlp import mlp_discriminator, mlp_generator
 from .dcgan import (dcgan_discriminator, dcgan_generator, sndcgan_discriminator,
                     sndcgan_generator)
 from .resnet import resnet_discriminator, resnet_generator
@@ -17,5 +20,5 @@ __all__ = [
     "build", "count_params", "SNConv2D", "SNDense",
     "resnet_generator", "resnet_discriminator",
     "sndcgan_generator", "sndcgan_discriminator", "dcgan_generator", "dcgan_discriminator",
-    "resnet_cifar_generator", "resnet_cifar_discriminator",
+    "resnet_cifar_generator", "resnet_cifar_discriminator", "mlp_generator", "mlp_discriminator",
 ]

@@ -64,10 +64,13 @@ def default_labels(labels, batch_like):
 def build(model, batch_size=2):
     """Create `model`'s weights by calling it once on zeros (training=False, so no
     state update). Generators are recognised by a `z_dim` attribute, discriminators
-    are fed [batch_size, resolution, resolution, 3] images. Returns the model."""
+    are fed [batch_size, resolution, resolution, 3] images (or [batch_size, *data_shape] when
+    the model has a `data_shape`). Returns the model."""
     labels = np.zeros((batch_size,), np.int32)
     if hasattr(model, "z_dim"):
         inputs = np.zeros((batch_size, model.z_dim), np.float32)
+    elif hasattr(model, "data_shape"):
+        inputs = np.zeros((batch_size,) + tuple(model.data_shape), np.float32)
     else:
         inputs = np.zeros((batch_size, model.resolution, model.resolution, 3), np.float32)
     model(inputs, labels, training=False)
