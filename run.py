@@ -43,13 +43,14 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
     import gin
     import tf_convgan  # noqa: F401  (registers the configurables)
-    from tf_convgan import config
+    from tf_convgan import config, strategy
     from tf_convgan.train import Preempted, TrainingDivergedError
 
     gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
     model_dir = FLAGS.model_dir or default_model_dir(gin_files)
     try:
         config.parse(gin_files, FLAGS.gin_param)
+        strategy.create_early_if_configured()  # before TensorFlow runs anything
         config.entry_point()(model_dir=model_dir)  # gin `run.main`: train() unless rebound
     except (ValueError, FileNotFoundError) as e:  # ConfigError and GinError are ValueErrors
         print(f"error: {_without_gin_context(e)}", file=sys.stderr)

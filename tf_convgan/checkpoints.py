@@ -1,10 +1,9 @@
 """Checkpoints of a GAN: what is saved, strict restores, and retention (last k + every N steps).
 
-A checkpoint holds G, D, the EMA generator and both optimizers; the step counter is G's
-optimizer's `iterations`. Writes are crash-safe: the files of `ckpt-<step>` are written first and
-the directory's `checkpoint` state file (what `tf.train.latest_checkpoint` reads) is replaced
-atomically afterwards, so a process killed at any moment leaves the previous checkpoint as the
-latest one. Restores are strict: a checkpoint that does not fit the configured networks (a
+A checkpoint holds G, D, the EMA generator, both optimizers and the step counter. Writes are
+crash-safe: the files of `ckpt-<step>` are written first and the directory's `checkpoint` state
+file (what `tf.train.latest_checkpoint` reads) is replaced atomically afterwards, so a process
+killed at any moment leaves the previous checkpoint as the latest one. Restores are strict: a checkpoint that does not fit the configured networks (a
 changed architecture) raises `CheckpointMismatchError` instead of restoring part of the weights.
 """
 import glob
@@ -39,7 +38,7 @@ def make_checkpoint(gan):
     return tf.train.Checkpoint(
         generator=ModelWeights(gan.generator), discriminator=ModelWeights(gan.discriminator),
         generator_ema=ModelWeights(gan.generator_ema), g_optimizer=gan.g_optimizer,
-        d_optimizer=gan.d_optimizer)
+        d_optimizer=gan.d_optimizer, step=gan.step_counter)
 
 
 def checkpoint_step(path):

@@ -882,8 +882,8 @@ def make_input_pipeline(source: ImageSource, *, global_batch_size: int, d_steps:
 
     Element ``(j, k)`` of batch ``b`` is stream example ``b*B*d + j*d + k`` of
     ``source.dataset(seed=seed, start=start_step * B * d)`` (B = global_batch_size,
-    d = d_steps); discriminator step k uses ``real[:, k]``. A distribution strategy splits
-    axis 0 (auto-shard policy DATA). Resuming at ``start_step`` gives exactly the batches
+    d = d_steps); discriminator step k uses ``real[:, k]``. train.distribute_pipeline gives
+    each replica contiguous rows of axis 0. Resuming at ``start_step`` gives exactly the batches
     the uninterrupted run would have produced from that step on.
     """
     if not isinstance(source, ImageSource):

@@ -52,6 +52,18 @@ def _use_pre_reduced_gradients(optimizer):
     optimizer._all_reduce_sum_gradients = lambda grads_and_vars: list(grads_and_vars)
 
 
+def _with_loss_scaling(optimizer):
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+
+
+def _scaled(optimizer, loss):
+    """The loss times the optimizer's dynamic loss scale (mixed_float16), else the loss; the
+    LossScaleOptimizer divides the gradients by the scale again (and skips non-finite steps)."""
+    return optimizer.scale_loss(loss) if hasattr(optimizer, "inner_optimizer") else loss
+
+
 @gin.configurable
 class GAN(keras.Model):
     """Generator, discriminator and EMA generator trained by one composed `train_step`.
@@ -101,10 +113,19 @@ class GAN(keras.Model):
             raise ConfigError(
                 f"generator and discriminator must have the same num_classes, got "
                 f"{generator.num_classes} and {discriminator.num_classes}")
+        self.step_counter = keras.Variable(0, dtype="int64", trainable=False,
+                                           aggregation="only_first_replica", name="step")
         self._check_ema_structure()
         self._check_penalty()
+        # mixed_float16: dynamic loss scaling, so that small float16 gradients do not flush to 0.
+        self.loss_scaling = discriminator.dtype_policy.name == "mixed_float16"
+        if self.loss_scaling:
+            self.g_optimizer = _with_loss_scaling(self.g_optimizer)
+            self.d_optimizer = _with_loss_scaling(self.d_optimizer)
         for optimizer, model in ((self.g_optimizer, generator), (self.d_optimizer, discriminator)):
             _use_pre_reduced_gradients(optimizer)
+            if hasattr(optimizer, "inner_optimizer"):
+                _use_pre_reduced_gradients(optimizer.inner_optimizer)
             optimizer.build(model.trainable_variables)
         generator_ema.set_weights(generator.get_weights())
 
@@ -128,8 +149,9 @@ class GAN(keras.Model):
 
     @property
     def step(self):
-        """Completed training steps (the generator optimizer's update count, checkpointed)."""
-        return self.g_optimizer.iterations
+        """Completed training steps (checkpointed). Its own counter rather than the optimizer's
+        update count: a loss-scaled optimizer does not count the steps it skips."""
+        return self.step_counter
 
     def call(self, z, labels=None, training=False):
         """Samples of the EMA generator."""
@@ -164,14 +186,18 @@ class GAN(keras.Model):
         logs = {name: tf.add_n([l[name] for l in d_logs]) / self.d_steps for name in d_logs[0]}
         logs.update(self._generator_step(labels[:, -1], noise.fold_in(step_seed, self.d_steps)))
         self._update_ema()
+        self.step_counter.assign_add(1)
         return logs
 
     def _discriminator_step(self, real, labels, seed):
         z = self._replica_normal(noise.fold_in(seed, _Z_D), [real.shape[0], self.generator.z_dim])
-        fake = tf.stop_gradient(self.generator(z, labels, training=True))
+        fake = tf.stop_gradient(tf.cast(self.generator(z, labels, training=True), real.dtype))
 
         def d_fn(images):
-            return self.discriminator(images, labels, training=True)
+            return tf.cast(self.discriminator(images, labels, training=True), tf.float32)
+
+        if self.loss_scaling:  # penalties unscale grad_x D before squaring it (penalties.py)
+            d_fn.loss_scale = self.d_optimizer.dynamic_scale
 
         variables = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
@@ -187,11 +213,12 @@ class GAN(keras.Model):
                     d_fn, real, fake, seed=noise.fold_in(seed, _PENALTY)))
                 d_total += penalty
                 logs["penalty"] = penalty
-        grads = _all_reduce_sum(_dense(tape.gradient(d_total, variables)))
+            d_total_scaled = _scaled(self.d_optimizer, d_total)
+        grads = _all_reduce_sum(_dense(tape.gradient(d_total_scaled, variables)))
         self.d_optimizer.apply_gradients(zip(grads, variables))
         logs["d_total"] = d_total
         logs = _all_reduce_sum(logs)
-        logs["d_grad_norm"] = _global_norm(grads)
+        logs["d_grad_norm"] = _global_norm(grads) / self._loss_scale(self.d_optimizer)
         return logs
 
     def _generator_step(self, labels, seed):
@@ -199,13 +226,19 @@ class GAN(keras.Model):
         variables = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             fake = self.generator(z, labels, training=True)
-            d_fake_logits = self.discriminator(fake, labels, training=True)
+            d_fake_logits = tf.cast(self.discriminator(fake, labels, training=True), tf.float32)
             g_loss = tf.nn.compute_average_loss(self.loss.g_loss(d_fake_logits))
-        grads = _all_reduce_sum(_dense(tape.gradient(g_loss, variables)))
+            g_loss_scaled = _scaled(self.g_optimizer, g_loss)
+        grads = _all_reduce_sum(_dense(tape.gradient(g_loss_scaled, variables)))
         self.g_optimizer.apply_gradients(zip(grads, variables))
         logs = _all_reduce_sum({"g_loss": g_loss})
-        logs["g_grad_norm"] = _global_norm(grads)
+        logs["g_grad_norm"] = _global_norm(grads) / self._loss_scale(self.g_optimizer)
         return logs
+
+    def _loss_scale(self, optimizer):
+        if not self.loss_scaling:
+            return tf.constant(1.0)
+        return tf.cast(optimizer.dynamic_scale, tf.float32)
 
     def _update_ema(self):
         """w_ema <- beta w_ema + (1 - beta) w on trainable weights; copy of the other state.

@@ -39,11 +39,21 @@ _NORM_EPS = 1e-12  # keeps the gradient of ||g|| finite at g = 0
 
 
 def input_gradients(d_fn, x):
-    """grad_x D(x_i) for every example of the batch x, by GradientTape (differentiable)."""
+    """grad_x D(x_i) for every example of the batch x, by GradientTape (differentiable).
+
+    Under loss scaling (mixed_float16) the step gives `d_fn` a `loss_scale` attribute: the
+    gradient is then taken of loss_scale * D, so that it does not underflow in float16, and divided
+    by loss_scale again here, before any penalty squares it (tensorflow issue 48662)."""
+    loss_scale = getattr(d_fn, "loss_scale", None)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        total = tf.reduce_sum(d_fn(x))
-    return tape.gradient(total, x)
+        total = tf.reduce_sum(tf.cast(d_fn(x), tf.float32))
+        if loss_scale is not None:
+            total *= tf.cast(loss_scale, tf.float32)
+    gradients = tape.gradient(total, x)
+    if loss_scale is not None:
+        gradients = tf.cast(gradients, tf.float32) / tf.cast(loss_scale, tf.float32)
+    return gradients
 
 
 def squared_norm(gradients):

@@ -17,16 +17,55 @@ def mirrored_strategy(*, devices=None):
     return tf.distribute.MirroredStrategy(devices=devices)
 
 
+_multi_worker_strategy = []  # one per process: it configures TensorFlow's collectives
+
+
 @gin.configurable
 def multi_worker_mirrored_strategy():
-    """Synchronous data parallelism over several machines; the cluster comes from TF_CONFIG."""
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    """Synchronous data parallelism over several machines; the cluster comes from TF_CONFIG.
+
+    TensorFlow requires it to be created before TensorFlow runs anything in the process;
+    run.py does that through `create_early_if_configured()`."""
+    if not _multi_worker_strategy:
+        try:
+            _multi_worker_strategy.append(tf.distribute.MultiWorkerMirroredStrategy())
+        except RuntimeError as e:
+            raise ConfigError(
+                f"multi_worker_mirrored_strategy must be created before TensorFlow runs "
+                f"anything in the process (call tf_convgan.strategy.create_early_if_configured()"
+                f" right after parsing gin, as run.py does): {e}") from None
+    return _multi_worker_strategy[0]
+
+
+def create_early_if_configured():
+    """Creates the strategy now if gin binds `train.strategy` to the multi-worker strategy."""
+    try:
+        reference = gin.query_parameter("train.strategy")
+    except ValueError:
+        return
+    configurable = getattr(reference, "configurable", None)
+    if getattr(configurable, "name", None) == "multi_worker_mirrored_strategy":
+        multi_worker_mirrored_strategy()
 
 
 @gin.configurable
 def tpu_strategy(*, tpu=""):
     """TPUStrategy; `tpu` is '' on Colab and Cloud TPU VMs ('local' for a TPU VM's own chips)."""
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+@gin.configurable
+def tpu_strategy_or_default(*, tpu=""):
+    """TPUStrategy when a TPU is reachable (Colab, Cloud TPU VM), else the default strategy: the
+    same notebook or config runs on a TPU and, slowly, anywhere else."""
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        resolver.cluster_spec()  # raises when there is no TPU
+    except (ValueError, RuntimeError, tf.errors.OpError, ImportError):
+        return tf.distribute.get_strategy()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)

@@ -2,9 +2,9 @@
 
 `train()` is gin-configurable; `run.py` parses the gin files and calls it. Everything it writes
 goes into `model_dir`:
-  checkpoints/               ckpt-<step>: G, D, EMA G, both optimizers (the step counter lives in
-                             G's optimizer, and every random draw of training is a function of
-                             (seed, step), so a restored run continues exactly); see
+  checkpoints/               ckpt-<step>: G, D, EMA G, both optimizers and the step counter
+                             (every random draw of training is a function of (seed, step), so a
+                             restored run continues exactly); see
                              checkpoints.py for retention and crash safety
   export/                    the EMA generator as a SavedModel (at the end; see export.py)
   events.out.tfevents.*      TensorBoard: every loss term, the penalty, D's logits, gradient
@@ -40,6 +40,7 @@ CHECKPOINT_SUBDIR = "checkpoints"
 SAMPLES_SUBDIR = "samples"
 EXPORT_SUBDIR = "export"
 _LOSS_TERMS = ("d_loss", "penalty", "d_total", "g_loss")
+MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
 
 class TrainingDivergedError(RuntimeError):
@@ -84,12 +85,58 @@ def check_data_fits_networks(element_spec, generator):
             f"the data source's `resolution` (and channels=3) to match the networks'")
 
 
-def _make_step_fn(gan, strategy, jit_compile):
-    replica_step = tf.function(gan.train_step, jit_compile=jit_compile)
+def distribute_pipeline(strategy, make_pipeline):
+    """Distributes a pipeline of global batches: replica r gets rows [r b, (r + 1) b) of every
+    global batch (b = the per-replica batch), with static shapes, on any strategy.
+
+    Every input pipeline (one per worker) builds the whole stream and keeps the rows of its own
+    replicas, so R replicas on any number of workers see exactly the global batch of one device.
+    (tf.data's auto-sharding would lose the static batch size, and its DATA policy would give
+    workers interleaved rather than contiguous rows.)"""
+
+    def dataset_fn(context):
+        pipeline = make_pipeline()
+        real_spec = pipeline.element_spec[0]
+        rows = context.get_per_replica_batch_size(real_spec.shape[0])
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        first = context.input_pipeline_id * local * rows
+
+        def split(real, labels):
+            def mine(x):
+                x = x[first:first + local * rows]
+                return tf.reshape(x, [local, rows] + x.shape.as_list()[1:])
+            return tf.data.Dataset.from_tensor_slices((mine(real), mine(labels)))
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF)
+        return pipeline.flat_map(split).with_options(options)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _make_step_fn(gan, strategy, jit_compile, element_spec, steps_per_execution=1):
+    """The distributed step: `steps_per_execution` training steps per call (one host round trip
+    for several steps on TPU); `element_spec` is the global batch's (real, labels) spec. Returns
+    the logs of the last step."""
+    rows = per_replica_batch_size(element_spec[0].shape[0], strategy)
+    shapes = [[rows] + spec.shape.as_list()[1:] for spec in element_spec]
+
+    def replica_step(data):
+        # Multi-worker input loses the static batch size (it could end with a partial batch);
+        # ours never does (drop_remainder), and the step needs static shapes.
+        return compiled_step(tuple(tf.ensure_shape(x, shape) for x, shape in zip(data, shapes)))
+
+    # A nested tf.function only for XLA: MultiWorkerMirroredStrategy cannot all-reduce inside a
+    # nested function (merge_call), and without XLA the outer tf.function is all that is needed.
+    compiled_step = (tf.function(gan.train_step, jit_compile=True) if jit_compile
+                     else gan.train_step)
 
     @tf.function
     def distributed_step(iterator):
         logs = strategy.run(replica_step, args=(next(iterator),))
+        for _ in tf.range(steps_per_execution - 1):
+            logs = strategy.run(replica_step, args=(next(iterator),))
         # Logs are all-reduced inside the step: every replica holds the same value.
         return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                 for k, v in logs.items()}
@@ -141,7 +188,9 @@ def train(*, model_dir,
           sample_every=500,
           num_samples=64,
           sample_writer=None,
-          export_at_end=True):
+          export_at_end=True,
+          steps_per_execution=1,
+          mixed_precision=None):
     """Trains a GAN; reruns continue from the last checkpoint in `model_dir`.
 
     Args:
@@ -160,6 +209,10 @@ def train(*, model_dir,
         `sample_writer(gan, model_dir, step, writer, num_samples=, seed=)`; default
         `write_samples` (image grids); 2D problems use `@toy2d_writer()`.
       export_at_end: export the EMA generator as a SavedModel into model_dir/export at the end.
+      steps_per_execution: training steps per call of the compiled step (TPU: fewer host round
+        trips); num_steps and every interval must be multiples of it.
+      mixed_precision: None (float32), 'mixed_float16' (GPU; with dynamic loss scaling) or
+        'mixed_bfloat16' (TPU, recent CPUs/GPUs): the Keras dtype policy of the networks.
     Returns the GAN model.
     Raises:
       TrainingDivergedError: a loss term, gradient norm or weight became non-finite; nothing
@@ -173,6 +226,17 @@ def train(*, model_dir,
                         ("num_samples", num_samples), ("keep_last", keep_last)):
         if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
+    if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
+        raise ConfigError(f"train.steps_per_execution must be a positive integer, got "
+                          f"{steps_per_execution!r}")
+    for name, value in (("num_steps", num_steps), ("checkpoint_every", checkpoint_every),
+                        ("log_every", log_every), ("sample_every", sample_every)):
+        if value % steps_per_execution:
+            raise ConfigError(f"train.{name} ({value}) must be a multiple of "
+                              f"train.steps_per_execution ({steps_per_execution})")
+    if mixed_precision not in MIXED_PRECISION_POLICIES:
+        raise ConfigError(f"train.mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
+                          f"got {mixed_precision!r}")
     if keep_every is not None and (not isinstance(keep_every, int) or keep_every < 1):
         raise ConfigError(f"train.keep_every must be None or a positive integer, "
                           f"got {keep_every!r}")
@@ -182,14 +246,20 @@ def train(*, model_dir,
             f"train.data must be an image source such as @fashion_mnist_source() (note the "
             f"parentheses), got {data!r}")
     keras.utils.set_random_seed(seed)  # the initial weights are a function of the seed
-    gan = build_gan(generator_fn, discriminator_fn, strategy)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+    try:
+        gan = build_gan(generator_fn, discriminator_fn, strategy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
     num_classes = gan.generator.num_classes
     if gan.conditional and data.num_classes is not None and data.num_classes != num_classes:
         raise ConfigError(
             f"the networks have num_classes={num_classes} but the data has "
             f"{data.num_classes} classes")
     checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
-    restored = checkpoints_lib.restore_latest(gan, checkpoint_dir)
+    restored = checkpoints_lib.restore_latest(gan, checkpoint_dir)  # every worker: the chief's
+    is_chief, save_dir = _worker_role(strategy, checkpoint_dir)
     start_step = int(gan.step.numpy())
     if restored:
         print(f"restored {restored} at step {start_step}", flush=True)
@@ -198,11 +268,15 @@ def train(*, model_dir,
         data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,
         start_step=start_step)
     check_data_fits_networks(pipeline.element_spec, gan.generator)
-    iterator = iter(strategy.experimental_distribute_dataset(pipeline))
-    step_fn = _make_step_fn(gan, strategy, jit_compile)
+    iterator = iter(distribute_pipeline(
+        strategy, lambda: data_lib.make_input_pipeline(
+            data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,
+            start_step=start_step)))
+    step_fn = _make_step_fn(gan, strategy, jit_compile, pipeline.element_spec,
+                             steps_per_execution)
 
     keeper = checkpoints_lib.CheckpointKeeper(
-        checkpoints_lib.make_checkpoint(gan), checkpoint_dir, keep_last=keep_last,
+        checkpoints_lib.make_checkpoint(gan), save_dir, keep_last=keep_last,
         keep_every=keep_every)
     writer = None
     progress = _Progress(num_steps, start_step, log_every)
@@ -211,12 +285,15 @@ def train(*, model_dir,
     with _SigtermFlag() as sigterm:
         while step < num_steps:
             logs = {k: float(v) for k, v in step_fn(iterator).items()}
-            step += 1
+            step += steps_per_execution
             _check_finite(logs, step, keeper)
             if writer is None:  # first step done: nothing was written before it succeeded
-                os.makedirs(model_dir, exist_ok=True)
-                write_operative_config(model_dir)
-                writer = tf.summary.create_file_writer(model_dir)
+                if is_chief:
+                    os.makedirs(model_dir, exist_ok=True)
+                    write_operative_config(model_dir)
+                    writer = tf.summary.create_file_writer(model_dir)
+                else:
+                    writer = tf.summary.create_noop_writer()
             progress.update(step, logs)
             if step % log_every == 0 or step == num_steps:
                 now = time.time()
@@ -225,7 +302,7 @@ def train(*, model_dir,
                 with writer.as_default(step=step):
                     for name, value in logs.items():
                         tf.summary.scalar(f"train/{name}", value)
-            if step % sample_every == 0 or step == num_steps:
+            if is_chief and (step % sample_every == 0 or step == num_steps):
                 (sample_writer or write_samples)(gan, model_dir, step, writer,
                                                  num_samples=num_samples, seed=seed)
             if step % checkpoint_every == 0 or step == num_steps or sigterm.raised:
@@ -236,11 +313,24 @@ def train(*, model_dir,
                     raise Preempted(step, path)
     if writer is not None:
         writer.flush()
-    if export_at_end and step == num_steps and os.path.isdir(model_dir):
+    if is_chief and export_at_end and step == num_steps and os.path.isdir(model_dir):
         export_lib.export_generator(
             gan.generator_ema, os.path.join(model_dir, EXPORT_SUBDIR),
             operative_config=open(os.path.join(model_dir, OPERATIVE_CONFIG)).read())
     return gan
+
+
+def _worker_role(strategy, checkpoint_dir):
+    """(is_chief, where this worker saves checkpoints). With MultiWorkerMirroredStrategy every
+    worker must save (saving may need collectives), but only the chief (worker 0) writes into
+    model_dir; the others write their identical copies into checkpoints/worker_<i>/."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", None) or 0
+    if task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and
+                                        "chief" not in resolver.cluster_spec().as_dict()):
+        return True, checkpoint_dir
+    return False, os.path.join(checkpoint_dir, f"{task_type}_{task_id}")
 
 
 def _check_finite(logs, step, keeper):
