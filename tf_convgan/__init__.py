@@ -6,5 +6,6 @@ sources, optimizers, strategies, the GAN model and the trainer.
 from tf_convgan import data, errors, losses, networks, optimizers, penalties, strategy  # noqa: F401
 from tf_convgan.gan import GAN  # noqa: F401
 from tf_convgan import train  # noqa: F401
+from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
 
 __version__ = "0.1.0"

@@ -9,6 +9,8 @@ goes into `model_dir`:
                              norms of G and D, steps/s; sample grids of the EMA generator
   samples/step_XXXXXXX.png   sample grids of the EMA generator; samples.png is the latest
   operative_config.gin       the gin bindings this run used
+  metrics.csv, fid.png, best/  with `train.evaluator` (e.g. @fid_evaluator()): FID/KID every
+                             `eval_every` steps (also TensorBoard eval/*), the best-FID checkpoint
 Nothing is written before the first step has run, so bad input leaves the directory untouched.
 """
 import os
@@ -129,7 +131,9 @@ def train(*, model_dir,
           max_checkpoints=3,
           log_every=50,
           sample_every=500,
-          num_samples=64):
+          num_samples=64,
+          evaluator=None,
+          eval_every=5000):
     """Trains a GAN; reruns continue from the last checkpoint in `model_dir`.
 
     Args:
@@ -141,13 +145,16 @@ def train(*, model_dir,
       strategy: a tf.distribute strategy (gin: @mirrored_strategy() etc.); default: one device.
       jit_compile: compile the step with XLA.
       seed: seeds the data order and every random draw of training.
+      evaluator: None, or e.g. @fid_evaluator(): called with the EMA generator every `eval_every`
+        steps and at the end (see tf_convgan.evaluation.evaluate_during_training).
     Returns the GAN model.
     """
     strategy = strategy or tf.distribute.get_strategy()
     per_replica_batch_size(batch_size, strategy)
     for name, value in (("num_steps", num_steps), ("checkpoint_every", checkpoint_every),
                         ("log_every", log_every), ("sample_every", sample_every),
-                        ("num_samples", num_samples), ("max_checkpoints", max_checkpoints)):
+                        ("num_samples", num_samples), ("max_checkpoints", max_checkpoints),
+                        ("eval_every", eval_every)):
         if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
 
@@ -200,6 +207,12 @@ def train(*, model_dir,
                     tf.summary.scalar(f"train/{name}", value)
         if step % sample_every == 0 or step == num_steps:
             write_samples(gan, model_dir, step, writer, num_samples=num_samples, seed=seed)
+        if evaluator is not None and (step % eval_every == 0 or step == num_steps):
+            from tf_convgan.evaluation import evaluate_during_training
+            evaluate_during_training(evaluator, generator_ema=gan.generator_ema,
+                                     checkpoint=make_checkpoint(gan), step=step,
+                                     model_dir=model_dir, writer=writer, strategy=strategy,
+                                     data=data)
         manager.save(checkpoint_number=step, check_interval=step != num_steps)
     if writer is not None:
         writer.flush()
