@@ -62,26 +62,26 @@ def saved_model(tmp_path_factory):
 
 @needs_weights
 def test_saved_model_and_image_folder_against_a_folder(tmp_path, saved_model, capsys):
-    """The SavedModel's images for z_0..z_15 written as PNGs are the reference: FID ~0, and KID
+    """The SavedModel's images for z_0..z_7 written as PNGs are the reference: FID ~0, and KID
     is the unbiased estimate for two identical sets (slightly negative: the cross term includes the
     diagonal k(x, x)). A noised copy of the folder is far."""
     path, module = saved_model
-    images = module.serve(_z(16))["images"].numpy()
+    images = module.serve(_z(8))["images"].numpy()
     reference = _write_folder(tmp_path / "reference", images)
-    common = ["--weights", FID_WEIGHTS, "--reference_dir", reference, "--num_samples", "16",
+    common = ["--weights", FID_WEIGHTS, "--reference_dir", reference, "--num_samples", "8",
               "--batch_size", "8", "--cache_dir", str(tmp_path / "cache")]
     status, out, err = _main(capsys, "--saved_model", path, *common)
     assert status == 0, err
     same = json.loads(out.strip().splitlines()[-1])
-    assert same["num_samples"] == 16 and same["resize"] == "tf1bilinear"
+    assert same["num_samples"] == 8 and same["resize"] == "tf1bilinear"
     assert abs(same["fid"]) < 1e-2 and same["kid"] < 0
-    noise = np.random.default_rng(0).normal(0, 40, images.shape)
+    noise = np.random.default_rng(0).normal(0, 80, images.shape)
     noised = _write_folder(tmp_path / "noised", np.clip(images + noise, 0, 255).astype(np.uint8))
     status, out, err = _main(capsys, "--image_dir", noised, *common,
                              "--output_json", str(tmp_path / "m.json"))
     assert status == 0, err
     far = json.loads(open(tmp_path / "m.json").read())
-    assert far["fid"] > 100 * max(same["fid"], 1e-2) and far["kid"] > 5 * abs(same["kid"])
+    assert far["fid"] > 10 and far["fid"] > 1000 * abs(same["fid"])
     status, out, err = _main(capsys, "--image_dir", reference, *common)  # the folder itself
     assert status == 0 and abs(json.loads(out.strip().splitlines()[-1])["fid"]) < 1e-2
 
@@ -211,14 +211,15 @@ def test_training_logs_eval_metrics_and_keeps_the_best_checkpoint(tmp_path, npy_
 
 
 @needs_weights
-def test_in_training_fid_and_best_checkpoint_through_the_command_line(tmp_path, npy_path,
-                                                                      capsys):
+def test_in_training_fid_and_best_checkpoint_through_the_command_line(tmp_path, capsys):
     """Real FID every 2 steps of a tiny run; `evaluate --model_dir --checkpoint best` reproduces
     the FID logged for the best step (same z, same reference images, restored EMA weights)."""
     model_dir = tmp_path / "run"
     cache = str(tmp_path / "cache")
+    npy_path = str(tmp_path / "eight.npy")  # the reference: all 8 training images
+    np.save(npy_path, np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
     _train(model_dir, npy_path, "train.num_steps = 4", "train.eval_every = 2",
-           "train.evaluator = @fid_evaluator()", "fid_evaluator.num_samples = 16",
+           "train.evaluator = @fid_evaluator()", "fid_evaluator.num_samples = 8",
            "fid_evaluator.batch_size = 8", f"fid_evaluator.weights_path = '{FID_WEIGHTS}'",
            f"fid_evaluator.cache_dir = '{cache}'", "fid_evaluator.verbose = False")
     table = evaluation.read_metrics_csv(str(model_dir / "metrics.csv"))
@@ -230,7 +231,7 @@ def test_in_training_fid_and_best_checkpoint_through_the_command_line(tmp_path, 
     assert len(glob.glob(os.path.join(cache, "*.npz"))) == 1
     reference = _write_folder(tmp_path / "reference", np.load(npy_path))
     status, out, err = _main(capsys, "--model_dir", str(model_dir), "--checkpoint", "best",
-                             "--reference_dir", reference, "--num_samples", "16",
+                             "--reference_dir", reference, "--num_samples", "8",
                              "--batch_size", "8", "--weights", FID_WEIGHTS, "--cache_dir", cache)
     assert status == 0, err
     result = json.loads(out.strip().splitlines()[-1])
