@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tests.fid_helpers import FID_WEIGHTS, needs_weights
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(_ROOT, "tools"))
 import convert_fid_weights as convert  # noqa: E402
 
 

@@ -1,5 +1,6 @@
 """Evaluation sources and plumbing: SavedModel / image folders / model directories through the
-command line, the reference cache, and FID during training (CSV, TensorBoard, plot, best checkpoint).
+command line, the reference cache, and FID during training (CSV, TensorBoard, plot, best
+checkpoint).
 """
 import glob
 import json

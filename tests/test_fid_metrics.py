@@ -75,7 +75,8 @@ def test_kid_is_unbiased_for_the_same_distribution():
     mixing = rng.normal(size=(16, 16)) / 4
     unbiased, biased = [], []
     for _ in range(300):
-        x, y = np.abs(rng.normal(size=(40, 16)) @ mixing), np.abs(rng.normal(size=(40, 16)) @ mixing)
+        x = np.abs(rng.normal(size=(40, 16)) @ mixing)
+        y = np.abs(rng.normal(size=(40, 16)) @ mixing)
         unbiased.append(metrics.mmd2_unbiased(x, y))
         k = metrics.polynomial_kernel
         biased.append(k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean())

@@ -134,7 +134,8 @@ class FeatureExtractor:
         def pad(*batch):
             n = tf.shape(tf.nest.flatten(batch)[0])[0]
             return tuple(tf.ensure_shape(
-                tf.pad(t, [[0, bs - n]] + [[0, 0]] * (t.shape.rank - 1)), [bs] + t.shape[1:].as_list())
+                tf.pad(t, [[0, bs - n]] + [[0, 0]] * (t.shape.rank - 1)),
+                [bs] + t.shape[1:].as_list())
                 for t in batch)
 
         ds = dataset.take(num).batch(bs).map(pad).prefetch(2)
@@ -204,8 +205,8 @@ def _slug(text):
 
 
 def reference_key(*, dataset, split, resolution, num, seed=0, details=""):
-    """The cache file name: dataset, split, resolution, resize convention, sample count, stream seed,
-    and a digest of the details (the source's full description, channels, fit, weights file)."""
+    """The cache file name: dataset, split, resolution, resize convention, sample count, stream
+    seed, and a digest of the details (the source's full description, channels, fit, weights file)."""
     digest = hashlib.sha1(f"{dataset}|{split}|{resolution}|{RESIZE_CONVENTION}|{num}|{seed}|"
                           f"{details}".encode()).hexdigest()[:10]
     return (f"{_slug(dataset)}_{_slug(split)}_{resolution}px_{RESIZE_CONVENTION}_n{num}_s{seed}_"
@@ -276,7 +277,8 @@ class SavedModelGenerator:
         self.signature = self.module.signatures["serving_default"]
         inputs = self.signature.structured_input_signature[1]
         if "z" not in inputs:
-            raise ValueError(f"SavedModel {path!r}: serving_default takes {sorted(inputs)}, not 'z'")
+            raise ValueError(f"SavedModel {path!r}: serving_default takes {sorted(inputs)}, "
+                             f"not 'z'")
         self.z_dim = int(inputs["z"].shape[-1])
         self.conditional = "labels" in inputs
         stored = getattr(self.module, "num_classes", None)
@@ -401,7 +403,8 @@ def append_metrics_csv(path, step, values):
 
 
 def read_metrics_csv(path):
-    """{column: np.array} of a metrics CSV; a step logged twice (a resumed run) keeps its last row."""
+    """{column: np.array} of a metrics CSV; a step logged twice (a resumed run) keeps its last
+    row."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     by_step = {int(r["step"]): r for r in rows}

@@ -27,7 +27,6 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 WEIGHTS_ENV_VAR = "TF_CONVGAN_FID_WEIGHTS"
 WEIGHTS_FILENAME = "fid_inception_2015-12-05_pool3_weights.npz"

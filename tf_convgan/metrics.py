@@ -31,8 +31,8 @@ def _sqrtm_psd(matrix):
 def trace_sqrt_product(sigma1, sigma2):
     """Tr((sigma1 sigma2)^(1/2)) for covariance matrices, in float64.
 
-    sigma1 sigma2 is similar to the symmetric PSD matrix A = sigma1^(1/2) sigma2 sigma1^(1/2), so the
-    trace is the sum of the square roots of A's eigenvalues (clipped at 0): two symmetric
+    sigma1 sigma2 is similar to the symmetric PSD matrix A = sigma1^(1/2) sigma2 sigma1^(1/2), so
+    the trace is the sum of the square roots of A's eigenvalues (clipped at 0): two symmetric
     eigendecompositions, no non-symmetric sqrtm and no imaginary parts to discard."""
     root1 = _sqrtm_psd(np.asarray(sigma1, np.float64))
     inner = root1 @ np.asarray(sigma2, np.float64) @ root1
@@ -42,7 +42,8 @@ def trace_sqrt_product(sigma1, sigma2):
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
     """||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 (sigma1 sigma2)^(1/2)), in float64."""
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
     sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:

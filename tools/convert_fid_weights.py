@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import sys
 import tarfile
 
