@@ -239,3 +239,22 @@ def test_in_training_fid_and_best_checkpoint_through_the_command_line(tmp_path, 
     assert result["checkpoint"].endswith(f"ckpt-{best['step']}")
     assert result["fid"] == pytest.approx(best["fid"], rel=1e-3)
     assert result["kid"] == pytest.approx(best["kid"], rel=1e-2, abs=1e-5)
+
+
+@needs_weights
+@pytest.mark.slow
+def test_in_training_fid_under_two_replicas_equals_one_device(tmp_path):
+    """z -> G_ema -> uint8 -> resize -> Inception in one strategy.run per batch: with 2 replicas
+    (2 logical CPUs) the logged FID equals the one-device run's (observed exactly equal)."""
+    npy_path = str(tmp_path / "eight.npy")
+    np.save(npy_path, np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    fids = {}
+    for name, strategy in (("one", "None"), ("two", "@mirrored_strategy()")):
+        _train(tmp_path / name, npy_path, "train.num_steps = 2", "train.eval_every = 2",
+               f"train.strategy = {strategy}", "mirrored_strategy.devices = ['/cpu:0', '/cpu:1']",
+               "train.evaluator = @fid_evaluator()", "fid_evaluator.num_samples = 8",
+               "fid_evaluator.batch_size = 4", f"fid_evaluator.weights_path = '{FID_WEIGHTS}'",
+               f"fid_evaluator.cache_dir = '{tmp_path / name}_cache'",
+               "fid_evaluator.verbose = False")
+        fids[name] = evaluation.read_metrics_csv(str(tmp_path / name / "metrics.csv"))["fid"]
+    np.testing.assert_allclose(fids["two"], fids["one"], rtol=1e-4)

@@ -84,14 +84,26 @@ def test_disjoint_sets_are_close_in_kid_far_from_noise(extractor, base):
 
 @pytest.mark.slow
 def test_fid_between_disjoint_halves_of_train_is_small(extractor):
-    """1000 vs 1000 disjoint train images: FID small next to a degraded copy's."""
-    a, b = _train_images(1000), _train_images(1000, start=1000)
-    fa, fb = extractor.features_of_images(a), extractor.features_of_images(b)
-    fid = metrics.frechet_distance_of_features(fa, fb)
+    """1000 vs 1000 disjoint train images. FID has a positive small-sample bias of order 1/N
+    (observed 57.9 / 38.1 / 23.2 at 250 / 500 / 1000 images), so "small" is relative: below half
+    the FID to a lightly noised copy (sigma 0.05) of the second half at the same N (observed 23.2
+    vs 65.5), and far below it after extrapolating both linearly in 1/N from 500 and 1000 images
+    (observed 7.9 vs 49.4). KID, unbiased, is ~0 (observed -0.00000 +- 0.00022)."""
+    fa = extractor.features_of_images(_train_images(1000))
+    b = _train_images(1000, start=1000)
+    fb, fn = extractor.features_of_images(b), extractor.features_of_images(_noised(b, 0.05))
+    fid = metrics.frechet_distance_of_features
+
+    def at(n, other):  # mean over the disjoint n-subsets of both sets
+        return np.mean([fid(fa[i:i + n], other[i:i + n]) for i in range(0, 1000, n)])
+
+    halves = {n: at(n, fb) for n in (250, 500, 1000)}
+    noise = {n: at(n, fn) for n in (500, 1000)}
+    halves_inf, noise_inf = 2 * halves[1000] - halves[500], 2 * noise[1000] - noise[500]
     kid, kid_std = metrics.kernel_inception_distance(fa, fb, num_subsets=100, subset_size=500)
-    fid_noise = metrics.frechet_distance_of_features(fa, extractor.features_of_images(
-        _noised(b, 0.05)))
-    print(f"halves of train (1000 each): FID {fid:.2f}, KID {kid:.5f} +- {kid_std:.5f}; "
-          f"vs noise 0.05 FID {fid_noise:.1f}")
-    assert fid < 0.2 * fid_noise
+    print(f"halves of train: FID {halves} (1/N-extrapolated {halves_inf:.1f}); noise 0.05: "
+          f"{noise} (extrapolated {noise_inf:.1f}); KID {kid:.5f} +- {kid_std:.5f}")
+    assert halves[250] > halves[500] > halves[1000]  # the bias shrinks with N
+    assert halves[1000] < 0.5 * noise[1000]
+    assert halves_inf < 0.25 * noise_inf
     assert abs(kid) < 3 * kid_std
