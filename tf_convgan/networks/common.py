@@ -94,6 +94,8 @@ class CheckpointListsMixin:
 
     def _trackable_children(self, save_type="checkpoint", **kwargs):
         children = super()._trackable_children(save_type, **kwargs)
+        if save_type != "checkpoint":  # Keras converts the lists itself for SavedModels
+            return children
         for attr in getattr(self, "_tracked", ()):
             value = getattr(self, attr, None)
             if isinstance(value, (list, tuple)):

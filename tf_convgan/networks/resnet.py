@@ -20,7 +20,8 @@ import gin
 import keras
 from keras import ops
 
-from .common import CheckpointListsMixin, check_int, check_power_of_two, default_labels, lrelu, upsample_nearest_2x
+from .common import (CheckpointListsMixin, check_int,
+                     check_power_of_two, default_labels, lrelu, upsample_nearest_2x)
 
 _S0 = 4
 

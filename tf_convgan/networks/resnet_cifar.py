@@ -26,7 +26,8 @@ import gin
 import keras
 from keras import ops
 
-from .common import CheckpointListsMixin, check_bool, check_int, check_multiple, default_labels, upsample_nearest_2x
+from .common import (CheckpointListsMixin, check_bool, check_int,
+                     check_multiple, default_labels, upsample_nearest_2x)
 from .dcgan import sync_batch_norm
 from .spectral_norm import conv2d, dense
 
