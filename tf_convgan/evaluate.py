@@ -110,6 +110,19 @@ def _reference_source(f, resolution):
     return source, f.dataset, f.split
 
 
+_EXTRACTORS = {}  # (weights, batch_size, jit_compile) -> FeatureExtractor, reused in a process
+
+
+def _extractor(f):
+    from tf_convgan import evaluation
+
+    key = (f.weights, f.batch_size, f.jit_compile)
+    if key not in _EXTRACTORS:
+        _EXTRACTORS[key] = _guard("weights", evaluation.FeatureExtractor, weights_path=f.weights,
+                                  batch_size=f.batch_size, jit_compile=f.jit_compile)
+    return _EXTRACTORS[key]
+
+
 def evaluate(f):
     """Runs the evaluation the flags describe; returns the metrics dict."""
     import tensorflow as tf  # noqa: F401
@@ -118,8 +131,7 @@ def evaluate(f):
     from tf_convgan import evaluation
 
     kind = _check_flags(f)
-    extractor = _guard("weights", evaluation.FeatureExtractor, weights_path=f.weights,
-                       batch_size=f.batch_size, jit_compile=f.jit_compile)
+    extractor = _extractor(f)
     info = {}
     if kind == "image_dir":
         size, count = _guard("image_dir", evaluation.image_folder_resolution, f.image_dir)
