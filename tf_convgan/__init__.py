@@ -7,5 +7,6 @@ from tf_convgan import data, errors, losses, networks, optimizers, penalties, st
 from tf_convgan.gan import GAN  # noqa: F401
 from tf_convgan import train  # noqa: F401
 from tf_convgan import consensus, dirac, dirac_study, instance_noise, toy2d  # noqa: F401
+from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
 
 __version__ = "0.1.0"

@@ -22,10 +22,16 @@ def parse_operative_config(model_dir):
     config.parse([path], finalize=False)
 
 
+BEST_SUBDIR = "best"  # the best checkpoint by FID (tf_convgan.evaluation)
+
+
 def checkpoint_path(model_dir, checkpoint=None):
-    """The prefix of `checkpoint` (a prefix, or a name such as ckpt-100) or the latest one."""
-    if checkpoint is None:
+    """The prefix of `checkpoint`: None or 'latest' (the latest), 'best' (the best by FID), a
+    name such as ckpt-100 or a prefix."""
+    if checkpoint in (None, "latest"):
         return checkpoints.resolve_checkpoint(model_dir)
+    if checkpoint == "best":
+        return checkpoints.resolve_checkpoint(os.path.join(model_dir, BEST_SUBDIR))
     if not tf.io.gfile.exists(checkpoint + ".index"):
         checkpoint = os.path.join(model_dir, "checkpoints", checkpoint)
     return checkpoints.resolve_checkpoint(checkpoint)
@@ -49,15 +55,17 @@ def _subtree_variable_count(path, root_child):
                                       for a in graph.nodes[i].attributes))
 
 
-def load_generator_ema(model_dir, *, checkpoint=None):
-    """The EMA generator of `model_dir`'s latest (or the given) checkpoint, and that path.
+def load_generator_ema(model_dir, *, checkpoint=None, strategy=None):
+    """The EMA generator of `model_dir`'s latest (or the given, see `checkpoint_path`)
+    checkpoint, built under `strategy`'s scope, and the checkpoint's path.
 
     The networks are built from the directory's operative_config.gin (this replaces the global
     gin config); a checkpoint that does not fit them raises CheckpointMismatchError."""
     parse_operative_config(model_dir)
     path = checkpoint_path(model_dir, checkpoint)
     generator_fn = gin.get_bindings("train")["generator_fn"]
-    generator = build(generator_fn())
+    with (strategy or tf.distribute.get_strategy()).scope():
+        generator = build(generator_fn())
     checkpoints.restore(tf.train.Checkpoint(generator_ema=checkpoints.ModelWeights(generator)),
                         path, partial=True)
     stored = _subtree_variable_count(path, "generator_ema")

@@ -11,6 +11,8 @@ goes into `model_dir`:
                              norms of G and D, steps/s; sample grids of the EMA generator
   samples/step_XXXXXXX.png   sample grids of the EMA generator; samples.png is the latest
   operative_config.gin       the gin bindings this run used
+  metrics.csv, fid.png, best/  with `train.evaluator` (e.g. @fid_evaluator()): FID/KID every
+                             `eval_every` steps (also TensorBoard eval/*), the best-FID checkpoint
 Nothing is written before the first step has run, so bad input leaves the directory untouched.
 A non-finite loss, gradient norm or weight stops training before anything of that step is saved;
 SIGTERM (preemption) finishes the current step, writes its checkpoint and stops.
@@ -190,7 +192,9 @@ def train(*, model_dir,
           sample_writer=None,
           export_at_end=True,
           steps_per_execution=1,
-          mixed_precision=None):
+          mixed_precision=None,
+          evaluator=None,
+          eval_every=5000):
     """Trains a GAN; reruns continue from the last checkpoint in `model_dir`.
 
     Args:
@@ -213,6 +217,8 @@ def train(*, model_dir,
         trips); num_steps and every interval must be multiples of it.
       mixed_precision: None (float32), 'mixed_float16' (GPU; with dynamic loss scaling) or
         'mixed_bfloat16' (TPU, recent CPUs/GPUs): the Keras dtype policy of the networks.
+      evaluator: None, or e.g. @fid_evaluator(): called with the EMA generator every `eval_every`
+        steps and at the end (see tf_convgan.evaluation.evaluate_during_training).
     Returns the GAN model.
     Raises:
       TrainingDivergedError: a loss term, gradient norm or weight became non-finite; nothing
@@ -223,7 +229,8 @@ def train(*, model_dir,
     per_replica_batch_size(batch_size, strategy)
     for name, value in (("num_steps", num_steps), ("checkpoint_every", checkpoint_every),
                         ("log_every", log_every), ("sample_every", sample_every),
-                        ("num_samples", num_samples), ("keep_last", keep_last)):
+                        ("num_samples", num_samples), ("keep_last", keep_last),
+                        ("eval_every", eval_every)):
         if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
     if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
@@ -260,6 +267,8 @@ def train(*, model_dir,
     checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
     restored = checkpoints_lib.restore_latest(gan, checkpoint_dir)  # every worker: the chief's
     is_chief, save_dir = _worker_role(strategy, checkpoint_dir)
+    # Multi-worker: the chief evaluates alone, on its own device (no collectives).
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     start_step = int(gan.step.numpy())
     if restored:
         print(f"restored {restored} at step {start_step}", flush=True)
@@ -305,6 +314,14 @@ def train(*, model_dir,
             if is_chief and (step % sample_every == 0 or step == num_steps):
                 (sample_writer or write_samples)(gan, model_dir, step, writer,
                                                  num_samples=num_samples, seed=seed)
+            if evaluator is not None and is_chief and (step % eval_every == 0 or
+                                                       step == num_steps):
+                from tf_convgan.evaluation import evaluate_during_training
+                evaluate_during_training(evaluator, generator_ema=gan.generator_ema,
+                                         checkpoint=checkpoints_lib.make_checkpoint(gan),
+                                         step=step, model_dir=model_dir, writer=writer,
+                                         strategy=None if multi_worker else strategy,
+                                         data=data)
             if step % checkpoint_every == 0 or step == num_steps or sigterm.raised:
                 _check_finite_weights(gan, step)
                 path = keeper.save(step)

@@ -83,3 +83,26 @@ def count_params(model):
 
 
 __all__ = ["build", "count_params"]
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+class CheckpointListsMixin:
+    """Exposes layers held in list attributes (`self.blocks = [...]`) to tf.train.Checkpoint.
+
+    Keras 3 tracks such lists for `weights` but does not hand them to tf.train.Checkpoint as
+    children, so without this their variables are missing from checkpoints (the EMA generator's
+    blocks, which no optimizer references, were not saved at all). Children are named
+    `<attribute>_<index>`, e.g. `blocks_0`."""
+
+    def _trackable_children(self, save_type="checkpoint", **kwargs):
+        children = super()._trackable_children(save_type, **kwargs)
+        if save_type != "checkpoint":  # Keras converts the lists itself for SavedModels
+            return children
+        for attr in getattr(self, "_tracked", ()):
+            value = getattr(self, attr, None)
+            if isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if hasattr(item, "_trackable_children"):
+                        children.setdefault(f"{attr}_{i}", item)
+        return children

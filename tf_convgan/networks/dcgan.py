@@ -27,7 +27,7 @@ import gin
 import keras
 from keras import ops
 
-from .common import check_bool, check_int, check_multiple, default_labels
+from .common import CheckpointListsMixin, check_bool, check_int, check_multiple, default_labels
 from .spectral_norm import conv2d, dense
 
 
@@ -36,7 +36,7 @@ def sync_batch_norm(name=None):
                                            name=name)
 
 
-class SNDCGANGenerator(keras.Model):
+class SNDCGANGenerator(CheckpointListsMixin, keras.Model):
     """call(z, labels=None, training=None) -> [N, resolution, resolution, 3] in [-1, 1]."""
 
     def __init__(self, *, resolution, z_dim, num_classes, ch, **kwargs):
@@ -69,7 +69,7 @@ _D_LAYERS = ((64, 3, 1), (64, 4, 2), (128, 3, 1), (128, 4, 2), (256, 3, 1), (256
              (512, 3, 1))
 
 
-class SNDCGANDiscriminator(keras.Model):
+class SNDCGANDiscriminator(CheckpointListsMixin, keras.Model):
     """call(images, labels=None, training=None) -> [N] float32 logits."""
 
     def __init__(self, *, resolution, num_classes, spectral_norm, **kwargs):

@@ -20,7 +20,8 @@ import gin
 import keras
 from keras import ops
 
-from .common import check_int, check_power_of_two, default_labels, lrelu, upsample_nearest_2x
+from .common import (CheckpointListsMixin, check_int,
+                     check_power_of_two, default_labels, lrelu, upsample_nearest_2x)
 
 _S0 = 4
 
@@ -55,7 +56,7 @@ def _channels(nf, nf_max, k):
     return min(nf * 2 ** k, nf_max)
 
 
-class ResNetGenerator(keras.Model):
+class ResNetGenerator(CheckpointListsMixin, keras.Model):
     """GAN_stability ResNet generator: call(z, labels=None, training=None) -> [N, R, R, 3]."""
 
     def __init__(self, *, resolution, z_dim, num_classes, nf, nf_max, embed_size, **kwargs):
@@ -89,7 +90,7 @@ class ResNetGenerator(keras.Model):
         return ops.tanh(self.conv_img(lrelu(out)))
 
 
-class ResNetDiscriminator(keras.Model):
+class ResNetDiscriminator(CheckpointListsMixin, keras.Model):
     """GAN_stability ResNet discriminator: call(images, labels=None, training=None) -> [N]
     logits, the logit of each example's class. `class_logits` gives all [N, num_classes]."""
 

@@ -26,7 +26,8 @@ import gin
 import keras
 from keras import ops
 
-from .common import check_bool, check_int, check_multiple, default_labels, upsample_nearest_2x
+from .common import (CheckpointListsMixin, check_bool, check_int,
+                     check_multiple, default_labels, upsample_nearest_2x)
 from .dcgan import sync_batch_norm
 from .spectral_norm import conv2d, dense
 
@@ -78,7 +79,7 @@ class DBlock(keras.layers.Layer):
         return h + s
 
 
-class ResNetCifarGenerator(keras.Model):
+class ResNetCifarGenerator(CheckpointListsMixin, keras.Model):
     """call(z, labels=None, training=None) -> [N, resolution, resolution, 3] in [-1, 1]."""
 
     def __init__(self, *, resolution, z_dim, num_classes, ch, **kwargs):
@@ -101,7 +102,7 @@ class ResNetCifarGenerator(keras.Model):
         return ops.tanh(self.conv_out(x))
 
 
-class ResNetCifarDiscriminator(keras.Model):
+class ResNetCifarDiscriminator(CheckpointListsMixin, keras.Model):
     """call(images, labels=None, training=None) -> [N] float32 logits."""
 
     def __init__(self, *, resolution, num_classes, ch, spectral_norm, **kwargs):
