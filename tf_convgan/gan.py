@@ -7,6 +7,21 @@ One training step (Mescheder et al. 2018; GAN_stability's train loop):
   3. the EMA update of the generator copy: w_ema <- beta * w_ema + (1 - beta) * w (trainable
      weights; non-trainable state such as batch-norm statistics is copied).
 
+Optional terms, each a gin-configurable callable composed here (None: not used, and the step is
+exactly the one above):
+  instance_noise (a sigma schedule, e.g. @sigma_schedule): D's real and fake inputs, in D's step
+    and in G's, are x + sigma(step) * eps (Sonderby et al. 2016);
+  consistency (e.g. @cr, @bcr): a per-example D term on the (possibly noisy) real and fake images,
+    added to D's loss, logged as `cr`;
+  latent_consistency (@zcr()): zCR's D term on G(z), G(z + dz) (logged `zcr_d`) and its G term
+    (logged `zcr_g`);
+  lazy_interval k: the penalty is evaluated only on D steps whose global index
+    (d_optimizer.iterations) is a multiple of k, weighted by k, inside a tf.cond (Karras et al.
+    2020); see optimizers.lazy_adam for the paper's optimizer adjustment;
+  consensus_gamma: ConOpt (Mescheder et al. 2017): one simultaneous update of both players, each
+    minimising its loss + gamma/2 ||v||^2 (consensus.consensus_gradients); replaces steps 1-2 and
+    needs d_steps = 1.
+
 Distribution: the step runs in replica context (`strategy.run`). Per-example losses are averaged
 over the *global* batch once (`tf.nn.compute_average_loss`), gradients are summed over replicas
 once, every random draw is a stateless function of (seed, step, sub-step): the noise for the
@@ -20,13 +35,15 @@ import gin
 import keras
 import tensorflow as tf
 
+from tf_convgan import consistency as consistency_lib
 from tf_convgan import losses as losses_lib
 from tf_convgan import noise
-from tf_convgan.errors import ConfigError
+from tf_convgan.consensus import consensus_gradients
+from tf_convgan.errors import ConfigError, check_nonnegative
 from tf_convgan.optimizers import rmsprop
 
 # Purposes folded into the per-step seed, so that no two draws share a stream.
-_Z_D, _PENALTY, _Z_G = 0, 1, 2
+_Z_D, _PENALTY, _Z_G, _CONSISTENCY, _ZCR, _INSTANCE_NOISE = 0, 1, 2, 3, 4, 5
 
 
 def _all_reduce_sum(values):
@@ -65,6 +82,11 @@ class GAN(keras.Model):
       ema_beta: EMA decay of the generator copy (0.999 as GAN_stability; 0 copies G).
       g_optimizer, d_optimizer: Keras optimizers (default RMSprop lr 1e-4, the paper's).
       seed: seeds every random draw of training together with the step counter.
+      instance_noise: a schedule step -> sigma (e.g. `@sigma_schedule`), or None.
+      consistency: a D-side consistency term from `tf_convgan.consistency` (`@cr`, `@bcr`), or None.
+      latent_consistency: `@zcr()` (a `consistency.LatentConsistency`), or None.
+      lazy_interval: k >= 1, evaluate the penalty every k-th D step with weight k; None: every step.
+      consensus_gamma: gamma >= 0 of ConOpt's consensus term (simultaneous updates), or None.
     """
 
     def __init__(self, generator, discriminator, generator_ema, *,
@@ -75,6 +97,11 @@ class GAN(keras.Model):
                  g_optimizer=None,
                  d_optimizer=None,
                  seed: int = 0,
+                 instance_noise: Optional[Callable] = None,
+                 consistency: Optional[Callable] = None,
+                 latent_consistency: Optional[consistency_lib.LatentConsistency] = None,
+                 lazy_interval: Optional[int] = None,
+                 consensus_gamma: Optional[float] = None,
                  **kwargs):
         super().__init__(**kwargs)
         if not isinstance(d_steps, int) or d_steps < 1:
@@ -96,6 +123,11 @@ class GAN(keras.Model):
         self.seed = int(seed)
         self.g_optimizer = g_optimizer if g_optimizer is not None else rmsprop()
         self.d_optimizer = d_optimizer if d_optimizer is not None else rmsprop()
+        self.instance_noise = instance_noise
+        self.consistency = consistency
+        self.latent_consistency = latent_consistency
+        self.lazy_interval = lazy_interval
+        self.consensus_gamma = consensus_gamma
         self.conditional = generator.num_classes > 1
         if discriminator.num_classes != generator.num_classes:
             raise ConfigError(
@@ -103,6 +135,7 @@ class GAN(keras.Model):
                 f"{generator.num_classes} and {discriminator.num_classes}")
         self._check_ema_structure()
         self._check_penalty()
+        self._check_terms()
         for optimizer, model in ((self.g_optimizer, generator), (self.d_optimizer, discriminator)):
             _use_pre_reduced_gradients(optimizer)
             optimizer.build(model.trainable_variables)
@@ -125,6 +158,55 @@ class GAN(keras.Model):
         x = tf.ones([1, 1])
         self.penalty(lambda images: tf.reduce_sum(images, axis=1), x, x,
                      seed=tf.constant([0, 0], tf.int64))
+
+    def _example_shape(self):
+        shape = getattr(self.discriminator, "data_shape", None)
+        if shape is None:
+            resolution = getattr(self.discriminator, "resolution", 8)
+            shape = (resolution, resolution, 3)
+        return [1] + list(shape)
+
+    def _check_terms(self):
+        """Eager checks of the optional terms' hyperparameters and of how they combine."""
+        if self.instance_noise is not None:
+            if not callable(self.instance_noise):
+                raise ConfigError(f"GAN.instance_noise must be a sigma schedule such as "
+                                  f"@sigma_schedule, got {self.instance_noise!r}")
+            check_nonnegative("GAN.instance_noise(0)", float(self.instance_noise(0)))
+        if self.consistency is not None:
+            if not callable(self.consistency):
+                raise ConfigError(f"GAN.consistency must be a consistency term such as @bcr, "
+                                  f"got {self.consistency!r}")
+            x = tf.zeros(self._example_shape())
+            self.consistency(lambda images: tf.reduce_sum(images, axis=list(range(1, x.shape.rank))),
+                             x, x, seed=tf.constant([0, 0], tf.int64))
+        if self.latent_consistency is not None and not isinstance(
+                self.latent_consistency, consistency_lib.LatentConsistency):
+            raise ConfigError(f"GAN.latent_consistency must be @zcr() (note the parentheses), got "
+                              f"{self.latent_consistency!r}")
+        if self.lazy_interval is not None:
+            k = self.lazy_interval
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ConfigError(f"GAN.lazy_interval must be an integer >= 1 or None, got {k!r}")
+            if self.penalty is None:
+                raise ConfigError("GAN.lazy_interval needs a GAN.penalty to apply lazily")
+        d_interval = getattr(self.d_optimizer, "lazy_interval", None)
+        if d_interval is not None and d_interval != self.lazy_interval:
+            raise ConfigError(f"GAN.d_optimizer is lazy_adam with interval {d_interval} but "
+                              f"GAN.lazy_interval is {self.lazy_interval!r}: set both to the same k")
+        if self.consensus_gamma is not None:
+            check_nonnegative("GAN.consensus_gamma", self.consensus_gamma)
+            self.consensus_gamma = float(self.consensus_gamma)
+            if self.d_steps != 1:
+                raise ConfigError(f"GAN.consensus_gamma (ConOpt) updates both players "
+                                  f"simultaneously and needs GAN.d_steps = 1, got {self.d_steps}")
+            others = [name for name, value in (("consistency", self.consistency),
+                                               ("latent_consistency", self.latent_consistency),
+                                               ("lazy_interval", self.lazy_interval))
+                      if value is not None]
+            if others:
+                raise ConfigError(f"GAN.consensus_gamma (ConOpt) does not combine with "
+                                  f"GAN.{others[0]}; set one of them to None")
 
     @property
     def step(self):
@@ -157,6 +239,10 @@ class GAN(keras.Model):
         labels = self._labels(tf.cast(labels, tf.int32))
         step_seed = tf.stack([tf.constant(self.seed, tf.int64),
                               tf.cast(self.step, tf.int64)])
+        if self.consensus_gamma is not None:
+            logs = self._consensus_step(real[:, 0], labels[:, 0], noise.fold_in(step_seed, 0))
+            self._update_ema()
+            return logs
         d_logs = []
         for k in range(self.d_steps):
             d_logs.append(self._discriminator_step(
@@ -166,9 +252,37 @@ class GAN(keras.Model):
         self._update_ema()
         return logs
 
+    def _noisy(self, images, seed):
+        """images + sigma(step) * eps when instance noise is on (fresh eps per seed)."""
+        if self.instance_noise is None:
+            return images
+        sigma = tf.cast(self.instance_noise(self.step), images.dtype)  # a tensor: traced step
+        eps = noise.normal(images.shape.as_list(), noise.fold_in(seed, _INSTANCE_NOISE),
+                           images.dtype)
+        return images + sigma * eps
+
+    def _penalty_value(self, d_fn, real, fake, seed):
+        """mean(penalty) over the global batch; lazily: k * mean(penalty) on D steps whose global
+        index is a multiple of k, 0 (not computed) on the others."""
+        def value():
+            return tf.nn.compute_average_loss(self.penalty(d_fn, real, fake, seed=seed))
+
+        if self.lazy_interval is None:
+            return value()
+        k = self.lazy_interval
+        apply = tf.equal(tf.math.floormod(self.d_optimizer.iterations, k), 0)
+        return tf.cond(apply, lambda: float(k) * value(), lambda: tf.constant(0.0))
+
     def _discriminator_step(self, real, labels, seed):
         z = self._replica_normal(noise.fold_in(seed, _Z_D), [real.shape[0], self.generator.z_dim])
         fake = tf.stop_gradient(self.generator(z, labels, training=True))
+        if self.latent_consistency is not None:
+            z_perturbed = self.latent_consistency.perturb(z, noise.fold_in(seed, _ZCR))
+            fake_perturbed = tf.stop_gradient(self.generator(z_perturbed, labels, training=True))
+        clean_fake = fake
+        if self.instance_noise is not None:
+            real = self._noisy(real, noise.fold_in(seed, 0))
+            fake = self._noisy(fake, noise.fold_in(seed, 1))
 
         def d_fn(images):
             return self.discriminator(images, labels, training=True)
@@ -183,28 +297,99 @@ class GAN(keras.Model):
                     "d_real_logits": tf.nn.compute_average_loss(d_real_logits),
                     "d_fake_logits": tf.nn.compute_average_loss(d_fake_logits)}
             if self.penalty is not None:
-                penalty = tf.nn.compute_average_loss(self.penalty(
-                    d_fn, real, fake, seed=noise.fold_in(seed, _PENALTY)))
+                penalty = self._penalty_value(d_fn, real, fake, noise.fold_in(seed, _PENALTY))
                 d_total += penalty
                 logs["penalty"] = penalty
+            if self.consistency is not None:
+                cr = tf.nn.compute_average_loss(self.consistency(
+                    d_fn, real, fake, seed=noise.fold_in(seed, _CONSISTENCY)))
+                d_total += cr
+                logs["cr"] = cr
+            if self.latent_consistency is not None:
+                # zCR compares D on the generator's outputs themselves (no instance noise).
+                zcr_d = tf.nn.compute_average_loss(
+                    self.latent_consistency.d_term(d_fn, clean_fake, fake_perturbed))
+                d_total += zcr_d
+                logs["zcr_d"] = zcr_d
         grads = _all_reduce_sum(_dense(tape.gradient(d_total, variables)))
         self.d_optimizer.apply_gradients(zip(grads, variables))
         logs["d_total"] = d_total
+        if self.instance_noise is not None:
+            logs["instance_noise_sigma"] = self._replica_share(self.instance_noise(self.step))
         logs = _all_reduce_sum(logs)
         logs["d_grad_norm"] = _global_norm(grads)
         return logs
 
+    @staticmethod
+    def _replica_share(value):
+        """value / replicas, so that the replica sum of the logs gives value back."""
+        ctx = tf.distribute.get_replica_context()
+        replicas = ctx.num_replicas_in_sync if ctx is not None else 1
+        return tf.cast(value, tf.float32) / float(replicas)
+
     def _generator_step(self, labels, seed):
         z = self._replica_normal(noise.fold_in(seed, _Z_G), [labels.shape[0], self.generator.z_dim])
         variables = self.generator.trainable_variables
+        logs = {}
         with tf.GradientTape() as tape:
             fake = self.generator(z, labels, training=True)
-            d_fake_logits = self.discriminator(fake, labels, training=True)
+            d_fake_logits = self.discriminator(self._noisy(fake, seed), labels, training=True)
             g_loss = tf.nn.compute_average_loss(self.loss.g_loss(d_fake_logits))
-        grads = _all_reduce_sum(_dense(tape.gradient(g_loss, variables)))
+            g_total = g_loss
+            if self.latent_consistency is not None:
+                z_perturbed = self.latent_consistency.perturb(z, noise.fold_in(seed, _ZCR))
+                fake_perturbed = self.generator(z_perturbed, labels, training=True)
+                zcr_g = tf.nn.compute_average_loss(
+                    self.latent_consistency.g_term(fake, fake_perturbed))
+                g_total += zcr_g
+                logs["zcr_g"] = zcr_g
+        grads = _all_reduce_sum(_dense(tape.gradient(g_total, variables)))
         self.g_optimizer.apply_gradients(zip(grads, variables))
-        logs = _all_reduce_sum({"g_loss": g_loss})
+        logs["g_loss"] = g_loss
+        logs = _all_reduce_sum(logs)
         logs["g_grad_norm"] = _global_norm(grads)
+        return logs
+
+    def _consensus_step(self, real, labels, seed):
+        """ConOpt: one simultaneous update of D and G, each on its loss + gamma/2 ||v||^2 with
+        v = (grad_G L_G, grad_D L_D) (L_D including the penalty, when there is one)."""
+        z = self._replica_normal(noise.fold_in(seed, _Z_D), [real.shape[0], self.generator.z_dim])
+        real = self._noisy(real, noise.fold_in(seed, 0))
+
+        def d_fn(images):
+            return self.discriminator(images, labels, training=True)
+
+        def compute_losses():
+            fake = self._noisy(self.generator(z, labels, training=True), noise.fold_in(seed, 1))
+            d_real_logits = d_fn(real)
+            d_fake_logits = d_fn(fake)
+            d_loss = tf.nn.compute_average_loss(self.loss.d_loss(d_real_logits, d_fake_logits))
+            g_loss = tf.nn.compute_average_loss(self.loss.g_loss(d_fake_logits))
+            aux = {"d_loss": d_loss, "g_loss": g_loss,
+                   "d_real_logits": tf.nn.compute_average_loss(d_real_logits),
+                   "d_fake_logits": tf.nn.compute_average_loss(d_fake_logits)}
+            d_total = d_loss
+            if self.penalty is not None:
+                penalty = tf.nn.compute_average_loss(self.penalty(
+                    d_fn, real, tf.stop_gradient(fake), seed=noise.fold_in(seed, _PENALTY)))
+                d_total += penalty
+                aux["penalty"] = penalty
+            aux["d_total"] = d_total
+            return [g_loss, d_total], aux
+
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        (g_grads, d_grads), consensus, logs = consensus_gradients(
+            compute_losses, [g_vars, d_vars], gamma=self.consensus_gamma,
+            all_reduce=_all_reduce_sum)
+        if self.instance_noise is not None:
+            logs["instance_noise_sigma"] = self._replica_share(self.instance_noise(self.step))
+        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
+        logs = _all_reduce_sum(logs)
+        logs["consensus"] = consensus
+        logs["d_grad_norm"] = _global_norm(d_grads)
+        logs["g_grad_norm"] = _global_norm(g_grads)
         return logs
 
     def _update_ema(self):
