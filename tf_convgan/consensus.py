@@ -25,8 +25,11 @@ def consensus_term(gradients, *, gamma):
     return 0.5 * gamma * tf.add_n(squares)
 
 
-def _dense(gradients):
-    return [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g for g in gradients]
+def _dense(gradients, variables):
+    """Dense gradients (IndexedSlices converted), zeros for variables the loss does not reach."""
+    return [tf.zeros_like(tf.convert_to_tensor(v)) if g is None
+            else tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+            for g, v in zip(gradients, variables)]
 
 
 def consensus_gradients(compute_losses, variables, *, gamma, all_reduce=None):
@@ -50,16 +53,15 @@ def consensus_gradients(compute_losses, variables, *, gamma, all_reduce=None):
     check_nonnegative("consensus.gamma", gamma)
     all_reduce = all_reduce or (lambda values: values)
     flat_vars = [v for vs in variables for v in vs]
-    zero = tf.UnconnectedGradients.ZERO
     with tf.GradientTape() as outer:
         with tf.GradientTape(persistent=True) as inner:
             losses, aux = compute_losses()
         local = [g for loss, vs in zip(losses, variables)
-                 for g in _dense(inner.gradient(loss, vs, unconnected_gradients=zero))]
+                 for g in _dense(inner.gradient(loss, vs), vs)]
         field = all_reduce(local)
         surrogate = gamma * tf.add_n([tf.reduce_sum(tf.stop_gradient(g) * l)
                                       for g, l in zip(field, local)])
-    correction = all_reduce(_dense(outer.gradient(surrogate, flat_vars, unconnected_gradients=zero)))
+    correction = all_reduce(_dense(outer.gradient(surrogate, flat_vars), flat_vars))
     total = [g + c for g, c in zip(field, correction)]
     gradients, start = [], 0
     for vs in variables:

@@ -261,17 +261,35 @@ class GAN(keras.Model):
                            images.dtype)
         return images + sigma * eps
 
-    def _penalty_value(self, d_fn, real, fake, seed):
-        """mean(penalty) over the global batch; lazily: k * mean(penalty) on D steps whose global
-        index is a multiple of k, 0 (not computed) on the others."""
-        def value():
-            return tf.nn.compute_average_loss(self.penalty(d_fn, real, fake, seed=seed))
+    def _lazy_penalty(self, real, fake, seed, labels, variables):
+        """Lazy regularization: on D steps whose global index (d_optimizer.iterations) is a
+        multiple of k, (k * mean(penalty), its gradient w.r.t. D's variables); on the others
+        (0, zeros) without evaluating the penalty (tf.cond).
 
-        if self.lazy_interval is None:
-            return value()
+        The gradient is taken inside the branch and added to the loss's gradient, so that no
+        gradient flows through the tf.cond itself: XLA cannot differentiate through a cond whose
+        branches need compile-time constants (a transpose's permutation). The branch runs D with
+        training=False: a state write inside a cond branch (the spectral-norm u, aggregated over
+        replicas) is not supported under MirroredStrategy; D's output is the same (SN refines u in
+        every forward pass and uses it; only the write-back is skipped; D has no other
+        training-dependent layers)."""
         k = self.lazy_interval
-        apply = tf.equal(tf.math.floormod(self.d_optimizer.iterations, k), 0)
-        return tf.cond(apply, lambda: float(k) * value(), lambda: tf.constant(0.0))
+
+        def apply():
+            with tf.GradientTape() as tape:
+                penalty = float(k) * tf.nn.compute_average_loss(self.penalty(
+                    lambda images: self.discriminator(images, labels, training=False),
+                    real, fake, seed=seed))
+            grads = _dense(tape.gradient(penalty, variables))
+            return [penalty] + [tf.zeros_like(v.value) if g is None else g
+                                for g, v in zip(grads, variables)]
+
+        def skip():
+            return [tf.constant(0.0)] + [tf.zeros_like(v.value) for v in variables]
+
+        due = tf.equal(tf.math.floormod(self.d_optimizer.iterations, k), 0)
+        out = tf.cond(due, apply, skip)
+        return out[0], out[1:]
 
     def _discriminator_step(self, real, labels, seed):
         z = self._replica_normal(noise.fold_in(seed, _Z_D), [real.shape[0], self.generator.z_dim])
@@ -296,8 +314,9 @@ class GAN(keras.Model):
             logs = {"d_loss": d_loss,
                     "d_real_logits": tf.nn.compute_average_loss(d_real_logits),
                     "d_fake_logits": tf.nn.compute_average_loss(d_fake_logits)}
-            if self.penalty is not None:
-                penalty = self._penalty_value(d_fn, real, fake, noise.fold_in(seed, _PENALTY))
+            if self.penalty is not None and self.lazy_interval is None:
+                penalty = tf.nn.compute_average_loss(self.penalty(
+                    d_fn, real, fake, seed=noise.fold_in(seed, _PENALTY)))
                 d_total += penalty
                 logs["penalty"] = penalty
             if self.consistency is not None:
@@ -311,7 +330,14 @@ class GAN(keras.Model):
                     self.latent_consistency.d_term(d_fn, clean_fake, fake_perturbed))
                 d_total += zcr_d
                 logs["zcr_d"] = zcr_d
-        grads = _all_reduce_sum(_dense(tape.gradient(d_total, variables)))
+        grads = _dense(tape.gradient(d_total, variables))
+        if self.lazy_interval is not None:
+            penalty, penalty_grads = self._lazy_penalty(
+                real, fake, noise.fold_in(seed, _PENALTY), labels, variables)
+            grads = [g + p for g, p in zip(grads, penalty_grads)]
+            d_total += penalty
+            logs["penalty"] = penalty
+        grads = _all_reduce_sum(grads)
         self.d_optimizer.apply_gradients(zip(grads, variables))
         logs["d_total"] = d_total
         if self.instance_noise is not None:
