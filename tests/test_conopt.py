@@ -44,8 +44,10 @@ def test_gan_consensus_step_logs_the_independent_consensus_term():
         d_fake = gan.discriminator(fake, labels, training=True)
         d_loss = tf.reduce_mean(gan.loss.d_loss(d_real, d_fake))
         g_loss = tf.reduce_mean(gan.loss.g_loss(d_fake))
-    vg = [tf.convert_to_tensor(g) for g in tape.gradient(g_loss, gan.generator.trainable_variables)]
-    vd = [tf.convert_to_tensor(g) for g in tape.gradient(d_loss, gan.discriminator.trainable_variables)]
+    vg = [tf.convert_to_tensor(g)
+          for g in tape.gradient(g_loss, gan.generator.trainable_variables)]
+    vd = [tf.convert_to_tensor(g)
+          for g in tape.gradient(d_loss, gan.discriminator.trainable_variables)]
     expected = gamma / 2 * (sum(float(tf.reduce_sum(g ** 2)) for g in vg)
                             + sum(float(tf.reduce_sum(g ** 2)) for g in vd))
     g0 = [w.numpy() for w in gan.generator.trainable_variables]

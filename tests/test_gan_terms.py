@@ -90,24 +90,25 @@ def test_two_replicas_equal_one_device(kwargs):
 
 @pytest.mark.parametrize("kwargs", [ALL_TERMS, CONOPT_XLA], ids=["cr_zcr_noise_lazy", "conopt"])
 def test_step_compiles_with_xla(kwargs):
-    """Every term compiles inside the full step. The compiled step is compared with the graph
-    step loosely: XLA's stateless Philox draws other numbers than TF's kernel for the same seed
-    (augmentations, dz, instance noise), so the two runs see different noise."""
-    sgd = lambda: optimizers.sgd(learning_rate=0.05)  # noqa: E731
+    """Every term compiles inside the full step (jit_compile=True) and trains: finite weights that
+    move, every term logged with its sign. Not compared number for number with the graph step:
+    XLA's stateless Philox draws other numbers than TF's kernel for the same seed (augmentations,
+    dz, instance noise), see the README; the graph step's values are tested above."""
     d_steps = 1 if "consensus_gamma" in kwargs else 2
-    batches = [random_batch(4, d_steps=d_steps, seed=s) for s in (0,)]
-    results, all_logs = [], []
-    for jit in (False, True):
-        gan = make_gan(optimizer=sgd, ema_beta=0.5, d_steps=d_steps, **kwargs)
-        initial = weights(gan)
-        all_logs.append(run_steps(gan, batches, jit_compile=jit))
-        results.append(weights(gan))
-    assert set(all_logs[0]) == set(all_logs[1])
-    for w0, a, b in zip(initial, *results):
-        assert np.isfinite(b).all()
-        np.testing.assert_allclose(a, b, atol=5e-2)
-    moved = [not np.allclose(w0, b) for w0, b in zip(initial, results[1])]
+    gan = make_gan(optimizer=lambda: optimizers.sgd(learning_rate=0.05), ema_beta=0.5,
+                   d_steps=d_steps, **kwargs)
+    initial = weights(gan)
+    logs = run_steps(gan, [random_batch(4, d_steps=d_steps)], jit_compile=True)
+    after = weights(gan)
+    assert all(np.isfinite(w).all() for w in after)
+    moved = [not np.allclose(w0, w1) for w0, w1 in zip(initial, after)]
     assert sum(moved) >= len(moved) // 2
+    assert all(np.isfinite(v) for v in logs.values())
+    if d_steps == 1:
+        assert logs["consensus"] > 0
+    else:  # the lazy penalty is due on D step 0 of 2: logged mean = (2 p + 0) / 2 > 0
+        assert logs["cr"] > 0 and logs["zcr_d"] > 0 and logs["zcr_g"] < 0 and logs["penalty"] > 0
+    np.testing.assert_allclose(logs["instance_noise_sigma"], 0.2, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs,message", [
