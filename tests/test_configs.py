@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tf_convgan  # noqa: F401  (registers the configurables)
-from tf_convgan import config, data, dirac, dirac_study, losses, toy2d
+from tf_convgan import config, consistency, data, dirac, dirac_study, losses, toy2d
 from tf_convgan.networks import build, count_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -82,6 +82,9 @@ def test_gin_file_parses_and_builds(gin_file):
     assert isinstance(loss.scoped_configurable_fn(), losses.GANLoss)
     penalty = gin.query_parameter("GAN.penalty")
     assert penalty is None or callable(penalty.scoped_configurable_fn)
+    # Consistency terms (issue 6), where a config binds them.
+    if gin_file.startswith(("cr_", "icr_")):
+        assert callable(gin.query_parameter("GAN.consistency").scoped_configurable_fn)
     # The data binding names an existing source, and a tfds dataset name that exists.
     source_ref = gin.query_parameter("train.data")
     assert source_ref.configurable.wrapper in (data.tfds_source, data.fashion_mnist_source,
@@ -110,4 +113,38 @@ def test_gan_stability_convention_in_configs():
     config.parse(["lsun_bedroom_256.gin"])
     assert gin.query_parameter("r1.gamma") == 20.0
     assert gin.query_parameter("GAN.ema_beta") == 0.999
+    gin.clear_config()
+
+
+CONSISTENCY_FILES = [f for f in GIN_FILES if f.startswith(("cr_", "icr_"))]
+
+
+def test_consistency_configs_are_found():
+    assert {"cr_cifar10_sndcgan.gin", "cr_cifar10_resnet.gin", "icr_cifar10_sndcgan.gin",
+            "icr_cifar10_resnet.gin"} <= set(CONSISTENCY_FILES)
+
+
+@pytest.mark.parametrize("gin_file", CONSISTENCY_FILES)
+def test_consistency_configs_build_the_gan_with_the_papers_values(gin_file):
+    """The GAN of every cr_/icr_ config builds (its eager hyperparameter checks run) with the
+    papers' weights, Adam (2e-4, 0.5, 0.999) and the network's n_dis."""
+    from tf_convgan.train import build_gan
+    gin.clear_config()
+    config.parse([gin_file], ["resnet_cifar_generator.ch = 8", "resnet_cifar_discriminator.ch = 8",
+                              "sndcgan_generator.ch = 16"])
+    gan = build_gan(_call("train.generator_fn"), _call("train.discriminator_fn"),
+                    tf.distribute.get_strategy())
+    assert gan.d_steps == (5 if "resnet" in gin_file else 1)
+    assert gan.discriminator.spectral_norm
+    for optimizer in (gan.g_optimizer, gan.d_optimizer):
+        np.testing.assert_allclose(float(optimizer.learning_rate), 2e-4)
+        np.testing.assert_allclose([float(optimizer.beta_1), float(optimizer.beta_2)], [0.5, 0.999])
+    if gin_file.startswith("cr_"):
+        assert gin.query_parameter("cr.lambda_cr") == 10.0 and gan.latent_consistency is None
+    else:
+        assert gin.query_parameter("bcr.lambda_real") == gin.query_parameter("bcr.lambda_fake") == 10.0
+        assert isinstance(gan.latent_consistency, consistency.LatentConsistency)
+        assert (gin.query_parameter("zcr.lambda_dis"), gin.query_parameter("zcr.lambda_gen"),
+                gin.query_parameter("zcr.sigma_noise")) == (5.0, 0.5, 0.03)
+    assert gan.generator.num_classes == (10 if "conditional" in gin_file else 1)
     gin.clear_config()

@@ -6,7 +6,8 @@ sources, optimizers, strategies, the GAN model, the trainer and the Dirac-GAN / 
 from tf_convgan import data, errors, losses, networks, optimizers, penalties, strategy  # noqa: F401
 from tf_convgan.gan import GAN  # noqa: F401
 from tf_convgan import train  # noqa: F401
-from tf_convgan import consensus, dirac, dirac_study, instance_noise, toy2d  # noqa: F401
+from tf_convgan import augment, consensus, consistency  # noqa: F401
+from tf_convgan import dirac, dirac_study, instance_noise, toy2d  # noqa: F401
 from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
 
 __version__ = "0.1.0"

@@ -23,3 +23,48 @@ def consensus_term(gradients, *, gamma):
     if not squares:
         raise ValueError("consensus_term needs at least one gradient")
     return 0.5 * gamma * tf.add_n(squares)
+
+
+def _dense(gradients, variables):
+    """Dense gradients (IndexedSlices converted), zeros for variables the loss does not reach."""
+    return [tf.zeros_like(tf.convert_to_tensor(v)) if g is None
+            else tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
+            for g, v in zip(gradients, variables)]
+
+
+def consensus_gradients(compute_losses, variables, *, gamma, all_reduce=None):
+    """Both players' ConOpt gradients in one simultaneous update, by double backprop.
+
+    Player i minimises L_i + gamma/2 ||v||^2 with v = (grad_{x_1} L_1, ..., grad_{x_n} L_n):
+    its gradient is v_i + gamma (J^T v)_i, J = dv/dx.
+
+      compute_losses: () -> (losses, aux): one scalar loss per player (this replica's share of the
+        global-batch average, e.g. via tf.nn.compute_average_loss) and a dict passed through;
+        evaluated under the tapes.
+      variables: one list of variables per player.
+      all_reduce: sums a list of tensors over replicas (None: one device).
+
+    Distribution: v is the replica sum of the local fields v_r; grad gamma/2 ||v||^2 =
+    gamma J^T v = gamma sum_r J_r^T v, so each replica differentiates the surrogate
+    gamma <stop_gradient(v), v_r> and the results are summed: exact for any replica count.
+
+    Returns (gradients: one list per player, summed over replicas; consensus: gamma/2 ||v||^2;
+    aux)."""
+    check_nonnegative("consensus.gamma", gamma)
+    all_reduce = all_reduce or (lambda values: values)
+    flat_vars = [v for vs in variables for v in vs]
+    with tf.GradientTape() as outer:
+        with tf.GradientTape(persistent=True) as inner:
+            losses, aux = compute_losses()
+        local = [g for loss, vs in zip(losses, variables)
+                 for g in _dense(inner.gradient(loss, vs), vs)]
+        field = all_reduce(local)
+        surrogate = gamma * tf.add_n([tf.reduce_sum(tf.stop_gradient(g) * l)
+                                      for g, l in zip(field, local)])
+    correction = all_reduce(_dense(outer.gradient(surrogate, flat_vars), flat_vars))
+    total = [g + c for g, c in zip(field, correction)]
+    gradients, start = [], 0
+    for vs in variables:
+        gradients.append(total[start:start + len(vs)])
+        start += len(vs)
+    return gradients, consensus_term(field, gamma=gamma), aux

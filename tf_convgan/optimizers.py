@@ -41,6 +41,30 @@ def adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8):
 
 
 @gin.configurable
+def lazy_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, interval=16):
+    """Adam adjusted for lazy regularization with `interval` k (Karras et al. 2020, StyleGAN2,
+    appendix B): c = k / (k + 1), learning_rate * c, beta_1 ** c, beta_2 ** c.
+
+    StyleGAN2 applies the lazy penalty as a separate optimizer step every k minibatches, k + 1
+    updates per k minibatches; the adjustment keeps Adam's per-minibatch step size and momentum
+    horizons as without lazy regularization. tf_convgan adds k * penalty to D's loss in the same
+    update (GAN.lazy_interval), so the number of updates does not change: use this helper to
+    reproduce the paper's optimizer settings, plain `adam` for an unadjusted one. The optimizer
+    records k (`lazy_interval`); GAN checks that it equals GAN.lazy_interval."""
+    if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
+        raise ConfigError(f"lazy_adam.interval must be an integer >= 1, got {interval!r}")
+    for name, beta in (("beta_1", beta_1), ("beta_2", beta_2)):
+        if not 0.0 <= float(beta) < 1.0:
+            raise ConfigError(f"lazy_adam.{name} must be in [0, 1), got {beta!r}")
+    _check_learning_rate("lazy_adam", learning_rate)
+    c = interval / (interval + 1.0)
+    optimizer = keras.optimizers.Adam(learning_rate=learning_rate * c, beta_1=float(beta_1) ** c,
+                                      beta_2=float(beta_2) ** c, epsilon=epsilon)
+    optimizer.lazy_interval = interval
+    return optimizer
+
+
+@gin.configurable
 def sgd(*, learning_rate=1e-4, momentum=0.0):
     """Plain (or momentum) gradient descent, for the Dirac-GAN and 2D studies."""
     _check_learning_rate("sgd", learning_rate)

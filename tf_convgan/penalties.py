@@ -43,7 +43,15 @@ def input_gradients(d_fn, x):
 
     Under loss scaling (mixed_float16) the step gives `d_fn` a `loss_scale` attribute: the
     gradient is then taken of loss_scale * D, so that it does not underflow in float16, and divided
-    by loss_scale again here, before any penalty squares it (tensorflow issue 48662)."""
+    by loss_scale again here, before any penalty squares it (tensorflow issue 48662). When `d_fn`
+    already knows the gradient for `x` from an earlier forward pass (`known_input_gradients`, as
+    the GAN step's D does for the real batch), that gradient is used: the same value without a
+    second forward and backward pass of D."""
+    known = getattr(d_fn, "known_input_gradients", None)
+    if known is not None:  # from the forward pass the step already made (gan._Critic)
+        gradients = known(x)
+        if gradients is not None:
+            return gradients
     loss_scale = getattr(d_fn, "loss_scale", None)
     with tf.GradientTape() as tape:
         tape.watch(x)

@@ -65,6 +65,20 @@ class _SpectralNormMixin:
             self.u.assign(u)
         return self.kernel / sigma
 
+    def power_iterate(self, num_iterations):
+        """Runs `num_iterations` power iterations from the stored u, stores the refined u and
+        returns sigma = v W u^T (the estimate the forward pass would use). For tests and for
+        warming up u before training."""
+        check_int("num_iterations", num_iterations, minimum=1)
+        w = self._kernel_matrix()
+        u = ops.convert_to_tensor(self.u)
+        v = None
+        for _ in range(num_iterations):
+            v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
+            u = _l2_normalize(ops.matmul(v, w))
+        self.u.assign(u)
+        return ops.sum(ops.matmul(v, w) * u)
+
     def sigma(self):
         """Current estimate of the top singular value from the stored u, without
         iterating: ||W u^T|| (= v W u^T with v = normalize(u W^T))."""

@@ -1,0 +1,149 @@
+"""The issue-6 terms inside GAN.train_step: each logged term equals an independent computation;
+2 replicas == 1 device and jit_compile=True for every term (CR/bCR with augmentations, zCR,
+instance noise, lazy R1, ConOpt)."""
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_convgan import augment, consistency, instance_noise, noise, optimizers, penalties
+from tf_convgan.errors import ConfigError
+from helpers import make_gan, random_batch, run_steps, weights
+from test_gan import _two_cpu_strategy
+
+SCHEDULE = functools.partial(instance_noise.sigma_schedule, sigma=0.2, final_sigma=0.0,
+                             decay_steps=4)
+BCR = functools.partial(consistency.bcr, lambda_real=10.0, lambda_fake=10.0,
+                        augment=functools.partial(augment.shift_flip_cutout, max_shift=2, size=8))
+# Every D/G-side term at once (lazy R1 with k = 2 over 2 D steps takes both branches);
+# ConOpt is its own step and is checked separately.
+ALL_TERMS = dict(penalty=penalties.r1, lazy_interval=2, consistency=BCR,
+                 latent_consistency=consistency.zcr(), instance_noise=SCHEDULE)
+CONOPT = dict(consensus_gamma=1.0, penalty=penalties.r1, instance_noise=SCHEDULE)
+# Under XLA, ConOpt with a gradient penalty needs third derivatives, and TF has no gradient for
+# XlaDynamicUpdateSlice (XLA's gradient of tf.slice, in this ResNet's pooling): without a penalty.
+CONOPT_XLA = dict(consensus_gamma=1.0, instance_noise=SCHEDULE)
+
+
+def _real_labels(seed=0):
+    real, labels = random_batch(4, seed=seed)
+    return tf.constant(real[:, 0]), tf.constant(labels[:, 0])
+
+
+def test_logged_terms_equal_independent_computations():
+    """One eager D step and G step: `cr`, `zcr_d`, `zcr_g` and the noisy logits recomputed from
+    the step's seeds with the weights before the update."""
+    gan = make_gan(consistency=BCR, latent_consistency=consistency.zcr(sigma_noise=0.5),
+                   instance_noise=SCHEDULE)
+    gan.step_counter.assign(2)  # sigma(2) = 0.1
+    real, labels = _real_labels()
+    seed = tf.constant([5, 8], tf.int64)
+    d = lambda x: gan.discriminator(x, labels, training=True)  # noqa: E731
+    z = noise.normal([4, gan.generator.z_dim], noise.fold_in(seed, 0))
+    fake = gan.generator(z, labels, training=True)
+    fake_p = gan.generator(z + 0.5 * noise.normal(z.shape, noise.fold_in(seed, 4)), labels,
+                           training=True)
+
+    def noisy(x, s):
+        return x + 0.1 * noise.normal(x.shape, noise.fold_in(s, 5))
+
+    noisy_real, noisy_fake = noisy(real, noise.fold_in(seed, 0)), noisy(fake, noise.fold_in(seed, 1))
+    expected = {"d_real_logits": tf.reduce_mean(d(noisy_real)),
+                "cr": tf.reduce_mean(BCR(d, noisy_real, noisy_fake, noise.fold_in(seed, 3))),
+                "zcr_d": tf.reduce_mean(5.0 * tf.square(d(fake) - d(fake_p)))}
+    logs = gan._discriminator_step(real, labels, seed)
+    for name, value in expected.items():
+        np.testing.assert_allclose(float(logs[name]), float(value), rtol=1e-4, err_msg=name)
+    assert float(logs["cr"]) > 0 and float(logs["zcr_d"]) > 0
+    np.testing.assert_allclose(float(logs["instance_noise_sigma"]), 0.1, rtol=1e-6)
+
+    z = noise.normal([4, gan.generator.z_dim], noise.fold_in(seed, 2))
+    dz = 0.5 * noise.normal(z.shape, noise.fold_in(seed, 4))
+    diff = gan.generator(z, labels, training=True) - gan.generator(z + dz, labels, training=True)
+    expected_g = -0.5 * tf.reduce_mean(tf.reduce_sum(tf.square(diff), axis=[1, 2, 3]))
+    logs = gan._generator_step(labels, seed)
+    np.testing.assert_allclose(float(logs["zcr_g"]), float(expected_g), rtol=1e-4)
+    assert float(logs["zcr_g"]) < 0
+
+
+@pytest.mark.parametrize("kwargs", [ALL_TERMS, CONOPT], ids=["cr_zcr_noise_lazy", "conopt"])
+def test_two_replicas_equal_one_device(kwargs):
+    """One step (two D steps: the lazy penalty is due on the first, skipped on the second)."""
+    network = "resnet"
+    d_steps = 1 if "consensus_gamma" in kwargs else 2
+    batches = [random_batch(8, d_steps=d_steps, seed=s) for s in (0,)]
+    single = make_gan(network, d_steps=d_steps, ema_beta=0.9, **kwargs)
+    single_logs = run_steps(single, batches)
+    strategy = _two_cpu_strategy()
+    mirrored = make_gan(network, strategy=strategy, d_steps=d_steps, ema_beta=0.9, **kwargs)
+    mirrored_logs = run_steps(mirrored, batches, strategy=strategy)
+    for a, b in zip(weights(single), weights(mirrored)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert set(single_logs) == set(mirrored_logs)
+    for name in single_logs:
+        np.testing.assert_allclose(single_logs[name], mirrored_logs[name], rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
+    terms = {"consensus"} if d_steps == 1 else {"cr", "zcr_d", "zcr_g", "penalty"}
+    assert terms <= set(single_logs) and "instance_noise_sigma" in single_logs
+
+
+@pytest.mark.parametrize("kwargs", [ALL_TERMS, CONOPT_XLA], ids=["cr_zcr_noise_lazy", "conopt"])
+def test_step_compiles_with_xla(kwargs):
+    """Every term compiles inside the full step (jit_compile=True) and trains: finite weights that
+    move, every term logged with its sign. Not compared number for number with the graph step:
+    XLA's stateless Philox draws other numbers than TF's kernel for the same seed (augmentations,
+    dz, instance noise), see the README; the graph step's values are tested above."""
+    d_steps = 1 if "consensus_gamma" in kwargs else 2
+    gan = make_gan(optimizer=lambda: optimizers.sgd(learning_rate=0.05), ema_beta=0.5,
+                   d_steps=d_steps, **kwargs)
+    initial = weights(gan)
+    logs = run_steps(gan, [random_batch(4, d_steps=d_steps)], jit_compile=True)
+    after = weights(gan)
+    assert all(np.isfinite(w).all() for w in after)
+    moved = [not np.allclose(w0, w1) for w0, w1 in zip(initial, after)]
+    assert sum(moved) >= len(moved) // 2
+    assert all(np.isfinite(v) for v in logs.values())
+    if d_steps == 1:
+        assert logs["consensus"] > 0
+    else:  # the lazy penalty is due on D step 0 of 2: logged mean = (2 p + 0) / 2 > 0
+        assert logs["cr"] > 0 and logs["zcr_d"] > 0 and logs["zcr_g"] < 0 and logs["penalty"] > 0
+    np.testing.assert_allclose(logs["instance_noise_sigma"], 0.2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(latent_consistency=consistency.zcr), "GAN.latent_consistency must be @zcr()"),
+    (dict(consistency="bcr"), "GAN.consistency must be a consistency term"),
+    (dict(consistency=functools.partial(consistency.bcr, lambda_real=-1.0)), "bcr.lambda_real"),
+    (dict(instance_noise=0.1), "GAN.instance_noise must be a sigma schedule"),
+    (dict(instance_noise=functools.partial(instance_noise.sigma_schedule, sigma=-1.0)),
+     "sigma_schedule.sigma"),
+    (dict(consensus_gamma=1.0, consistency=consistency.cr), "does not combine with GAN.consistency"),
+])
+def test_bad_terms_raise_at_construction(kwargs, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        make_gan(**kwargs)
+
+
+def test_r1_reuses_the_loss_forward_pass_with_the_same_value_and_update():
+    """The step hands R1 the input gradient of the real forward pass it already made (no second
+    forward and backward pass of D); a penalty that hides that (a wrapped D) recomputes it: the
+    logged R1 and D's update agree."""
+    def r1_fresh(d_fn, real, fake, seed=None):
+        return penalties.r1(lambda x: d_fn(x), real, fake, seed, gamma=10.0)
+
+    r1_shared = functools.partial(penalties.r1, gamma=10.0)
+    real, labels = _real_labels()
+    seed = tf.constant([5, 8], tf.int64)
+    results = []
+    for penalty in (r1_shared, r1_fresh):
+        gan = make_gan(penalty=penalty, optimizer=lambda: optimizers.sgd(learning_rate=0.1))
+        before = gan.discriminator(real, labels, training=True)
+        expected = tf.reduce_mean(penalties.r1(
+            lambda x: gan.discriminator(x, labels, training=True), real, real, gamma=10.0))
+        logs = gan._discriminator_step(real, labels, seed)
+        np.testing.assert_allclose(float(logs["penalty"]), float(expected), rtol=1e-5)
+        assert float(tf.reduce_max(tf.abs(before))) > 0
+        results.append([w.numpy() for w in gan.discriminator.trainable_weights])
+    for shared, fresh in zip(*results):
+        np.testing.assert_allclose(shared, fresh, atol=1e-6)
