@@ -68,3 +68,16 @@ def run_steps(gan, batches, *, strategy=None, jit_compile=False):
 def weights(gan):
     return [w.numpy().copy() for w in
             gan.generator.weights + gan.discriminator.weights + gan.generator_ema.weights]
+
+
+def two_cpu_strategy():
+    """A MirroredStrategy over the two logical CPUs, with collective keys of its own.
+
+    Every MirroredStrategy numbers its collective group and instance keys from the same base, and
+    the runtime remembers collective instances by key for the whole process: a second strategy over
+    the same devices reuses the first one's keys, and its all-reduces are matched against the
+    remembered ones ("Shape mismatch in the collective instance 100 ..."). TF's own tests move the
+    base for every strategy (strategy_combinations._mirrored_strategy_with_collective_key_base);
+    so do ours: every test creates its MirroredStrategy here."""
+    tf.distribute.MirroredStrategy._collective_key_base += 100000
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

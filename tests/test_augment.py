@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
+
 from tf_convgan import augment, noise
 from tf_convgan.errors import ConfigError
 
@@ -116,7 +118,7 @@ def test_shift_gradient_is_the_inverse_shift():
 
 def test_draws_do_not_depend_on_the_replica_split():
     tf.distribute.MirroredStrategy._collective_key_base += 100000
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = helpers.two_cpu_strategy()
     single = augment.shift_flip_cutout(X, SEED, max_shift=2, size=4).numpy()
     halves = tf.split(X, 2)
     per_replica = strategy.run(

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
+
 from tf_convgan import data
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -593,7 +595,7 @@ def test_input_pipeline_under_mirrored_strategy():
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs the 2 logical CPUs set up by conftest.py")
-    strategy = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    strategy = helpers.two_cpu_strategy()
     source = indexed_source(9, size=2, channels=1)
     ds = data.make_input_pipeline(source, global_batch_size=4, d_steps=2, seed=7)
     expected = [(r.numpy(), lbl.numpy()) for r, lbl in ds.take(3)]

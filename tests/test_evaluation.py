@@ -212,6 +212,7 @@ def test_training_logs_eval_metrics_and_keeps_the_best_checkpoint(tmp_path, npy_
 
 
 @needs_weights
+@pytest.mark.slow  # the default suite checks in-training FID and the best checkpoint above
 def test_in_training_fid_and_best_checkpoint_through_the_command_line(tmp_path, capsys):
     """Real FID every 2 steps of a tiny run; `evaluate --model_dir --checkpoint best` reproduces
     the FID logged for the best step (same z, same reference images, restored EMA weights)."""

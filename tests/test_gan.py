@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tf_convgan import losses, optimizers, penalties
-from helpers import TINY_NETWORKS, make_gan, random_batch, run_steps, weights
+from helpers import TINY_NETWORKS, make_gan, random_batch, run_steps, two_cpu_strategy, weights
 
 LOSSES = [losses.minimax, losses.non_saturating, losses.wasserstein, losses.hinge,
           losses.least_squares]
@@ -15,16 +15,7 @@ PENALTIES = [None, penalties.r1, penalties.r2, penalties.r1_r2, penalties.wgan_g
 
 
 def _two_cpu_strategy():
-    """A MirroredStrategy over the two logical CPUs, with collective keys of its own.
-
-    Every MirroredStrategy numbers its collective group and instance keys from the same base, and
-    the runtime remembers collective instances by key for the whole process: a second strategy over
-    the same devices reuses the first one's keys, and its all-reduces are matched against the
-    remembered ones ("Shape mismatch in the collective instance 100 ... expected shape [8] but
-    another member in the group expected shape [4510]"). TF's own tests move the base for every
-    strategy (strategy_combinations._mirrored_strategy_with_collective_key_base); so do we."""
-    tf.distribute.MirroredStrategy._collective_key_base += 100000
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    return two_cpu_strategy()
 
 
 def _changed_and_finite(before, after):
@@ -33,7 +24,9 @@ def _changed_and_finite(before, after):
     return changed, finite
 
 
-@pytest.mark.parametrize("network", sorted(TINY_NETWORKS))
+# The default suite runs the GAN_stability ResNet; the other networks run with -m slow.
+@pytest.mark.parametrize("network", [n if n == "resnet" else pytest.param(n, marks=pytest.mark.slow)
+                                     for n in sorted(TINY_NETWORKS)])
 def test_one_step_every_loss_and_penalty(network):
     """One eager step of every loss x penalty on this network changes G, D and EMA, finitely."""
     gan = make_gan(network, ema_beta=0.5)
@@ -97,8 +90,10 @@ def test_replicas_draw_distinct_noise_that_tiles_the_global_draw():
 
 @pytest.mark.parametrize("network,penalty,num_classes", [
     ("resnet", penalties.r1, 10),          # conditional, embedding gradients
-    ("resnet_cifar", penalties.wgan_gp, 1),  # synchronized batch norm in G, SN in D
-    ("resnet", penalties.dragan, 1),        # random perturbations drawn for the global batch
+    pytest.param("resnet_cifar", penalties.wgan_gp, 1,  # sync batch norm in G, SN in D
+                 marks=pytest.mark.slow),
+    pytest.param("resnet", penalties.dragan, 1,  # perturbations drawn for the global batch
+                 marks=pytest.mark.slow),
 ])
 def test_two_replicas_equal_one_device(network, penalty, num_classes):
     """MirroredStrategy over 2 logical CPUs == 1 device on the same global batch (two steps)."""
@@ -116,7 +111,10 @@ def test_two_replicas_equal_one_device(network, penalty, num_classes):
                                    err_msg=name)
 
 
-@pytest.mark.parametrize("penalty", PENALTIES[1:], ids=lambda p: p.__name__)
+# R1 in the default suite, every other penalty with -m slow.
+@pytest.mark.parametrize("penalty", [
+    p if p is penalties.r1 else pytest.param(p, marks=pytest.mark.slow) for p in PENALTIES[1:]],
+    ids=lambda p: p.__name__)
 def test_step_compiles_with_xla_and_matches(penalty):
     """The full step (D with penalty, G, EMA) under jit_compile=True equals the graph step."""
     sgd = lambda: optimizers.sgd(learning_rate=0.05)  # noqa: E731  (no sign-like updates)

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
+
 from tf_convgan import evaluation, inception
 from tests.fid_helpers import FID_REFERENCE_IO, FID_WEIGHTS, needs_reference_io, needs_weights
 
@@ -70,7 +72,7 @@ def test_features_under_mirrored_strategy_equal_one_device(extractor):
     """Batches split over 2 replicas (2 logical CPUs), last batch padded: same features."""
     images = np.random.default_rng(2).integers(0, 256, (6, 32, 32, 3)).astype(np.uint8)
     one = extractor.features_of_images(images)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = helpers.two_cpu_strategy()
     mirrored = evaluation.FeatureExtractor(weights_path=FID_WEIGHTS, strategy=strategy,
                                            batch_size=4, verbose=False)
     two = mirrored.features_of_images(images)

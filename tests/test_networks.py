@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import helpers
+
 from tf_convgan import networks as N
 from tf_convgan.networks.resnet import avg_pool_3x3_s2
 
@@ -347,8 +349,7 @@ def test_sn_power_iterations_validated():
 
 def test_mirrored_strategy_sync_bn_and_sn_match_single_device():
     # Fresh collective keys: another strategy in this process may have used the default ones.
-    tf.distribute.MirroredStrategy._collective_key_base += 100000
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    strategy = helpers.two_cpu_strategy()
     factories = [  # synchronized BN in G; SN (incl. SN projection embedding) in D
         lambda: N.resnet_cifar_generator(resolution=16, z_dim=8, ch=8),
         lambda: N.sndcgan_discriminator(resolution=16, num_classes=3),

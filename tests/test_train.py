@@ -81,6 +81,7 @@ def _train_in_process(model_dir, npy, num_steps):
         gin.clear_config()
 
 
+@pytest.mark.slow  # test_faults' kill -9 test checks the same through run.py
 def test_resumed_run_equals_uninterrupted_run(tmp_path, npy_path):
     _train_in_process(tmp_path / "straight", npy_path, 4)
     _train_in_process(tmp_path / "resumed", npy_path, 2)
@@ -122,7 +123,12 @@ BAD_INPUT = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+_DEFAULT_BAD_INPUT = ("negative_gamma", "misspelled_binding", "missing_data_directory")
+
+
+@pytest.mark.parametrize("case", [c if c in _DEFAULT_BAD_INPUT else
+                                  pytest.param(c, marks=pytest.mark.slow)
+                                  for c in sorted(BAD_INPUT)])
 def test_bad_input_gives_a_clear_error_and_writes_nothing(tmp_path, npy_path, case):
     params, message = BAD_INPUT[case]
     model_dir = tmp_path / "run"
@@ -141,6 +147,7 @@ def test_images_of_the_wrong_rank(tmp_path):
     assert not os.path.exists(tmp_path / "run" / "checkpoints")
 
 
+@pytest.mark.slow  # test_faults checks the same after a NaN and a changed architecture
 def test_bad_input_leaves_existing_checkpoints_intact(tmp_path, npy_path):
     model_dir = tmp_path / "run"
     assert run_py(*tiny_args(model_dir, npy_path)).returncode == 0
