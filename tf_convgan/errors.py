@@ -1,4 +1,6 @@
 """The library's error type for bad user input (configuration, data, hyperparameters)."""
+import contextlib
+import sys
 
 
 class ConfigError(ValueError):
@@ -16,3 +18,14 @@ def check_nonnegative(name: str, value) -> None:
         ok = False
     if not ok:
         raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@contextlib.contextmanager
+def exit_on_bad_input():
+    """For command lines: bad input (ValueError, incl. ConfigError; a missing file) prints one
+    line `error: ...` and exits with status 2, without a traceback."""
+    try:
+        yield
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -19,11 +19,11 @@ Signatures: `serving_default(z [N, z_dim] float32[, labels [N] int32])` and
 """
 import os
 import shutil
-import sys
 
 import tensorflow as tf
 
 from tf_convgan import images as images_lib
+from tf_convgan.errors import exit_on_bad_input
 
 OPERATIVE_CONFIG = "operative_config.gin"
 
@@ -107,12 +107,9 @@ def main(argv):
     from absl import flags
     del argv
     flags_ = flags.FLAGS
-    try:
+    with exit_on_bad_input():
         export_dir, path = export_model_dir(flags_.model_dir, checkpoint=flags_.checkpoint,
                                             export_dir=flags_.export_dir)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     print(f"exported the EMA generator of {path} to {export_dir}")
 
 

@@ -12,13 +12,12 @@ command writes the same files. Outputs in OUT:
                                                latent key points with `nsubsteps` frames each
 """
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
 from tf_convgan import images as images_lib
-from tf_convgan.errors import ConfigError
+from tf_convgan.errors import ConfigError, exit_on_bad_input
 from tf_convgan.export import sample_inputs
 
 INTERPOLATIONS = ("linear", "spherical")
@@ -184,7 +183,7 @@ def main(argv):
     from absl import flags
     del argv
     f = flags.FLAGS
-    try:
+    with exit_on_bad_input():
         sampler = Sampler.load(f.model, checkpoint=f.checkpoint)
         write_samples(sampler, f.out_dir, num=f.num, seed=f.seed)
         if sampler.num_classes > 1:
@@ -192,9 +191,6 @@ def main(argv):
         if f.interpolate:
             write_interpolation(sampler, f.out_dir, nzs=f.nzs, nsubsteps=f.nsubsteps,
                                 seed=f.seed, method=f.method, chains=f.chains)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     print(f"wrote samples of {f.model} to {f.out_dir}")
 
 
