@@ -1,7 +1,7 @@
-"""Step-0 statistics of the 32x32 CIFAR-10 ResNet (GAN_stability's `resnet`, nf 64, nf_max 512 / 1024,
-z 256) under init='pytorch' and init='keras': std of G(z) and of D(x) for x ~ U(-1, 1), mean and
-spread over weight seeds; and the mean pairwise cosine of 1000 class embeddings of size 256 drawn
-as now (N(0, 1)) and as before (mean 1, std 0.05).
+"""Step-0 statistics of the 32x32 CIFAR-10 ResNet (GAN_stability's `resnet`, nf 64,
+nf_max 512 / 1024, z 256) under init='pytorch' and init='keras': std of G(z) and of D(x) for
+x ~ U(-1, 1), mean and spread over weight seeds; and the mean pairwise cosine of 1000 class
+embeddings of size 256 drawn as now (N(0, 1)) and as before (mean 1, std 0.05).
 
     python scripts/init_statistics.py [--seeds 8]
     python scripts/init_statistics.py --reference_src /path/to/GAN_stability   # + the PyTorch code
@@ -77,7 +77,8 @@ def main():
     rows = [(f"init='{init}'", *ours(init, args.seeds)) for init in ("pytorch", "keras")]
     if args.reference_src:
         rows.append(("GAN_stability (PyTorch)", *reference(args.reference_src, args.seeds)))
-    print(f"32x32 ResNet at step 0, {args.seeds} weight seeds, batch {BATCH}: mean (std over seeds)")
+    print(f"32x32 ResNet at step 0, {args.seeds} weight seeds, batch {BATCH}: "
+          f"mean (std over seeds)")
     for name, g_std, d_std in rows:
         print(f"  {name:<24} std G(z) {np.mean(g_std):.4f} ({np.std(g_std):.4f})   "
               f"std D(x) {np.mean(d_std):.5f} ({np.std(d_std):.5f})")

@@ -29,14 +29,16 @@ def _small(arch, role, init, num_classes=1, embed_size=8, **kw):
 
 def _fan_in(name, state):
     """PyTorch's fan_in of the layer that owns parameter `name`: in_features of a linear weight
-    [out, in], in_channels * kh * kw of a conv weight [out, in, kh, kw]; a bias uses its weight's."""
+    [out, in], in_channels * kh * kw of a conv weight [out, in, kh, kw]; a bias uses its
+    weight's."""
     weight = state[name.rsplit(".", 1)[0] + ".weight"]
     return int(np.prod(weight.shape[1:]))
 
 
 def _pytorch_bound(name, state):
     """nn.Linear / nn.Conv2d reset_parameters: weight kaiming_uniform_(a=sqrt(5)), i.e.
-    U(-b, b) with b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)); bias U(+-1/sqrt(fan_in))."""
+    U(-b, b) with b = gain * sqrt(3 / fan_in), gain = sqrt(2 / (1 + a^2)); bias
+    U(+-1/sqrt(fan_in))."""
     fan_in = _fan_in(name, state)
     if name.endswith(".bias"):
         return 1.0 / math.sqrt(fan_in)
@@ -81,7 +83,8 @@ def test_pytorch_init_draws_every_parameter_as_pytorch_does(arch, role):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_keras_init_keeps_the_keras_defaults(arch):
-    """Glorot-uniform kernels (bound sqrt(6 / (fan_in + fan_out))), zero biases, N(0, 1) embedding."""
+    """Glorot-uniform kernels (bound sqrt(6 / (fan_in + fan_out))), zero biases, N(0, 1)
+    embedding."""
     keras.utils.set_random_seed(3)
     for role in ("generator", "discriminator"):
         state = state_dict(_small(arch, role, "keras", num_classes=40, embed_size=40))

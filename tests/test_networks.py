@@ -115,8 +115,8 @@ def test_resnet_generator_embedding_is_l2_normalised_and_concatenated():
     np.testing.assert_allclose(inp[:, 3:], want, rtol=1e-5)
 
 
-@pytest.mark.parametrize("arch,normalised", [("resnet", True), ("resnet2", True), ("resnet3", False),
-                                             ("resnet4", False)])
+@pytest.mark.parametrize("arch,normalised", [("resnet", True), ("resnet2", True),
+                                             ("resnet3", False), ("resnet4", False)])
 def test_label_embedding_normalisation_per_architecture(arch, normalised):
     """resnet and resnet2 L2-normalise the label embedding (only its direction matters), resnet3
     and resnet4 feed it as it is, like the reference."""
@@ -132,7 +132,8 @@ def test_label_embedding_normalisation_per_architecture(arch, normalised):
 
 @pytest.mark.parametrize("arch", ["resnet2", "resnet3", "resnet4"])
 def test_resnet_variant_checkpoints_hold_every_weight(tmp_path, arch):
-    """The blocks sit in a list attribute: CheckpointListsMixin hands them to tf.train.Checkpoint."""
+    """The blocks sit in a list attribute; CheckpointListsMixin hands them to
+    tf.train.Checkpoint."""
     resolution = 32 if arch == "resnet2" else 64
     for make in (lambda: getattr(N, f"{arch}_generator")(resolution=resolution, nf=1, z_dim=4),
                  lambda: getattr(N, f"{arch}_discriminator")(resolution=resolution, nf=1)):

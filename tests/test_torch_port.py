@@ -107,7 +107,8 @@ def test_mismatched_state_dicts_raise_naming_the_key_and_assign_nothing():
         np.testing.assert_array_equal(w.numpy(), b)
 
     missing = {k: v for k, v in good.items() if k != "resnet.4.conv_s.weight"}
-    with pytest.raises(StateDictMismatchError, match=r"missing keys \['resnet\.4\.conv_s\.weight'\]"):
+    with pytest.raises(StateDictMismatchError,
+                       match=r"missing keys \['resnet\.4\.conv_s\.weight'\]"):
         load_state_dict(g, missing)
     with pytest.raises(StateDictMismatchError, match=r"unexpected keys \['resnet\.1\.weight'\]"):
         load_state_dict(g, dict(good, **{"resnet.1.weight": np.zeros(3, np.float32)}))

@@ -2,15 +2,18 @@
 
 The published models use them: `resnet2` the class-conditional ImageNet 128 model (and the
 ImageNet experiment), `resnet3` the LSUN bedroom / bridge / church / tower 256 models, `resnet4`
-the CelebA 256 model. Unlike `resnet` (resnet.py), their depth is fixed: six stages of
-ResnetBlocks with widths in multiples of `nf`, and the resolution only sets the size s0 of the
-first (G) / last (D) feature map:
+the CelebA 256 model. Unlike `resnet` (resnet.py), their depth is fixed: six (resnet4: seven)
+stages of ResnetBlocks with widths in multiples of `nf`, and the resolution only sets the size s0
+of the first (G) / last (D) feature map. Output widths of the blocks, stage by stage, in units of
+nf (`LAYOUTS` below has the exact (in, out) pairs):
 
-| arch | s0 | G stages (x nf) | G conv_img | D stages (x nf) | label embedding |
-|---|---|---|---|---|---|
-| resnet2 | R/32 | 16,16 / 16,16 / 8,8 / 4,4 / 2,2 / 1,1 (2 blocks each) | 3x3 | 1,2 / 2,4 / 4,8 / 8,16 / 16,16 / 16,16 | L2-normalised |
-| resnet3 | R/64 | 32->16 / 16 / 8 / 4 / 2 / 1, then one more 2x upsampling | 7x7 | 2 / 4 / 8 / 16 / 16 / 32, pooling before every stage | as is |
-| resnet4 | R/64 | 16 / 16 / 8 / 4 / 2 / 1 / 1 | 7x7 | 1 / 2 / 4 / 8 / 16 / 16 / 16 | as is |
+- resnet2 (s0 = R/32, 3x3 conv_img, embedding L2-normalised): two blocks per stage;
+  G 16,16 / 16,16 / 8,8 / 4,4 / 2,2 / 1,1; D 1,2 / 2,4 / 4,8 / 8,16 / 16,16 / 16,16.
+- resnet3 (s0 = R/64, 7x7 conv_img, embedding as is): G 16 (from 32) / 16 / 8 / 4 / 2 / 1 and
+  one more 2x upsampling after the last stage; D 2 / 4 / 8 / 16 / 16 / 32 with a pooling before
+  every stage.
+- resnet4 (s0 = R/64, 7x7 conv_img, embedding as is): G 16 / 16 / 8 / 4 / 2 / 1 / 1;
+  D 1 / 2 / 4 / 8 / 16 / 16 / 16.
 
 G upsamples (nearest, 2x) between stages, D average-pools (3x3, stride 2, padding 1, padding
 counted) between stages; D's conv_img has G's conv_img kernel size. Blocks are named
@@ -80,12 +83,14 @@ LAYOUTS = {
 
 
 class ResNetVariantGenerator(CheckpointListsMixin, keras.Model):
-    """GAN_stability `resnet2/3/4` generator: call(z, labels=None, training=None) -> [N, R, R, 3]."""
+    """GAN_stability `resnet2/3/4` generator:
+    call(z, labels=None, training=None) -> [N, R, R, 3]."""
 
     def __init__(self, *, arch, resolution, z_dim, num_classes, nf, embed_size, init, **kwargs):
         super().__init__(**kwargs)
         layout = LAYOUTS[arch]
-        self.arch, self.resolution, self.z_dim, self.num_classes = arch, resolution, z_dim, num_classes
+        self.arch, self.resolution = arch, resolution
+        self.z_dim, self.num_classes = z_dim, num_classes
         self.nf, self.embed_size, self.init = nf, embed_size, init
         self.normalize_embedding = layout.normalize_embedding
         self.s0 = resolution // layout.s0_divisor

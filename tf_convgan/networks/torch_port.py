@@ -78,7 +78,8 @@ def _torch_shape(variable, to_torch):
 
 
 def state_dict(model):
-    """The network's weights as a GAN_stability state dict: {name: float32 array, PyTorch layout}."""
+    """The network's weights as a GAN_stability state dict: {name: float32 array in PyTorch
+    layout}, in the reference's parameter order."""
     return {name: np.ascontiguousarray(to_torch(np.asarray(var.numpy(), np.float32)))
             for name, var, to_torch, _ in _params(model)}
 
@@ -90,8 +91,8 @@ def _strip_data_parallel(state):
             raise StateDictMismatchError(f"state dict keys must be strings, got {key!r}")
         name = key[len(_DATA_PARALLEL_PREFIX):] if key.startswith(_DATA_PARALLEL_PREFIX) else key
         if name in stripped:
-            raise StateDictMismatchError(
-                f"state dict has {name!r} both with and without the {_DATA_PARALLEL_PREFIX!r} prefix")
+            raise StateDictMismatchError(f"state dict has {name!r} both with and without the "
+                                         f"{_DATA_PARALLEL_PREFIX!r} prefix")
         stripped[name] = value
     return stripped
 
@@ -121,7 +122,8 @@ def load_state_dict(model, state):
         value = np.asarray(state[name])
         want = _torch_shape(var, to_torch)
         if value.shape != want:
-            problems.append(f"{name!r} has shape {list(value.shape)}, the network's is {list(want)}")
+            problems.append(
+                f"{name!r} has shape {list(value.shape)}, the network's is {list(want)}")
             continue
         if not (np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)):
             problems.append(f"{name!r} has dtype {value.dtype}, expected floats")
