@@ -7,6 +7,7 @@ Networks for other data (the 2D MLPs) have a `data_shape` attribute: the shape o
 example, in place of [resolution, resolution, 3].
 `labels` are int32 class ids; None means all zeros. Use `build(model)` to create
 weights before counting parameters or restoring checkpoints.
+`torch_port` copies GAN_stability (PyTorch) state dicts into / out of the resnet family.
 """
 from .common import build, count_params
 from .mlp import mlp_discriminator, mlp_generator
@@ -15,9 +16,10 @@ from .dcgan import (dcgan_discriminator, dcgan_generator, sndcgan_discriminator,
 from .resnet import resnet_discriminator, resnet_generator
 from .resnet_cifar import resnet_cifar_discriminator, resnet_cifar_generator
 from .spectral_norm import SNConv2D, SNDense
+from . import torch_port
 
 __all__ = [
-    "build", "count_params", "SNConv2D", "SNDense",
+    "build", "count_params", "SNConv2D", "SNDense", "torch_port",
     "resnet_generator", "resnet_discriminator",
     "sndcgan_generator", "sndcgan_discriminator", "dcgan_generator", "dcgan_discriminator",
     "resnet_cifar_generator", "resnet_cifar_discriminator", "mlp_generator", "mlp_discriminator",

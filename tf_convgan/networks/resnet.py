@@ -39,6 +39,11 @@ class ResnetBlock(keras.layers.Layer):
         self.conv_s = (None if fin == fout else
                        keras.layers.Conv2D(fout, 1, use_bias=False, name="conv_s"))
 
+    def torch_layers(self):
+        """(GAN_stability state-dict name, layer) of the block's convolutions."""
+        return [("conv_0", self.conv_0), ("conv_1", self.conv_1)] + (
+            [] if self.conv_s is None else [("conv_s", self.conv_s)])
+
     def call(self, x):
         x_s = x if self.conv_s is None else self.conv_s(x)
         dx = self.conv_1(lrelu(self.conv_0(lrelu(x))))
@@ -77,6 +82,14 @@ class ResNetGenerator(CheckpointListsMixin, keras.Model):
         self.final_block = ResnetBlock(nf, nf, name=f"resnet_{self.nlayers}")
         self.conv_img = keras.layers.Conv2D(3, 3, padding="same", name="conv_img")
 
+    def torch_layers(self):
+        """(GAN_stability state-dict name, layer) pairs; the reference's nn.Sequential `resnet`
+        interleaves blocks with Upsample layers, so blocks have the even indices."""
+        blocks = self.blocks + [self.final_block]
+        return ([("embedding", self.embedding), ("fc", self.fc)]
+                + [(f"resnet.{2 * i}", block) for i, block in enumerate(blocks)]
+                + [("conv_img", self.conv_img)])
+
     def call(self, z, labels=None, training=None):
         labels = default_labels(labels, z)
         yembed = self.embedding(labels)
@@ -108,6 +121,14 @@ class ResNetDiscriminator(CheckpointListsMixin, keras.Model):
                         name=f"resnet_{i + 1}")
             for i in range(self.nlayers)]
         self.fc = keras.layers.Dense(num_classes, name="fc")
+
+    def torch_layers(self):
+        """(GAN_stability state-dict name, layer) pairs; the reference's nn.Sequential `resnet`
+        interleaves blocks with AvgPool layers, so blocks have the even indices."""
+        blocks = [self.first_block] + self.blocks
+        return ([("conv_img", self.conv_img)]
+                + [(f"resnet.{2 * i}", block) for i, block in enumerate(blocks)]
+                + [("fc", self.fc)])
 
     def class_logits(self, images, training=None):
         out = self.first_block(self.conv_img(images))
