@@ -69,9 +69,9 @@ def test_oracle_config_translates_to_the_papers_settings():
     assert "resnet_discriminator.embed_size" not in bindings  # D has no embedding
     assert bindings["GAN.penalty"] == "@r1" and bindings["r1.gamma"] == "20.0"  # 2 * reg_param
     assert bindings["GAN.loss"] == "@non_saturating()" and bindings["GAN.ema_beta"] == "0.999"
-    assert bindings["GAN.g_optimizer"] == "@g/rmsprop()"
-    assert (bindings["g/rmsprop.learning_rate"], bindings["g/rmsprop.rho"],
-            bindings["g/rmsprop.epsilon"]) == ("0.0001", "0.99", "1e-08")
+    assert bindings["GAN.g_optimizer"] == "@g/torch_rmsprop()"  # PyTorch's formula
+    assert (bindings["g/torch_rmsprop.learning_rate"], bindings["g/torch_rmsprop.rho"],
+            bindings["g/torch_rmsprop.epsilon"]) == ("0.0001", "0.99", "1e-08")
     assert bindings["train.batch_size"] == "8" and bindings["GAN.d_steps"] == "1"
     assert bindings["image_folder_source.directory"] == "'data/fashion_mnist_32'"
     # The whole text parses as gin and names only this library's configurables.
@@ -86,8 +86,9 @@ def test_oracle_config_translates_to_the_papers_settings():
     ("training:\n  reg_type: wgangp0\n", "wgan_gp0.gamma", "20.0"),
     ("training:\n  reg_type: none\n", "GAN.penalty", "None"),
     ("training:\n  gan_type: wgan\n", "GAN.loss", "@wasserstein()"),
-    ("training:\n  optimizer: adam\n  lr_g: 0.0002\n", "g/adam.learning_rate", "0.0002"),
-    ("training:\n  optimizer: adam\n", "d/adam.beta_2", "0.99"),
+    ("training:\n  optimizer: adam\n  lr_g: 0.0002\n", "g/torch_adam.learning_rate", "0.0002"),
+    ("training:\n  optimizer: adam\n", "d/torch_adam.beta_2", "0.99"),
+    ("training:\n  optimizer: sgd\n", "GAN.d_optimizer", "@d/sgd()"),
     ("training:\n  take_model_average: false\n", "GAN.ema_beta", "0.0"),
     ("training:\n  d_steps: 5\n", "GAN.d_steps", "5"),
     ("data:\n  nlabels: 1000\n", "resnet_discriminator.num_classes", "1000"),
@@ -179,6 +180,7 @@ def test_training_from_a_yaml_config(tmp_path):
     gan = train(model_dir=str(tmp_path / "run"))
     assert int(gan.step.numpy()) == 1
     assert gan.penalty is penalties.r1 and gan.ema_beta == 0.999
+    assert type(gan.g_optimizer).__name__ == "TorchRMSprop"
     assert gan.generator.z_dim == 8 and gan.generator.nf == 4
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-1.index")
     operative = (tmp_path / "run" / "operative_config.gin").read_text()

@@ -14,7 +14,7 @@ parses YAML with `yaml.safe_load` (data only). `gin_bindings()` translates the m
 | training.gan_type standard / wgan | `@non_saturating()` / `@wasserstein()` |
 | training.reg_type real / fake / real_fake / wgangp / wgangp0 / none | `@r1` / `@r2` / `@r1_r2` / `@wgan_gp` / `@wgan_gp0` / None |
 | training.reg_param | gamma = 2 * reg_param (its penalties have no 1/2; ours are gamma/2 E[...]) |
-| training.optimizer rmsprop / adam / sgd, lr_g, lr_d | `@g/<optimizer>()`, `@d/<optimizer>()` with its settings |
+| training.optimizer rmsprop / adam / sgd, lr_g, lr_d | `@g/torch_rmsprop()` / `@g/torch_adam()` / `@g/sgd()` (and `d/`): PyTorch's formulas, its settings |
 | training.batch_size, d_steps, model_average_beta | `train.batch_size`, `GAN.d_steps`, `GAN.ema_beta` (0 without take_model_average) |
 | training.sample_every, backup_every | `train.sample_every`, `train.keep_every` |
 | data.type image / lsun / cifar10 | `@image_folder_source()` / `@tfds_source()` (lsun/<category>, cifar10) |
@@ -65,10 +65,11 @@ _KWARGS = {"nfilter": "nf", "nfilter_max": "nf_max", "embed_size": "embed_size"}
 _LOSSES = {"standard": "non_saturating", "wgan": "wasserstein"}
 _PENALTIES = {"real": "r1", "fake": "r2", "real_fake": "r1_r2", "wgangp": "wgan_gp",
               "wgangp0": "wgan_gp0", "none": None}
-# build_optimizers(): RMSprop(alpha=0.99, eps=1e-8), Adam(betas=(0, 0.99), eps=1e-8), SGD.
-_OPTIMIZERS = {"rmsprop": {"rho": 0.99, "epsilon": 1e-8},
-               "adam": {"beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8},
-               "sgd": {"momentum": 0.0}}
+# build_optimizers(): torch.optim RMSprop(alpha=0.99, eps=1e-8), Adam(betas=(0, 0.99),
+# eps=1e-8), SGD: {name: (the PyTorch-exact gin factory, its settings)}.
+OPTIMIZERS = {"rmsprop": ("torch_rmsprop", {"rho": 0.99, "epsilon": 1e-8}),
+              "adam": ("torch_adam", {"beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8}),
+              "sgd": ("sgd", {"momentum": 0.0})}
 _LSUN_SUFFIX = "_train"
 
 
@@ -275,15 +276,16 @@ def _training_bindings(config):
         raise ConfigError(f"GAN_stability config: training.lr_anneal is {lr_anneal!r}; "
                           f"learning-rate annealing is not supported: set it to 1")
     optimizer = _get(config, "training", "optimizer", (str,))
-    if optimizer not in _OPTIMIZERS:
+    if optimizer not in OPTIMIZERS:
         raise ConfigError(f"GAN_stability config: training.optimizer must be one of "
-                          f"{sorted(_OPTIMIZERS)}, got {optimizer!r}")
+                          f"{sorted(OPTIMIZERS)}, got {optimizer!r}")
+    factory, settings = OPTIMIZERS[optimizer]
     for player, key in (("g", "lr_g"), ("d", "lr_d")):
         lr = _get(config, "training", key, (int, float), what="a number")
-        lines.append(f"GAN.{player}_optimizer = @{player}/{optimizer}()")
-        lines.append(f"{player}/{optimizer}.learning_rate = {_literal(float(lr))}")
-        lines += [f"{player}/{optimizer}.{name} = {_literal(value)}"
-                  for name, value in _OPTIMIZERS[optimizer].items()]
+        lines.append(f"GAN.{player}_optimizer = @{player}/{factory}()")
+        lines.append(f"{player}/{factory}.learning_rate = {_literal(float(lr))}")
+        lines += [f"{player}/{factory}.{name} = {_literal(value)}"
+                  for name, value in settings.items()]
     lines.append(f"train.batch_size = {_positive_int(config, 'training', 'batch_size')}")
     lines.append(f"train.sample_every = {_positive_int(config, 'training', 'sample_every')}")
     backup_every = _get(config, "training", "backup_every", (int,))

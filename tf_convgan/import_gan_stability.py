@@ -184,18 +184,14 @@ def _keras_slots(make_network, torch_slots, names, variables):
 
 
 def _set_optimizer_state(optimizer, step, slots):
-    """Writes `slots` ([(variable, {PyTorch state name: value})]) and the update count."""
+    """Writes `slots` ([(variable, {PyTorch state name: value})]) and the update count through
+    the PyTorch-exact optimizers' set_state (SGD without momentum has no state)."""
     if hasattr(optimizer, "set_state"):
         optimizer.set_state(step, slots)
-        return
-    # Keras' RMSprop / Adam / SGD keep the same quantities under other names.
-    keras_names = {"square_avg": "_velocities", "exp_avg": "_momentums",
-                   "exp_avg_sq": "_velocities"}
-    for variable, values in slots:
-        index = optimizer._get_variable_index(variable)  # noqa: SLF001
-        for name, value in values.items():
-            getattr(optimizer, keras_names[name])[index].assign(value)
-    optimizer.iterations.assign(step)
+    elif not slots:
+        optimizer.iterations.assign(step)
+    else:
+        raise ConfigError(f"{type(optimizer).__name__} cannot take a PyTorch optimizer state")
 
 
 # ----------------------------------------------------------------------------- import
