@@ -102,6 +102,27 @@ def test_settings(tmp_path, text, binding, value):
     assert _bindings(_write(tmp_path, text))[binding] == value
 
 
+@pytest.mark.parametrize("name", gan_stability_config.NETWORK_NAMES)
+def test_every_gan_stability_network_builds_or_is_a_clear_error(tmp_path, name):
+    """A network with a port builds from the config (tiny widths); one without names the ports
+    there are."""
+    from tf_convgan import networks
+    path = _write(tmp_path, f"data:\n  img_size: 64\n  nlabels: 3\nz_dist:\n  dim: 8\n"
+                            f"generator:\n  name: {name}\n  kwargs: {{nfilter: 2, embed_size: 4}}\n"
+                            f"discriminator:\n  name: {name}\n  kwargs: {{nfilter: 2}}\n")
+    if not hasattr(networks, f"{name}_generator"):
+        with pytest.raises(ConfigError, match=f"GAN_stability network '{name}' has no tf_convgan "
+                                              f"port; available: .*'resnet'"):
+            _bindings(path)
+        return
+    gin.parse_config(gan_stability_config.gin_text(path))
+    generator = networks.build(gin.query_parameter("train.generator_fn").scoped_configurable_fn())
+    discriminator = networks.build(
+        gin.query_parameter("train.discriminator_fn").scoped_configurable_fn())
+    assert (generator.z_dim, generator.num_classes, generator.resolution) == (8, 3, 64)
+    assert (discriminator.num_classes, discriminator.resolution) == (3, 64)
+
+
 def test_penalty_weight_equals_gan_stability_reg_param():
     """GAN_stability adds reg_param * E||grad D||^2 (no 1/2); r1 with gamma = 2 reg_param is
     the same number for a linear D(x) = sum(x) (||grad||^2 = dimension)."""

@@ -58,9 +58,15 @@ DEFAULT_CONFIG = {
 
 YAML_SUFFIXES = (".yaml", ".yml")
 NETWORK_NAMES = ("resnet", "resnet2", "resnet3", "resnet4")
-# PyTorch constructor defaults of GAN_stability's networks (used when `kwargs` omits them).
-_TORCH_DEFAULTS = {"nfilter": 64, "embed_size": 256}
-_TORCH_NF_MAX = {("resnet", "generator"): 512, ("resnet", "discriminator"): 1024}
+# The kwargs each GAN_stability network uses (others are accepted and ignored by PyTorch) and
+# their PyTorch defaults; the names of the ports' parameters.
+_TORCH_KWARGS = {
+    ("resnet", "generator"): {"nfilter": 64, "nfilter_max": 512, "embed_size": 256},
+    ("resnet", "discriminator"): {"nfilter": 64, "nfilter_max": 1024},
+    **{(name, "generator"): {"nfilter": 64, "embed_size": 256}
+       for name in ("resnet2", "resnet3", "resnet4")},
+    **{(name, "discriminator"): {"nfilter": 64} for name in ("resnet2", "resnet3", "resnet4")},
+}
 _KWARGS = {"nfilter": "nf", "nfilter_max": "nf_max", "embed_size": "embed_size"}
 _LOSSES = {"standard": "non_saturating", "wgan": "wasserstein"}
 _PENALTIES = {"real": "r1", "fake": "r2", "real_fake": "r1_r2", "wgangp": "wgan_gp",
@@ -181,23 +187,22 @@ def _network_bindings(config, role, factory):
     if unknown:
         raise ConfigError(f"GAN_stability config: {role}.kwargs {unknown} are not supported "
                           f"(supported: {sorted(_KWARGS)})")
-    accepted = inspect.signature(getattr(networks, factory)).parameters
     values = {"resolution": _positive_int(config, "data", "img_size"),
               "num_classes": _positive_int(config, "data", "nlabels")}
     if role == "generator":
         values["z_dim"] = _positive_int(config, "z_dist", "dim")
-    torch_values = dict(_TORCH_DEFAULTS)
-    if (name, role) in _TORCH_NF_MAX:
-        torch_values["nfilter_max"] = _TORCH_NF_MAX[(name, role)]
-    torch_values.update(kwargs)
-    for key, value in torch_values.items():
+    used = _TORCH_KWARGS[(name, role)]
+    for key, default in used.items():
+        value = kwargs.get(key, default)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"GAN_stability config: {role}.kwargs.{key} must be a positive "
                               f"integer, got {value!r}")
-        # What the PyTorch network ignores (nfilter_max of resnet2-4, D's embed_size) has no
-        # parameter in the port either.
-        if _KWARGS[key] in accepted:
-            values[_KWARGS[key]] = value
+        values[_KWARGS[key]] = value  # what the PyTorch network ignores is left out
+    accepted = inspect.signature(getattr(networks, factory)).parameters
+    missing = [key for key in values if key not in accepted]
+    if missing:
+        raise ConfigError(f"tf_convgan's {factory} has no parameter {missing[0]!r}, which "
+                          f"GAN_stability's {name} {role} needs")
     return [f"{factory}.{key} = {_literal(value)}" for key, value in values.items()]
 
 
