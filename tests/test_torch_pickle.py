@@ -18,6 +18,7 @@ needs_checkpoints = pytest.mark.skipif(
     reason=f"GAN_stability checkpoints not found in {REFERENCE_DIR} "
            f"(set TF_CONVGAN_GAN_STABILITY_REFERENCE)")
 WRITERS = {"zip": write_zip, "legacy": write_legacy}
+BF16 = np.array([1.5, -2.0, 0.15625, 2.0 ** 100], np.float32)  # exact in bfloat16
 
 
 @needs_checkpoints
@@ -62,7 +63,17 @@ def test_dtypes_strides_offsets_and_shared_storages(tmp_path, layout):
         "transposed": Tensor(base, "shared", offset=2, size=(5, 4), stride=(1, 5)),
         "tail": Tensor(base, "shared", offset=22, size=(8,), stride=(1,)),
         "empty": Tensor(base, "shared", offset=0, size=(0, 3), stride=(3, 1)),
+        # bfloat16 (the upper 16 bits of float32), a GPU storage of a 2018 checkpoint, the
+        # pre-0.4 rebuild function and a pickled Parameter.
+        "bfloat16": Tensor(BF16.view(np.uint32) >> 16, "f", storage_type="BFloat16Storage"),
+        "cuda": Tensor.of(np.arange(3, dtype=np.float32), "g"),
+        "old": Tensor(np.arange(4, dtype=np.float32), "h", rebuild="_rebuild_tensor"),
+        "parameter": Call(Global("torch._utils", "_rebuild_parameter"),
+                          (Tensor.of(np.ones(2, np.float32), "i"), True,
+                           Call(Global("collections", "OrderedDict"), ()))),
     }
+    obj["bfloat16"].storage = obj["bfloat16"].storage.astype(np.uint16)
+    obj["cuda"].module = "torch.cuda"
     path = str(tmp_path / "c.pt")
     WRITERS[layout](path, obj)
     loaded = torch_pickle.load(path)
@@ -75,6 +86,9 @@ def test_dtypes_strides_offsets_and_shared_storages(tmp_path, layout):
     assert np.array_equal(loaded["transposed"], base[2:22].reshape(4, 5).T)
     assert np.array_equal(loaded["tail"], base[22:])
     assert loaded["empty"].shape == (0, 3)
+    assert loaded["bfloat16"].dtype == np.float32 and np.array_equal(loaded["bfloat16"], BF16)
+    assert np.array_equal(loaded["cuda"], [0, 1, 2]) and np.array_equal(loaded["old"], range(4))
+    assert np.array_equal(loaded["parameter"], [1, 1])
 
 
 _MARKER_COMMAND = "touch {}"

@@ -34,8 +34,13 @@ class Tensor:
     """A tensor as PyTorch pickles it: a view (offset, size, stride in elements) of a storage,
     a 1-D numpy array named `key`."""
 
-    def __init__(self, storage, key, offset=0, size=None, stride=None):
+    def __init__(self, storage, key, offset=0, size=None, stride=None, *, storage_type=None,
+                 module="torch", rebuild="_rebuild_tensor_v2"):
         self.storage, self.key, self.offset = np.ascontiguousarray(storage).ravel(), key, offset
+        # e.g. 'BFloat16Storage' for uint16 bit patterns; module 'torch.cuda' for GPU storages;
+        # rebuild '_rebuild_tensor' (PyTorch < 0.4: no requires_grad, no hooks).
+        self.storage_type = storage_type or STORAGE_TYPES[self.storage.dtype]
+        self.module, self.rebuild = module, rebuild
         self.size = tuple(size) if size is not None else (self.storage.size,)
         if stride is None:
             stride, n = [], 1
@@ -51,13 +56,15 @@ class Tensor:
 
 
 def _tensor_object(tensor, legacy):
-    storage_type = Global("torch", STORAGE_TYPES[tensor.storage.dtype])
-    pid = ("storage", storage_type, tensor.key, "cpu", int(tensor.storage.size))
+    storage_type = Global(tensor.module, tensor.storage_type)
+    location = "cuda:0" if tensor.module == "torch.cuda" else "cpu"
+    pid = ("storage", storage_type, tensor.key, location, int(tensor.storage.size))
     if legacy:
         pid = pid + (None,)
-    return Call(Global("torch._utils", "_rebuild_tensor_v2"),
-                (PersistentId(pid), tensor.offset, tensor.size, tensor.stride, False,
-                 Call(Global("collections", "OrderedDict"), ())))
+    args = (PersistentId(pid), tensor.offset, tensor.size, tensor.stride)
+    if tensor.rebuild == "_rebuild_tensor_v2":
+        args += (False, Call(Global("collections", "OrderedDict"), ()))
+    return Call(Global("torch._utils", tensor.rebuild), args)
 
 
 def dumps(obj, *, legacy=False):

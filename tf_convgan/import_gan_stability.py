@@ -44,7 +44,7 @@ IMPORT_RECORD = "gan_stability_import.json"
 OPERATIVE_CONFIG = "operative_config.gin"
 _IMPORT_FILES = {IMPORT_RECORD, OPERATIVE_CONFIG, "checkpoints", "export"}
 _MODELS = ("generator", "discriminator")
-# PyTorch state of each GAN_stability optimizer, as {tf_convgan gin name: state names}.
+# The PyTorch state of each of GAN_stability's `training.optimizer`s.
 _OPTIMIZER_STATE = {"rmsprop": ("square_avg",), "adam": ("exp_avg", "exp_avg_sq"), "sgd": ()}
 _DATA_PARALLEL_PREFIX = "module."
 
@@ -118,7 +118,7 @@ def _move_into_place(tmp_dir, model_dir):
     if os.path.isdir(model_dir) and os.listdir(model_dir):
         old_dir = tempfile.mkdtemp(prefix=os.path.basename(model_dir) + ".old-",
                                    dir=os.path.dirname(model_dir))
-        os.rmdir(old_dir)
+        os.rmdir(old_dir)  # a fresh name beside model_dir, for the earlier import
         os.replace(model_dir, old_dir)
     os.replace(tmp_dir, model_dir)  # onto a missing or empty directory
     if old_dir:
@@ -216,7 +216,8 @@ def _build(gin_text, config):
 def import_checkpoint(config_path, checkpoint_path, model_dir, *, export=True,
                       optimizer_state=True):
     """Writes the model directory; returns (model_dir, step). See the module docstring.
-    `optimizer_state=False` leaves the optimizers in their initial state (update count 0)."""
+    `optimizer_state=False` leaves the optimizers in their initial state (update count 0).
+    Replaces the global gin config with the translated one."""
     from tf_convgan import gan_stability_config
     from tf_convgan import checkpoints as checkpoints_lib
     from tf_convgan.networks import torch_port
