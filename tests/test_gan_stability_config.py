@@ -67,6 +67,7 @@ def test_oracle_config_translates_to_the_papers_settings():
             bindings["resnet_generator.embed_size"], bindings["resnet_generator.z_dim"],
             bindings["resnet_generator.resolution"]) == ("8", "32", "1", "16", "32")
     assert "resnet_discriminator.embed_size" not in bindings  # D has no embedding
+    assert bindings["resnet_generator.init"] == bindings["resnet_discriminator.init"] == "'pytorch'"
     assert bindings["GAN.penalty"] == "@r1" and bindings["r1.gamma"] == "20.0"  # 2 * reg_param
     assert bindings["GAN.loss"] == "@non_saturating()" and bindings["GAN.ema_beta"] == "0.999"
     assert bindings["GAN.g_optimizer"] == "@g/torch_rmsprop()"  # PyTorch's formula

@@ -286,3 +286,61 @@ def test_wgan_critic_changes_sign(tmp_path, expected):
                             expected["y"].astype(np.int32)).numpy()
     np.testing.assert_allclose(out, -expected["D_out"], atol=1e-5, rtol=0)
     assert "GAN.loss = @wasserstein()" in open(os.path.join(model_dir, "operative_config.gin")).read()
+
+
+@pytest.mark.parametrize("name", ["resnet2", pytest.param("resnet3", marks=pytest.mark.slow),
+                                  pytest.param("resnet4", marks=pytest.mark.slow)])
+def test_import_of_the_other_gan_stability_networks(tmp_path, name):
+    """A GAN_stability-style checkpoint of resnet2/3/4 (tiny, conditional; weights of a source
+    network in PyTorch layout, `module.` prefixes, RMSprop state) imports: the imported G, EMA G
+    and D compute what the source networks compute, and the optimizer state reads back."""
+    from tf_convgan import networks
+    from tf_convgan.networks import torch_port
+    rng = np.random.default_rng(0)
+    make_g = getattr(networks, f"{name}_generator")
+    make_d = getattr(networks, f"{name}_discriminator")
+    kwargs = dict(resolution=64, num_classes=3, nf=2, init="pytorch")
+    sources = {"generator": networks.build(make_g(z_dim=8, embed_size=4, **kwargs)),
+               "generator_test": networks.build(make_g(z_dim=8, embed_size=4, **kwargs)),
+               "discriminator": networks.build(make_d(**kwargs))}
+    states = {key: torch_port.state_dict(net) for key, net in sources.items()}
+    checkpoint, square_avg = {"it": 9}, {}
+    for key, state in states.items():
+        checkpoint[key] = {f"module.{n}": Tensor.of(v, f"{key}/{n}") for n, v in state.items()}
+    for player in ("generator", "discriminator"):
+        square_avg[player] = {n: rng.uniform(0, 1, v.shape).astype(np.float32)
+                              for n, v in states[player].items()}
+        checkpoint[player[0] + "_optimizer"] = {
+            "state": {i: {"step": Tensor.of(np.float32(10), f"{player}/step{i}"),
+                          "square_avg": Tensor.of(a, f"{player}/sq{i}")}
+                      for i, a in enumerate(square_avg[player].values())},
+            "param_groups": [{"lr": 1e-4, "alpha": 0.99, "eps": 1e-8, "momentum": 0,
+                              "centered": False, "weight_decay": 0,
+                              "params": list(range(len(states[player])))}]}
+    path = str(tmp_path / "model.pt")
+    write_zip(path, checkpoint)
+    yaml_path = tmp_path / "config.yaml"
+    yaml_path.write_text(
+        f"data:\n  type: image\n  img_size: 64\n  nlabels: 3\nz_dist:\n  dim: 8\n"
+        f"generator:\n  name: {name}\n  kwargs: {{nfilter: 2, embed_size: 4}}\n"
+        f"discriminator:\n  name: {name}\n  kwargs: {{nfilter: 2, embed_size: 4}}\n")
+    model_dir = str(tmp_path / "run")
+    _, step = importer.import_checkpoint(str(yaml_path), path, model_dir, export=False)
+    gin.clear_config()
+    assert step == 10
+    gan = _restore(model_dir)
+    z = rng.standard_normal((3, 8)).astype(np.float32)
+    labels = np.array([0, 1, 2], np.int32)
+    x = rng.uniform(-1, 1, (3, 64, 64, 3)).astype(np.float32)
+    for ours, source in ((gan.generator, "generator"), (gan.generator_ema, "generator_test")):
+        np.testing.assert_allclose(ours(z, labels), sources[source](z, labels), atol=1e-6)
+    np.testing.assert_allclose(gan.discriminator(x, labels), sources["discriminator"](x, labels),
+                               atol=1e-6)
+    for player, network, optimizer in (("generator", gan.generator, gan.g_optimizer),
+                                       ("discriminator", gan.discriminator, gan.d_optimizer)):
+        assert int(optimizer.iterations.numpy()) == 10
+        for variable in network.trainable_variables:
+            variable.assign(optimizer.state(variable)["square_avg"])
+        read_back = torch_port.state_dict(network)
+        for n, value in square_avg[player].items():
+            np.testing.assert_array_equal(read_back[n], value)

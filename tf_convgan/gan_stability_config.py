@@ -10,7 +10,7 @@ parses YAML with `yaml.safe_load` (data only). `gin_bindings()` translates the m
 |---|---|
 | generator/discriminator `name` resnet, resnet2, ... | `@<name>_generator` / `@<name>_discriminator` |
 | `kwargs` nfilter, nfilter_max, embed_size | `nf`, `nf_max`, `embed_size` |
-| data.img_size, data.nlabels, z_dist.dim | `resolution`, `num_classes`, `z_dim` |
+| data.img_size, data.nlabels, z_dist.dim | `resolution`, `num_classes`, `z_dim` (and `init = 'pytorch'`) |
 | training.gan_type standard / wgan | `@non_saturating()` / `@wasserstein()` |
 | training.reg_type real / fake / real_fake / wgangp / wgangp0 / none | `@r1` / `@r2` / `@r1_r2` / `@wgan_gp` / `@wgan_gp0` / None |
 | training.reg_param | gamma = 2 * reg_param (its penalties have no 1/2; ours are gamma/2 E[...]) |
@@ -199,6 +199,8 @@ def _network_bindings(config, role, factory):
                               f"integer, got {value!r}")
         values[_KWARGS[key]] = value  # what the PyTorch network ignores is left out
     accepted = inspect.signature(getattr(networks, factory)).parameters
+    if "init" in accepted:
+        values["init"] = "pytorch"  # PyTorch's default initialisation, as GAN_stability's
     missing = [key for key in values if key not in accepted]
     if missing:
         raise ConfigError(f"tf_convgan's {factory} has no parameter {missing[0]!r}, which "
