@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tests.fid_helpers import FID_WEIGHTS, needs_weights
+from tests.torch_files import Call, Global, Tensor, write_legacy, write_zip
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(_ROOT, "tools"))
@@ -38,15 +39,24 @@ def test_known_digest_and_meta_are_those_of_the_shared_weights(shared):
     assert convert.build_meta(layers) == meta
 
 
-@needs_weights
-def test_state_dict_round_trip(shared, tmp_path):
-    arrays, meta = shared
-    state = {"fc.weight": np.zeros((1008, 2048)), "fc.bias": np.zeros(1008)}
+def _port_state_dict(arrays):
+    """pytorch-fid's state dict (FIDInceptionA..E: conv + BatchNorm2d with scale 1) of the
+    shared weights."""
+    state = {"fc.weight": np.zeros((1008, 2048), np.float32),
+             "fc.bias": np.zeros(1008, np.float32)}
     for prefix, ours in convert.torch_names().items():
         w, beta, mean, var = _layer(arrays, ours)
         state.update({f"{prefix}.conv.weight": w, f"{prefix}.bn.weight": np.ones_like(beta),
                       f"{prefix}.bn.bias": beta, f"{prefix}.bn.running_mean": mean,
-                      f"{prefix}.bn.running_var": var})
+                      f"{prefix}.bn.running_var": var,
+                      f"{prefix}.bn.num_batches_tracked": np.array(0, np.int64)})
+    return state
+
+
+@needs_weights
+def test_state_dict_round_trip(shared, tmp_path):
+    arrays, meta = shared
+    state = _port_state_dict(arrays)
     out_arrays, out_meta = convert.from_state_dict(state)
     assert convert.content_sha256(out_arrays) == convert.KNOWN_CONTENT_SHA256
     assert out_meta == meta
@@ -108,3 +118,39 @@ def test_graph_def_round_trip(shared):
     out_arrays, out_meta = convert.from_graph_def(graph)
     assert convert.content_sha256(out_arrays) == convert.KNOWN_CONTENT_SHA256
     assert out_meta == meta
+
+
+def test_official_pth_digest_is_the_full_sha256():
+    assert len(convert.PTH_SHA256) == 64 and int(convert.PTH_SHA256, 16) >= 0
+    assert convert.PTH_SHA256.startswith("6726825d")  # the prefix in the official file name
+
+
+@needs_weights
+@pytest.mark.parametrize("writer", [write_legacy, write_zip], ids=["legacy", "zip"])
+def test_pth_file_is_read_without_torch_and_checked(shared, tmp_path, writer):
+    """A .pth written in PyTorch's layouts converts to the tested weights; the full sha256 is
+    checked before reading, and a file with a pickled global other than a tensor's is refused
+    without running it."""
+    arrays, meta = shared
+    state = {name: Tensor.of(value, str(i))
+             for i, (name, value) in enumerate(_port_state_dict(arrays).items())}
+    pth = str(tmp_path / "pt_inception.pth")
+    writer(pth, state)
+    digest = convert.file_sha256(pth)
+    out_arrays, out_meta = convert.from_state_dict(convert.load_pth(pth, expected_sha256=digest))
+    assert convert.content_sha256(out_arrays) == convert.KNOWN_CONTENT_SHA256
+    assert out_meta == meta
+    with pytest.raises(ValueError, match="is not that of the official"):
+        convert.load_pth(pth)  # not the official file's digest
+    # A digest that differs only after the 8 characters of the name's prefix is refused too.
+    with pytest.raises(ValueError, match="is not that of the official"):
+        convert.load_pth(pth, expected_sha256=digest[:8] + "0" * 56)
+
+    marker = tmp_path / "marker"
+    state["payload"] = Call(Global("os", "system"), (f"touch {marker}",))
+    writer(pth, state)
+    with pytest.raises(ValueError, match="refusing to load the pickled global os.system"):
+        convert.load_pth(pth, expected_sha256=convert.file_sha256(pth))
+    assert not marker.exists()
+    assert convert.main(["--pth", pth, "--out", str(tmp_path / "w.npz")]) == 2
+    assert not (tmp_path / "w.npz").exists()

@@ -4,6 +4,8 @@ import os
 
 import gin
 
+from tf_convgan.errors import ConfigError
+
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN_CONFIGS_DIR = os.path.join(PACKAGE_ROOT, "gin_configs")
 
@@ -32,14 +34,24 @@ class _QuietIncludeLookups(logging.Filter):
 def parse(gin_files=(), bindings=(), *, finalize=True):
     """Parses gin files and bindings (bindings win); unknown names raise GinError.
 
-    Includes such as `include 'base/gan_stability.gin'` resolve against gin_configs/."""
+    Includes such as `include 'base/gan_stability.gin'` resolve against gin_configs/. A file
+    ending in .yaml/.yml is a GAN_stability config, translated by tf_convgan.gan_stability_config
+    and applied in its place in the order of the files."""
     files = [resolve_gin_file(f) for f in gin_files]
     if GIN_CONFIGS_DIR not in gin.config._LOCATION_PREFIXES:  # noqa: SLF001
         gin.add_config_file_search_path(GIN_CONFIGS_DIR)
     quiet = _QuietIncludeLookups()
     logging.getLogger().addFilter(quiet)
     try:
-        gin.parse_config_files_and_bindings(files, list(bindings), finalize_config=finalize)
+        for path in files:
+            if path.lower().endswith((".yaml", ".yml")):
+                from tf_convgan import gan_stability_config
+                gin.parse_config(gan_stability_config.gin_text(path))
+            else:
+                gin.parse_config_file(path)
+        gin.parse_config_files_and_bindings([], list(bindings), finalize_config=finalize)
+    except ConfigError:  # a GAN_stability config's own message
+        raise
     except (ValueError, KeyError, SyntaxError, TypeError) as e:
         raise GinError(f"gin: {e}") from e
     finally:

@@ -63,7 +63,9 @@ def load_generator_ema(model_dir, *, checkpoint=None, strategy=None):
     gin config); a checkpoint that does not fit them raises CheckpointMismatchError."""
     parse_operative_config(model_dir)
     path = checkpoint_path(model_dir, checkpoint)
-    generator_fn = gin.get_bindings("train")["generator_fn"]
+    # query_parameter, not get_bindings: that would also build train.data (a dataset that
+    # need not be on this machine).
+    generator_fn = gin.query_parameter("train.generator_fn").scoped_configurable_fn
     with (strategy or tf.distribute.get_strategy()).scope():
         generator = build(generator_fn())
     checkpoints.restore(tf.train.Checkpoint(generator_ema=checkpoints.ModelWeights(generator)),

@@ -3,8 +3,9 @@
 Sources (download them on a machine with internet):
   * the PyTorch port used by pytorch-fid:
       https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth
-    (needs `torch` to unpickle; the "6726825d" in the name is the prefix of its sha256, which
-    torch.hub checks; this script checks it too)
+    (read without PyTorch by tf_convgan.torch_pickle, which refuses anything but tensors and
+    containers; the file's full sha256 must be PTH_SHA256, whose prefix "6726825d" is in the
+    name)
         python tools/convert_fid_weights.py --pth pt_inception-2015-12-05-6726825d.pth --out W.npz
   * the official 2015 TensorFlow graph (what TTUR uses):
       http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz
@@ -29,7 +30,9 @@ import numpy as np
 # Content digest (see content_sha256) of ../shared/data/fid_inception/
 # fid_inception_2015-12-05_pool3_weights.npz, the file the port is tested against.
 KNOWN_CONTENT_SHA256 = "9e3ab240fd6d888d1d9164120a39e1089e48125017b06663f30470c76d462481"
-PTH_SHA256_PREFIX = "6726825d"
+# sha256 of pytorch-fid's pt_inception-2015-12-05-6726825d.pth (95,628,359 bytes), as pinned by
+# several public projects that download it; it starts with the "6726825d" of the file name.
+PTH_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 
 # ---------------------------------------------------------------------------------- structure
 
@@ -134,15 +137,28 @@ def from_state_dict(state):
     return _finish(layers)
 
 
-def load_pth(path):
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    if not digest.startswith(PTH_SHA256_PREFIX):
-        raise ValueError(f"{path}: sha256 {digest} does not start with {PTH_SHA256_PREFIX} (the "
-                         f"prefix in the official file name)")
-    import torch  # only this path needs torch
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    state = torch.load(path, map_location="cpu")
-    return {k: v.numpy() for k, v in state.items()}
+
+def load_pth(path, expected_sha256=PTH_SHA256):
+    """pytorch-fid's state dict as {name: numpy array}: the file's sha256 is checked first, then
+    it is read with tf_convgan.torch_pickle (no PyTorch; no pickled code runs)."""
+    digest = file_sha256(path)
+    if digest != expected_sha256:
+        raise ValueError(f"{path}: sha256 {digest} is not that of the official "
+                         f"pt_inception-2015-12-05-6726825d.pth ({expected_sha256})")
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from tf_convgan import torch_pickle
+
+    state = torch_pickle.load(path)
+    if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    return state
 
 
 # ---------------------------------------------------------------------------------- TF graph
@@ -241,7 +257,7 @@ def verify(path, reference_io=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pth", help="pt_inception-2015-12-05-6726825d.pth (needs torch)")
+    source.add_argument("--pth", help="pt_inception-2015-12-05-6726825d.pth")
     source.add_argument("--graph", help="inception-2015-12-05.tgz or classify_image_graph_def.pb")
     source.add_argument("--verify", help="only verify an existing .npz")
     parser.add_argument("--out", help="output .npz")
@@ -252,10 +268,14 @@ def main(argv=None):
         return 0 if verify(args.verify, args.reference_io) else 1
     if not args.out:
         parser.error("--out is required")
-    if args.pth:
-        arrays, meta = from_state_dict(load_pth(args.pth))
-    else:
-        arrays, meta = from_graph_def(load_graph_def(args.graph))
+    try:
+        if args.pth:
+            arrays, meta = from_state_dict(load_pth(args.pth))
+        else:
+            arrays, meta = from_graph_def(load_graph_def(args.graph))
+    except (ValueError, FileNotFoundError) as e:  # bad input: one line, status 2
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     save_npz(args.out, arrays, meta)
     return 0 if verify(args.out, args.reference_io) else 1
 
