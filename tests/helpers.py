@@ -1,4 +1,8 @@
-"""Small networks and GANs shared by the tests."""
+"""Small networks and GANs shared by the tests; running run.py on the tiny config."""
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -81,3 +85,29 @@ def two_cpu_strategy():
     so do ours: every test creates its MirroredStrategy here."""
     tf.distribute.MirroredStrategy._collective_key_base += 100000
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+# -- run.py on tests/tiny.gin --------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_GIN = os.path.join(ROOT, "tests", "tiny.gin")
+
+
+def run_py(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_args(model_dir, npy, *params):
+    args = ["--gin_file", TINY_GIN, "--model_dir", str(model_dir),
+            "--gin_param", f"npy_source.path = '{npy}'"]
+    for p in params:
+        args += ["--gin_param", p]
+    return args
+
+
+def checkpoint_values(model_dir):
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "OBJECT_GRAPH" not in name and "save_counter" not in name}

@@ -10,8 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from helpers import make_gan, random_batch, run_steps
-from test_train import ROOT, npy_path, run_py, tiny_args  # noqa: F401
+from helpers import ROOT, make_gan, random_batch, run_py, run_steps, tiny_args
 from tf_convgan import images as images_lib
 from tf_convgan import sampling
 from tf_convgan.checkpoints import CheckpointMismatchError

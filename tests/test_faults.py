@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from test_train import ROOT, checkpoint_values, npy_path, run_py, tiny_args  # noqa: F401
+from helpers import ROOT, checkpoint_values, run_py, tiny_args
 from tf_convgan.checkpoints import CheckpointKeeper, checkpoint_step
 
 
