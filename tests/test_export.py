@@ -15,7 +15,7 @@ from tf_convgan import images as images_lib
 from tf_convgan import sampling
 from tf_convgan.checkpoints import CheckpointMismatchError
 from tf_convgan.export import export_generator
-from tf_convgan.model_dir import load_generator_ema
+from tf_convgan.run_dir.generators import load_generator_ema
 
 # Loads the SavedModel in a process where tf_convgan cannot be imported (-I: no script
 # directory, no PYTHONPATH, run from a directory without the project).

@@ -32,7 +32,7 @@ CACHE_ENV_VAR = "TF_CONVGAN_FID_CACHE"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tf_convgan", "fid_stats")
 METRICS_CSV = "metrics.csv"
 FID_PLOT = "fid.png"
-BEST_SUBDIR = "best"  # == tf_convgan.model_dir.BEST_SUBDIR
+BEST_SUBDIR = "best"  # == tf_convgan.run_dir.generators.BEST_SUBDIR
 BEST_JSON = "best.json"
 
 
@@ -299,8 +299,8 @@ class SavedModelGenerator:
 
 def load_model_dir_generator(model_dir, *, checkpoint="latest", strategy=None):
     """The EMA generator of a training run ('latest', 'best' or a checkpoint name), and the
-    checkpoint's path: see tf_convgan.model_dir.load_generator_ema (replaces the gin config)."""
-    from tf_convgan.model_dir import load_generator_ema
+    checkpoint's path: see tf_convgan.run_dir.generators.load_generator_ema (replaces the gin config)."""
+    from tf_convgan.run_dir.generators import load_generator_ema
     generator, path = load_generator_ema(model_dir, checkpoint=checkpoint, strategy=strategy)
     gin.clear_config()
     return generator, path

@@ -94,8 +94,8 @@ def export_generator(generator, export_dir, *, operative_config=None):
 
 def export_model_dir(model_dir, *, checkpoint=None, export_dir=None):
     """Exports the EMA generator of a checkpoint of `model_dir` (default: the latest)."""
-    from tf_convgan import model_dir as model_dir_lib  # avoids a cycle with train.py
-    generator, path = model_dir_lib.load_generator_ema(model_dir, checkpoint=checkpoint)
+    from tf_convgan.run_dir import generators  # avoids a cycle with train.py
+    generator, path = generators.load_generator_ema(model_dir, checkpoint=checkpoint)
     with open(os.path.join(model_dir, OPERATIVE_CONFIG)) as f:
         operative_config = f.read()
     export_dir = export_dir or os.path.join(model_dir, "export")

@@ -56,7 +56,7 @@ class Sampler:
                 raise ConfigError("--checkpoint applies to training directories, not to a "
                                   "SavedModel")
             return cls.from_saved_model(path)
-        from tf_convgan.model_dir import load_generator_ema
+        from tf_convgan.run_dir.generators import load_generator_ema
         generator, _ = load_generator_ema(path, checkpoint=checkpoint)
         return cls.from_generator(generator)
 

@@ -1,0 +1,1 @@
+"""The run directory (`model_dir`): everything that reads or writes it."""
