@@ -1,8 +1,12 @@
-"""Small networks and GANs shared by the tests; running run.py on the tiny config."""
+"""Small networks and GANs shared by the tests; running run.py and train() on the tiny config."""
+import contextlib
+import io
 import os
+import shutil
 import subprocess
 import sys
 
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
@@ -111,3 +115,61 @@ def checkpoint_values(model_dir):
     reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
             if "OBJECT_GRAPH" not in name and "save_counter" not in name}
+
+
+def run_py_in_process(*args):
+    """run.py's main in this process: (exit status, stdout, stderr). For run.py's messages and
+    exit statuses where no separate process is needed (no TensorFlow start-up per call)."""
+    import run  # the project root is on sys.path (pyproject: pythonpath)
+    out, err = io.StringIO(), io.StringIO()
+    gin.clear_config()
+    try:
+        run.FLAGS(["run.py", *args])
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run.main(["run.py"])
+                status = 0
+            except SystemExit as e:
+                status = e.code
+            except KeyboardInterrupt:
+                status = "KeyboardInterrupt"
+    finally:
+        run.FLAGS.unparse_flags()
+        gin.clear_config()
+    return status, out.getvalue(), err.getvalue()
+
+
+def train_in_process(model_dir, npy, *params):
+    """train() on tests/tiny.gin with `params`; returns the GAN."""
+    from tf_convgan import config
+    from tf_convgan.train import train
+    gin.clear_config()
+    config.parse([TINY_GIN], [f"npy_source.path = '{npy}'", *params])
+    try:
+        return train(model_dir=str(model_dir))
+    finally:
+        gin.clear_config()
+
+
+def tree_bytes(directory):
+    """{relative path: bytes} of every file under `directory` (symbolic links as their target
+    name): equal before and after means nothing in it changed."""
+    found = {}
+    for root, dirs, names in os.walk(directory):
+        for name in dirs + names:
+            path = os.path.join(root, name)
+            key = os.path.relpath(path, directory)
+            if os.path.islink(path):
+                found[key] = ("link", os.readlink(path))
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    found[key] = f.read()
+            else:
+                found[key] = "dir"
+    return found
+
+
+def copy_run(run, destination):
+    """A copy of a run directory to change in a test."""
+    shutil.copytree(run, destination, symlinks=True)
+    return destination
