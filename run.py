@@ -7,7 +7,12 @@ continues from the last checkpoint in the model directory (default: runs/<name o
 Bad input (a misspelled binding, missing data, a bad hyperparameter, a checkpoint that does not fit
 the networks) prints one clear message and exits with status 2, leaving what is already in the
 model directory untouched. A diverged run (NaN or inf) stops with status 3 and keeps its last good
-checkpoint. SIGTERM writes a checkpoint of the current step and exits with status 143.
+checkpoint. SIGTERM writes a checkpoint of the current step and exits with status 143, SIGINT
+(Ctrl-C) likewise with status 130 (a second Ctrl-C stops at once). A second run on a model
+directory that a run is writing is refused (status 2).
+
+The gin files and bindings are code, like a Python script (gin imports and calls what they
+name): run only configs you trust. Run directories and SavedModels are read as data.
 """
 import os
 import signal
@@ -43,12 +48,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
     import gin
     import tf_convgan  # noqa: F401  (registers the configurables)
-    from tf_convgan import config, strategy
+    from tf_convgan import config, run_dir, strategy
     from tf_convgan.train import Preempted, TrainingDivergedError
 
     gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
     model_dir = FLAGS.model_dir or default_model_dir(gin_files)
     try:
+        run_dir.check_writable(model_dir, name="--model_dir")  # before anything runs
         config.parse(gin_files, FLAGS.gin_param)
         strategy.create_early_if_configured()  # before TensorFlow runs anything
         config.entry_point()(model_dir=model_dir)  # gin `run.main`: train() unless rebound
@@ -59,8 +65,12 @@ def main(argv):
         print(f"error: {_without_gin_context(e)}", file=sys.stderr)
         sys.exit(3)
     except Preempted as e:
-        print(str(e), file=sys.stderr)
-        sys.exit(128 + signal.SIGTERM)  # the shell's convention for "terminated by SIGTERM"
+        print(_without_gin_context(e), file=sys.stderr)
+        sys.exit(128 + e.signum)  # the shell's convention for "terminated by signal N"
+    except KeyboardInterrupt:
+        print("interrupted (a second Ctrl-C): the steps since the last checkpoint are lost",
+              file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,44 @@
 """Test session set-up: two logical CPU devices (for the MirroredStrategy equality tests),
-deterministic ops, and quiet TensorFlow logging. Must run before TensorFlow initialises devices."""
+deterministic ops, and quiet TensorFlow logging. Must run before TensorFlow initialises devices.
+Shared fixtures: the tiny training data, and a tiny trained run directory."""
+import collections
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
     _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 tf.config.experimental.enable_op_determinism()
+
+from helpers import train_in_process  # noqa: E402  (after the device set-up)
+
+
+@pytest.fixture
+def npy_path(tmp_path):
+    """16 random 32x32 RGB images as a .npy file (the data of tests/tiny.gin)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "images.npy"
+    np.save(path, rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8))
+    return str(path)
+
+
+TrainedRun = collections.namedtuple("TrainedRun", "model_dir npy")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A run of tests/tiny.gin trained once per session: 4 steps, every checkpoint kept
+    (ckpt-1 ... ckpt-4), exported at the end. Read-only: tests that change it use a copy
+    (helpers.copy_run) and resume it with the same `npy`."""
+    tmp = tmp_path_factory.mktemp("trained")
+    rng = np.random.default_rng(0)
+    np.save(tmp / "images.npy", rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8))
+    train_in_process(tmp / "run", str(tmp / "images.npy"), "train.num_steps = 4",
+                     "train.keep_last = 10")
+    return TrainedRun(tmp / "run", str(tmp / "images.npy"))

@@ -1,8 +1,13 @@
 """Fault injection for the end-to-end tests, loaded from gin with `import tests.faults`."""
+import os
+import signal
+import time
+
 import gin
 import tensorflow as tf
 
 from tf_convgan import losses
+from tf_convgan.train import write_samples
 
 
 @gin.configurable
@@ -13,3 +18,26 @@ def nan_d_loss():
         d_loss=lambda d_real_logits, d_fake_logits: base.d_loss(d_real_logits, d_fake_logits)
         * tf.constant(float("nan")),
         g_loss=base.g_loss)
+
+
+@gin.configurable
+def sample_writer_waiting_for(*, path, at_step):
+    """A `train.sample_writer` that, at `at_step`, waits until `path` exists (the test's go-ahead)
+    before writing the samples: the run keeps its model directory meanwhile."""
+    def write(gan, model_dir, step, writer, **kwargs):
+        deadline = time.time() + 600
+        while step == at_step and not os.path.exists(path) and time.time() < deadline:
+            time.sleep(0.05)
+        write_samples(gan, model_dir, step, writer, **kwargs)
+    return write
+
+
+@gin.configurable
+def sample_writer_interrupting(*, at_step, signum=int(signal.SIGINT)):
+    """A `train.sample_writer` that sends `signum` (Ctrl-C's SIGINT) to its own process at
+    `at_step`, in the middle of the step's work."""
+    def write(gan, model_dir, step, writer, **kwargs):
+        write_samples(gan, model_dir, step, writer, **kwargs)
+        if step == at_step:
+            os.kill(os.getpid(), signum)
+    return write

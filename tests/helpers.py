@@ -1,4 +1,12 @@
-"""Small networks and GANs shared by the tests."""
+"""Small networks and GANs shared by the tests; running run.py and train() on the tiny config."""
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import gin
 import keras
 import numpy as np
 import tensorflow as tf
@@ -81,3 +89,87 @@ def two_cpu_strategy():
     so do ours: every test creates its MirroredStrategy here."""
     tf.distribute.MirroredStrategy._collective_key_base += 100000
     return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+# -- run.py on tests/tiny.gin --------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_GIN = os.path.join(ROOT, "tests", "tiny.gin")
+
+
+def run_py(*args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_args(model_dir, npy, *params):
+    args = ["--gin_file", TINY_GIN, "--model_dir", str(model_dir),
+            "--gin_param", f"npy_source.path = '{npy}'"]
+    for p in params:
+        args += ["--gin_param", p]
+    return args
+
+
+def checkpoint_values(model_dir):
+    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "OBJECT_GRAPH" not in name and "save_counter" not in name}
+
+
+def run_py_in_process(*args):
+    """run.py's main in this process: (exit status, stdout, stderr). For run.py's messages and
+    exit statuses where no separate process is needed (no TensorFlow start-up per call)."""
+    import run  # the project root is on sys.path (pyproject: pythonpath)
+    out, err = io.StringIO(), io.StringIO()
+    gin.clear_config()
+    try:
+        run.FLAGS(["run.py", *args])
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                run.main(["run.py"])
+                status = 0
+            except SystemExit as e:
+                status = e.code
+            except KeyboardInterrupt:
+                status = "KeyboardInterrupt"
+    finally:
+        run.FLAGS.unparse_flags()
+        gin.clear_config()
+    return status, out.getvalue(), err.getvalue()
+
+
+def train_in_process(model_dir, npy, *params):
+    """train() on tests/tiny.gin with `params`; returns the GAN."""
+    from tf_convgan import config
+    from tf_convgan.train import train
+    gin.clear_config()
+    config.parse([TINY_GIN], [f"npy_source.path = '{npy}'", *params])
+    try:
+        return train(model_dir=str(model_dir))
+    finally:
+        gin.clear_config()
+
+
+def tree_bytes(directory):
+    """{relative path: bytes} of every file under `directory` (symbolic links as their target
+    name): equal before and after means nothing in it changed."""
+    found = {}
+    for root, dirs, names in os.walk(directory):
+        for name in dirs + names:
+            path = os.path.join(root, name)
+            key = os.path.relpath(path, directory)
+            if os.path.islink(path):
+                found[key] = ("link", os.readlink(path))
+            elif os.path.isfile(path):
+                with open(path, "rb") as f:
+                    found[key] = f.read()
+            else:
+                found[key] = "dir"
+    return found
+
+
+def copy_run(run, destination):
+    """A copy of a run directory to change in a test."""
+    shutil.copytree(run, destination, symlinks=True)
+    return destination

@@ -386,6 +386,58 @@ def test_image_folder_errors(tmp_path):
         take(source.dataset(seed=0, start=0), 1)
 
 
+def test_every_image_format_passes_the_file_check(tmp_path):
+    from PIL import Image
+    picture = Image.fromarray(np.full((6, 6, 3), 200, np.uint8))
+    for name, fmt in (("a.png", "PNG"), ("b.gif", "GIF"), ("c.bmp", "BMP"), ("d.jpg", "JPEG")):
+        picture.save(tmp_path / name, format=fmt)
+    source = data.image_folder_source(directory=str(tmp_path), resolution=4)
+    images, _ = take(source.dataset(seed=0, start=0), 4)
+    assert source.num_examples == 4 and images.shape == (4, 4, 4, 3)
+
+
+@pytest.mark.parametrize("kind", ["text_named_png", "truncated_png", "truncated_gif",
+                                  "truncated_bmp", "empty_jpeg"])
+def test_a_broken_image_file_is_named_when_the_source_is_made(tmp_path, kind):
+    """Not a TensorFlow error without a file name at whatever step first reads it."""
+    from PIL import Image
+    picture = Image.fromarray(np.full((6, 6, 3), 200, np.uint8))
+    picture.save(tmp_path / "good.png")
+    name = {"text_named_png": "x.png", "truncated_png": "x.png", "truncated_gif": "x.gif",
+            "truncated_bmp": "x.bmp", "empty_jpeg": "x.jpg"}[kind]
+    if kind == "text_named_png":
+        (tmp_path / name).write_text("not an image")
+    elif kind == "empty_jpeg":
+        (tmp_path / name).write_bytes(b"")
+    else:
+        picture.save(tmp_path / name, format=name[2:].upper())
+        content = (tmp_path / name).read_bytes()
+        (tmp_path / name).write_bytes(content[:len(content) // 2])
+    problem = {"text_named_png": "not a PNG, JPEG, GIF or BMP image (it starts with b'not an i')",
+               "truncated_png": "a truncated PNG", "truncated_gif": "a truncated GIF",
+               "truncated_bmp": "a truncated BMP", "empty_jpeg": "empty"}[kind]
+    with pytest.raises(ValueError) as error:
+        data.image_folder_source(directory=str(tmp_path), resolution=4)
+    assert str(error.value).startswith(f"image file '{tmp_path / name}' is {problem}")
+
+
+def test_damaged_numpy_and_idx_files_are_named(tmp_path):
+    (tmp_path / "text.npy").write_text("hello")
+    with pytest.raises(ValueError, match=r"^`path` '.*text.npy' is neither a .npy nor a .npz "
+                                         r"file \(it starts with b'hello'\)"):
+        data.npy_source(path=str(tmp_path / "text.npy"), resolution=4)
+    np.save(tmp_path / "cut.npy", np.zeros((4, 4, 4, 3), np.uint8))
+    content = (tmp_path / "cut.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(content[:len(content) // 2])
+    with pytest.raises(ValueError, match=r"^`path` '.*cut.npy' cannot be read as numpy data"):
+        data.npy_source(path=str(tmp_path / "cut.npy"), resolution=4)
+    write_idx(tmp_path / "images.gz", np.zeros((50, 28, 28), np.uint8), compress=True)
+    content = (tmp_path / "images.gz").read_bytes()
+    (tmp_path / "images.gz").write_bytes(content[:len(content) // 2])
+    with pytest.raises(ValueError, match=r"^'.*images.gz': damaged gzip data"):
+        data.read_idx(str(tmp_path / "images.gz"))
+
+
 def test_npy_and_npz_sources(tmp_path):
     images = np.arange(5 * 4 * 4, dtype=np.uint8).reshape(5, 4, 4) * 3
     labels = np.array([4, 3, 2, 1, 0])

@@ -7,16 +7,15 @@ import textwrap
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
-from helpers import make_gan, random_batch, run_steps
-from test_train import ROOT, npy_path, run_py, tiny_args  # noqa: F401
+from helpers import ROOT, copy_run, make_gan, random_batch, run_steps, tree_bytes
+from tf_convgan import export
 from tf_convgan import images as images_lib
 from tf_convgan import sampling
 from tf_convgan.checkpoints import CheckpointMismatchError
 from tf_convgan.export import export_generator
-from tf_convgan.model_dir import load_generator_ema
+from tf_convgan.run_dir.generators import load_generator_ema
 
 # Loads the SavedModel in a process where tf_convgan cannot be imported (-I: no script
 # directory, no PYTHONPATH, run from a directory without the project).
@@ -96,16 +95,10 @@ def test_saved_model_cli_lists_the_signatures(tmp_path):
         assert expected in out, expected
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    """A tiny training directory (4 steps, every checkpoint kept, exported at the end)."""
-    tmp = tmp_path_factory.mktemp("trained")
-    rng = np.random.default_rng(0)
-    np.save(tmp / "images.npy", rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8))
-    result = run_py(*tiny_args(tmp / "run", str(tmp / "images.npy"), "train.num_steps = 4",
-                               "train.keep_last = 10"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    return tmp / "run"
+@pytest.fixture
+def model_dir(trained_run):
+    """The session's tiny training directory (4 steps, every checkpoint kept, exported)."""
+    return trained_run.model_dir
 
 
 def test_training_exports_at_the_end_and_the_cli_exports_any_checkpoint(model_dir, tmp_path):
@@ -139,6 +132,52 @@ def test_a_missing_checkpoint_or_changed_generator_is_a_clear_error(model_dir, t
         f.write("\nresnet_generator.nf = 8\n")
     with pytest.raises(CheckpointMismatchError, match="does not fit the configured networks"):
         load_generator_ema(str(changed))
+
+
+def test_export_replaces_only_a_previous_export(model_dir, tmp_path, monkeypatch, capsys):
+    """Not the run directory, its checkpoints, a file, the working directory, or a SavedModel
+    with anything else beside it: one line naming --export_dir, status 2, nothing touched. A
+    previous export is replaced by a complete new one."""
+    run = copy_run(model_dir, tmp_path / "run")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "saved_model.pb").write_bytes(b"not mine to delete")
+    (other / "notes.txt").write_text("mine")
+    monkeypatch.chdir(other)
+    before = {path: tree_bytes(path) for path in (run, other)}
+    for target in (run, run / "checkpoints", run / "samples.png", ".", other):
+        status = export.main(["export", "--model_dir", str(run), "--export_dir", str(target)])
+        err = capsys.readouterr().err
+        assert status == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("error: --export_dir: ") and "is not a previous export" in err, err
+    assert {path: tree_bytes(path) for path in (run, other)} == before
+
+    assert export.main(["export", "--model_dir", str(run), "--checkpoint", "ckpt-2"]) == 0
+    assert sorted(os.listdir(run)) == sorted(os.listdir(model_dir))  # no temporary leftovers
+    generator_2, _ = load_generator_ema(str(run), checkpoint="ckpt-2")
+    np.testing.assert_allclose(sampling.Sampler.load(str(run / "export")).sample(3, 0),
+                               sampling.Sampler.from_generator(generator_2).sample(3, 0),
+                               atol=1e-5)
+
+
+def test_sampling_errors_name_their_flag_before_anything_is_written(model_dir, tmp_path,
+                                                                    capsys):
+    run = copy_run(model_dir, tmp_path / "run")
+    before = tree_bytes(run)
+    out = str(tmp_path / "out")
+    for args, flag in [
+            (["--model", str(tmp_path / "missing"), "--out_dir", out], "--model"),
+            (["--model", str(run), "--checkpoint", "ckpt-99", "--out_dir", out], "--checkpoint"),
+            (["--model", str(run / "export"), "--checkpoint", "ckpt-1", "--out_dir", out],
+             "--checkpoint"),
+            (["--model", str(run), "--out_dir", out, "--interpolate", "--nzs", "1"], "--nzs"),
+            (["--model", str(run), "--out_dir", out, "--seed", str(2 ** 64)], "--seed"),
+            (["--model", str(run / "export"), "--out_dir", str(run)], "--out_dir")]:
+        status = sampling.main(["sampling", *args])
+        err = capsys.readouterr().err
+        assert status == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith(f"error: {flag}: ") or err.startswith(f"error: flag {flag}="), err
+    assert not os.path.exists(out) and tree_bytes(run) == before
 
 
 def test_sampling_is_deterministic_per_seed(model_dir, tmp_path):

@@ -1,4 +1,6 @@
-"""Long runs do not lose work: kill -9 and rerun, SIGTERM, NaN, retention, changed architecture."""
+"""Long runs do not lose work: kill -9 and rerun, SIGTERM, Ctrl-C, NaN, retention, changed
+architecture, unreadable checkpoints, a lost state file, changed optimizer settings, a second
+writer, and bad input that is refused with one line before anything is written."""
 import glob
 import os
 import random
@@ -10,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from test_train import ROOT, checkpoint_values, npy_path, run_py, tiny_args  # noqa: F401
+from helpers import (ROOT, checkpoint_values, copy_run, run_py, run_py_in_process, tiny_args,
+                     train_in_process, tree_bytes)
 from tf_convgan.checkpoints import CheckpointKeeper, checkpoint_step
 
 
@@ -162,3 +165,180 @@ def test_a_checkpoint_holds_every_weight_of_g_d_and_the_ema(tmp_path, network):
     for want, got in zip(weights(gan), weights(fresh)):
         np.testing.assert_array_equal(want, got)
     assert int(fresh.step.numpy()) == 2
+
+
+# -- resuming: unreadable checkpoints, a lost state file, changed optimizer settings -----------
+
+def _resume(model_dir, npy, *params):
+    return train_in_process(model_dir, npy, "train.export_at_end = False",
+                            "train.sample_every = 100", *params)
+
+
+@pytest.fixture(scope="module")
+def resumed_from_ckpt_3(trained_run, tmp_path_factory):
+    """The checkpoint values of the session's run resumed directly from ckpt-3 to step 4."""
+    run = copy_run(trained_run.model_dir, tmp_path_factory.mktemp("direct") / "run")
+    for path in glob.glob(str(run / "checkpoints" / "ckpt-4.*")):
+        os.remove(path)
+    (run / "checkpoints" / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
+    _resume(run, trained_run.npy, "train.num_steps = 4")
+    return checkpoint_values(run)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_a_bit"])
+def test_an_unreadable_latest_checkpoint_is_kept_and_the_one_before_resumes(
+        trained_run, resumed_from_ckpt_3, tmp_path, capsys, damage):
+    run = copy_run(trained_run.model_dir, tmp_path / "run")
+    data_file = glob.glob(str(run / "checkpoints" / "ckpt-4.data-*"))[0]
+    data = bytearray(open(data_file, "rb").read())
+    if damage == "truncate":
+        data = data[:len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0x01
+    with open(data_file, "wb") as f:
+        f.write(data)
+    damaged = {os.path.basename(p): open(p, "rb").read()
+               for p in glob.glob(str(run / "checkpoints" / "ckpt-4.*"))}
+
+    _resume(run, trained_run.npy, "train.num_steps = 4")
+    out, err = capsys.readouterr()
+    assert f"restored {run}/checkpoints/ckpt-3 at step 3" in out
+    warning = [line for line in err.splitlines() if "ckpt-4 cannot be read" in line]
+    assert len(warning) == 1 and warning[0].endswith("; using ckpt-3"), err
+    kept = run / "checkpoints" / "unreadable" / "ckpt-4"
+    assert f"moved to {kept}" in warning[0]
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == damaged  # never deleted
+    got = checkpoint_values(run)
+    assert got.keys() == resumed_from_ckpt_3.keys()
+    for name in got:
+        np.testing.assert_array_equal(got[name], resumed_from_ckpt_3[name], err_msg=name)
+
+
+def test_without_the_state_file_the_newest_checkpoint_file_resumes(trained_run, tmp_path,
+                                                                   capsys):
+    run = copy_run(trained_run.model_dir, tmp_path / "run")
+    os.remove(run / "checkpoints" / "checkpoint")
+    before = tree_bytes(run / "checkpoints")
+    gan = _resume(run, trained_run.npy, "train.num_steps = 4")  # nothing left to train
+    out, err = capsys.readouterr()
+    assert int(gan.step.numpy()) == 4 and f"restored {run}/checkpoints/ckpt-4 at step 4" in out
+    assert "checkpoint state file" in err and "is missing" in err
+    assert tree_bytes(run / "checkpoints") == before  # nothing overwritten
+
+
+def test_a_changed_learning_rate_applies_on_resume_and_is_reported(trained_run, tmp_path,
+                                                                   capsys):
+    run = copy_run(trained_run.model_dir, tmp_path / "run")
+    gan = _resume(run, trained_run.npy, "train.num_steps = 4", "rmsprop.learning_rate = 3e-4")
+    for optimizer in (gan.g_optimizer, gan.d_optimizer):
+        assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(3e-4, rel=1e-6)
+    out = capsys.readouterr().out
+    assert ("optimizer hyperparameters differ from the checkpoint's; the configured ones apply: "
+            "g_optimizer.learning_rate 0.0001 -> 0.0003, d_optimizer.learning_rate 0.0001 -> "
+            "0.0003\n") in out
+
+
+# -- one writer per model directory; Ctrl-C ----------------------------------------------------
+
+def test_a_second_run_py_is_refused_while_the_first_finishes_normally(tmp_path, npy_path):
+    model_dir, go = tmp_path / "run", tmp_path / "go"
+    first = _start_run_py(*tiny_args(
+        model_dir, npy_path, "import tests.faults", "train.num_steps = 3",
+        "train.export_at_end = False", "train.sample_writer = @sample_writer_waiting_for()",
+        f"sample_writer_waiting_for.path = '{go}'", "sample_writer_waiting_for.at_step = 2"))
+    try:
+        _wait_for_step(first, 2)  # it now waits in its sample writer, holding model_dir
+        names = sorted(tree_bytes(model_dir))  # (its events file keeps changing)
+        checkpoints = tree_bytes(model_dir / "checkpoints")
+        status, out, err = run_py_in_process(*tiny_args(model_dir, npy_path,
+                                                        "train.num_steps = 5"))
+        assert status == 2 and err.startswith(f"error: model_dir '{model_dir}' is in use: "), err
+        assert len(err.splitlines()) == 1
+        assert sorted(tree_bytes(model_dir)) == names
+        assert tree_bytes(model_dir / "checkpoints") == checkpoints
+    finally:
+        go.write_text("go")
+    rest, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr[-3000:]
+    assert "step 3/3" in rest
+    assert checkpoint_step(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == 3
+
+
+def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_exits_130(tmp_path, npy_path):
+    model_dir = tmp_path / "run"
+    status, out, err = run_py_in_process(*tiny_args(
+        model_dir, npy_path, "import tests.faults", "train.num_steps = 100",
+        "train.checkpoint_every = 100", "train.sample_writer = @sample_writer_interrupting()",
+        "sample_writer_interrupting.at_step = 2"))
+    assert status == 128 + signal.SIGINT, err
+    latest = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    assert err.strip() == (f"SIGINT: wrote checkpoint {latest} at step 2; rerun the same "
+                           f"command to resume")
+    assert checkpoint_step(latest) == 2
+
+
+# -- bad input: one line naming the flag, parameter or file; nothing written -------------------
+
+def _bad_input_case(case, tmp_path, npy, trained_run):
+    """(run.py arguments, the model directory, expected start of the error line)."""
+    model_dir = tmp_path / "run"
+    if case == "model_dir_is_a_file":
+        model_dir.write_text("x")
+        return tiny_args(model_dir, npy), model_dir, f"error: --model_dir '{model_dir}' is a file"
+    if case == "model_dir_in_proc":
+        model_dir = "/proc/tf_convgan_run"
+        return (tiny_args(model_dir, npy), model_dir,
+                f"error: --model_dir '{model_dir}' cannot be created in '/proc'")
+    if case == "missing_include":
+        gin_file = tmp_path / "broken.gin"
+        gin_file.write_text("include 'no/such/file.gin'\n")
+        return (["--gin_file", str(gin_file), *tiny_args(model_dir, npy)], model_dir,
+                "error: gin: Unable to open file: no/such/file.gin")
+    if case == "gin_file_is_a_directory":
+        return (["--gin_file", str(tmp_path), *tiny_args(model_dir, npy)], model_dir,
+                f"error: --gin_file '{tmp_path}' is a directory")
+    if case == "duplicate_devices":
+        return (tiny_args(model_dir, npy, "train.strategy = @mirrored_strategy()",
+                          "mirrored_strategy.devices = ['/cpu:0', '/CPU:0']"), model_dir,
+                "error: mirrored_strategy.devices names a device twice")
+    if case == "text_file_named_png":
+        folder = tmp_path / "images"
+        folder.mkdir()
+        (folder / "a.png").write_text("not an image")
+        return (tiny_args(model_dir, npy, "train.data = @image_folder_source()",
+                          f"image_folder_source.directory = '{folder}'",
+                          "image_folder_source.resolution = 32"), model_dir,
+                f"error: image file '{folder}/a.png' is not a PNG, JPEG, GIF or BMP image")
+    if case == "num_steps_below_the_restored_step":
+        model_dir = copy_run(trained_run.model_dir, model_dir)
+        return (tiny_args(model_dir, trained_run.npy, "train.num_steps = 2"), model_dir,
+                "error: train.num_steps = 2 is below the step of the checkpoint to resume from")
+    if case == "no_readable_checkpoint":
+        model_dir = copy_run(trained_run.model_dir, model_dir)
+        for path in glob.glob(str(model_dir / "checkpoints" / "ckpt-*.data-*")):
+            with open(path, "r+b") as f:
+                f.truncate(100)
+        return (tiny_args(model_dir, trained_run.npy, "train.num_steps = 6"), model_dir,
+                f"error: no checkpoint in {model_dir}/checkpoints can be read: ckpt-4 (")
+    raise ValueError(case)
+
+
+@pytest.mark.parametrize("case", [
+    "model_dir_is_a_file", "model_dir_in_proc", "missing_include", "gin_file_is_a_directory",
+    "duplicate_devices", "text_file_named_png", "num_steps_below_the_restored_step",
+    "no_readable_checkpoint"])
+def test_bad_input_is_one_line_and_changes_nothing(tmp_path, npy_path, trained_run, case):
+    args, model_dir, expected = _bad_input_case(case, tmp_path, npy_path, trained_run)
+    before = tree_bytes(tmp_path)
+    status, out, err = run_py_in_process(*args)
+    assert status == 2 and err.startswith(expected) and len(err.splitlines()) == 1, err
+    assert tree_bytes(tmp_path) == before  # incl. no new model directory
+    assert not os.path.exists("/proc/tf_convgan_run")
+
+
+def test_num_steps_0_says_that_nothing_is_trained(tmp_path, npy_path):
+    status, out, err = run_py_in_process(*tiny_args(tmp_path / "run", npy_path,
+                                                    "train.num_steps = 0"))
+    assert status == 0, err
+    assert "train.num_steps = 0: the networks are built; nothing to train, nothing written" in out
+    assert not os.path.exists(tmp_path / "run")

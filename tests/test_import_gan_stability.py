@@ -17,7 +17,6 @@ from gan_stability_reference import REFERENCE_DIR
 from tf_convgan import checkpoints, config, images, sampling, torch_pickle
 from tf_convgan import import_gan_stability as importer
 from tf_convgan.errors import ConfigError
-from tf_convgan.model_dir import parse_operative_config
 from tf_convgan.train import build_gan
 from torch_files import Call, Global, Tensor, write_zip
 
@@ -55,7 +54,8 @@ def _nchw(images_nhwc):
 
 def _restore(model_dir):
     """The GAN of a model directory, restored from its latest checkpoint as train() does."""
-    parse_operative_config(model_dir)
+    gin.clear_config()
+    config.parse([os.path.join(model_dir, "operative_config.gin")], finalize=False)
     try:
         gan = build_gan(gin.query_parameter("train.generator_fn").scoped_configurable_fn,
                         gin.query_parameter("train.discriminator_fn").scoped_configurable_fn,

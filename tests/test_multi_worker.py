@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from test_train import ROOT, checkpoint_values, npy_path, run_py, tiny_args  # noqa: F401
+from helpers import ROOT, checkpoint_values, run_py, tiny_args
 
 
 def _free_ports(n):

@@ -1,42 +1,16 @@
 """End to end through run.py and train(): outputs, resume, and clear errors on bad input."""
 import glob
 import os
-import subprocess
-import sys
 
 import gin
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import TINY_GIN, checkpoint_values, run_py, tiny_args
 from tf_convgan import config
 from tf_convgan.errors import ConfigError
 from tf_convgan.train import train
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_GIN = os.path.join(ROOT, "tests", "tiny.gin")
-
-
-@pytest.fixture
-def npy_path(tmp_path):
-    rng = np.random.default_rng(0)
-    path = tmp_path / "images.npy"
-    np.save(path, rng.integers(0, 256, size=(16, 32, 32, 3), dtype=np.uint8))
-    return str(path)
-
-
-def run_py(*args, timeout=300):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def tiny_args(model_dir, npy, *params):
-    args = ["--gin_file", TINY_GIN, "--model_dir", str(model_dir),
-            "--gin_param", f"npy_source.path = '{npy}'"]
-    for p in params:
-        args += ["--gin_param", p]
-    return args
 
 
 def event_tags(model_dir):
@@ -45,12 +19,6 @@ def event_tags(model_dir):
         for event in tf.compat.v1.train.summary_iterator(path):
             tags.update(v.tag for v in event.summary.value)
     return tags
-
-
-def checkpoint_values(model_dir):
-    reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints"))
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if "OBJECT_GRAPH" not in name and "save_counter" not in name}
 
 
 def test_run_py_writes_checkpoints_events_samples_and_config(tmp_path, npy_path):

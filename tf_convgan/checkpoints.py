@@ -1,26 +1,48 @@
-"""Checkpoints of a GAN: what is saved, strict restores, and retention (last k + every N steps).
+"""Checkpoints of a GAN: what is saved, strict restores, resuming, retention.
 
-A checkpoint holds G, D, the EMA generator, both optimizers and the step counter. Writes are
-crash-safe: the files of `ckpt-<step>` are written first and the directory's `checkpoint` state
-file (what `tf.train.latest_checkpoint` reads) is replaced atomically afterwards, so a process
-killed at any moment leaves the previous checkpoint as the latest one. Restores are strict: a checkpoint that does not fit the configured networks (a
-changed architecture) raises `CheckpointMismatchError` instead of restoring part of the weights.
+A checkpoint holds G, D, the EMA generator, both optimizers and the step counter.
+
+Writes are crash-safe: the files of `ckpt-<step>` are written and fsynced first, then the
+directory's `checkpoint` state file (what `tf.train.latest_checkpoint` reads) is replaced
+atomically (run_dir.files), so a process killed at any moment leaves the previous checkpoint as
+the latest one.
+
+Restores are strict: a checkpoint that does not fit the configured networks (a changed
+architecture) raises `CheckpointMismatchError` instead of restoring part of the weights; one whose
+files cannot be read (truncated, corrupted: TensorFlow checks every tensor's checksum) raises
+`UnreadableCheckpointError`.
+
+Resuming (`restore_newest`) takes the newest checkpoint that can be read: among those up to the
+state file's latest or, when the state file is missing or unreadable, among the `ckpt-*.index`
+files themselves. Unreadable newer ones are reported (and, by a training run, moved into
+`unreadable/` so that they are never overwritten), never deleted. The configured optimizer
+hyperparameters (`apply_optimizer_settings`) win over the restored ones.
 """
 import glob
 import os
 import re
-
+import typing
 
 import numpy as np
 import tensorflow as tf
 
 from tf_convgan.errors import ConfigError
+from tf_convgan.run_dir import files, layout
 
 _CKPT_RE = re.compile(r"ckpt-(\d+)\.index$")
 
 
 class CheckpointMismatchError(ConfigError):
     """A checkpoint whose variables do not fit the configured networks."""
+
+
+class UnreadableCheckpointError(ConfigError):
+    """A checkpoint whose files cannot be read (missing, truncated or corrupted)."""
+
+    def __init__(self, path, problem):
+        super().__init__(f"checkpoint {path} cannot be read ({problem})")
+        self.path = path
+        self.problem = problem
 
 
 class ModelWeights(tf.Module):
@@ -53,7 +75,7 @@ def resolve_checkpoint(path):
     """A checkpoint prefix from a prefix, a checkpoints/ directory or a model directory."""
     if tf.io.gfile.exists(path + ".index"):
         return path
-    for directory in (path, os.path.join(path, "checkpoints")):
+    for directory in (path, layout.checkpoint_dir(path)):
         if tf.io.gfile.isdir(directory):
             latest = tf.train.latest_checkpoint(directory)
             if latest is not None:
@@ -62,11 +84,27 @@ def resolve_checkpoint(path):
                             f"checkpoints/ directory or a prefix such as .../ckpt-1000)")
 
 
+def unreadable(path):
+    """Why the checkpoint `path` cannot be read (every tensor is read, which verifies its
+    checksum), or None if it can."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except Exception as e:  # noqa: BLE001  (any failure to read the files)
+        detail = " ".join(str(e).split()) or type(e).__name__
+        detail = re.sub(r"^\{\{[^}]*\}\}\s*", "", detail)  # TF's function-node prefix
+        return detail[:200] + (" ..." if len(detail) > 200 else "")
+    return None
+
+
 def restore(checkpoint, path, *, partial=False):
     """Restores `checkpoint` (a tf.train.Checkpoint) from `path`, strictly.
 
     Every variable of the configured objects must be in the checkpoint with its shape; unless
-    `partial`, every value in the checkpoint must also be used (no leftover layers)."""
+    `partial`, every value in the checkpoint must also be used (no leftover layers). Raises
+    UnreadableCheckpointError when the files cannot be read, CheckpointMismatchError when they
+    do not fit."""
     try:
         status = checkpoint.read(path)  # the counterpart of write(): no save_counter
         if partial:
@@ -74,7 +112,12 @@ def restore(checkpoint, path, *, partial=False):
             status.assert_existing_objects_matched()
         else:
             status.assert_consumed()
-    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
+    except Exception as e:  # noqa: BLE001  (classified below)
+        problem = unreadable(path)
+        if problem is not None:
+            raise UnreadableCheckpointError(path, problem) from None
+        if not isinstance(e, (AssertionError, ValueError, tf.errors.InvalidArgumentError)):
+            raise
         detail = " ".join(str(e).split())
         if len(detail) > 600:
             detail = detail[:600] + " ..."
@@ -85,12 +128,149 @@ def restore(checkpoint, path, *, partial=False):
     return path
 
 
-def restore_latest(gan, directory):
-    """Restores the latest checkpoint in `directory` into `gan`, if any; returns its path."""
-    latest = tf.train.latest_checkpoint(directory)
+def checkpoint_steps(directory):
+    """Steps of the `ckpt-<step>.index` files in `directory`, sorted."""
+    paths = glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))
+    return sorted(int(_CKPT_RE.search(p).group(1)) for p in paths if _CKPT_RE.search(p))
+
+
+def _state_latest_step(directory):
+    """(the step of the state file's latest checkpoint, None) or (None, what is wrong with the
+    state file)."""
+    if not os.path.exists(os.path.join(directory, layout.CHECKPOINT_STATE)):
+        return None, "is missing"
+    try:
+        state = tf.train.get_checkpoint_state(directory)
+        return checkpoint_step(state.model_checkpoint_path), None
+    except Exception:  # noqa: BLE001  (empty, garbled, or naming no ckpt-<step>)
+        return None, "cannot be read"
+
+
+def resume_candidates(directory):
+    """Checkpoint prefixes to resume from, newest first, and notes on the state file: those up
+    to the state file's latest, or every `ckpt-*.index` when the state file is missing or
+    unreadable (a checkpoint newer than the state file's latest was never completed)."""
+    steps = checkpoint_steps(directory)
+    latest, problem = _state_latest_step(directory)
+    notes = []
     if latest is None:
-        return None
-    return restore(make_checkpoint(gan), latest)
+        if steps:
+            notes.append(f"the checkpoint state file {os.path.join(directory, 'checkpoint')} "
+                         f"{problem}: resuming from the checkpoint files themselves (newest: "
+                         f"ckpt-{steps[-1]})")
+    else:
+        if latest not in steps:
+            notes.append(f"the checkpoint state file names ckpt-{latest}, whose files are "
+                         f"missing")
+        steps = [s for s in steps if s <= latest]
+    return [os.path.join(directory, f"ckpt-{s}") for s in reversed(steps)], notes
+
+
+class Resumed(typing.NamedTuple):
+    path: typing.Optional[str]  # the restored checkpoint; None: none to restore
+    unreadable: list  # [(prefix, problem)] newer checkpoints that could not be read
+    notes: list  # one-line messages: the state file, skipped checkpoints
+
+
+def restore_newest(directory, restore_fn, *, set_aside_unreadable=False):
+    """Calls `restore_fn(prefix)` on the newest checkpoint of `directory` whose files can be
+    read (see resume_candidates); with `set_aside_unreadable` (a training run, which would
+    overwrite them) newer unreadable ones are then moved into unreadable/ (`set_aside`). Raises
+    ConfigError, changing nothing, when there are checkpoints but none can be read."""
+    candidates, notes = resume_candidates(directory)
+    skipped = []
+    for path in candidates:
+        try:
+            restore_fn(path)
+        except UnreadableCheckpointError as e:
+            skipped.append((path, e.problem))
+            continue
+        for unreadable_path, problem in skipped:
+            name = os.path.basename(unreadable_path)
+            where = ""
+            if set_aside_unreadable:
+                where = f", moved to {set_aside(unreadable_path)}"
+            notes.append(f"checkpoint {name} cannot be read ({problem}){where}; using "
+                         f"{os.path.basename(path)}")
+        return Resumed(path, skipped, notes)
+    if skipped:
+        raise ConfigError(
+            f"no checkpoint in {directory} can be read: " + "; ".join(
+                f"{os.path.basename(p)} ({problem})" for p, problem in skipped)
+            + ". Nothing was changed; move them elsewhere to start again from step 0")
+    return Resumed(None, [], notes)
+
+
+def set_aside(path):
+    """Moves the files of checkpoint `path` into `<its directory>/unreadable/<name>/` (a fresh
+    name if that exists), so that a resumed run never overwrites them; returns the directory."""
+    directory, name = os.path.split(path)
+    target = os.path.join(directory, layout.UNREADABLE_SUBDIR, name)
+    suffix = 1
+    while os.path.lexists(target):
+        target = os.path.join(directory, layout.UNREADABLE_SUBDIR, f"{name}.{suffix}")
+        suffix += 1
+    os.makedirs(target)
+    for f in glob.glob(glob.escape(path) + ".*"):
+        os.rename(f, os.path.join(target, os.path.basename(f)))
+    files.fsync_directory(target)
+    files.fsync_directory(directory)
+    return target
+
+
+def restore_latest(gan, directory):
+    """Restores the newest readable checkpoint of `directory` into `gan` (see restore_newest);
+    returns its path or None."""
+    return restore_newest(directory, lambda p: restore(make_checkpoint(gan), p)).path
+
+
+# -- optimizer hyperparameters ----------------------------------------------------------------
+
+def _optimizer_parts(name, optimizer):
+    """(name, optimizer) of an optimizer and of the one it wraps (a loss-scale optimizer)."""
+    parts = [(name, optimizer)]
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:
+        parts.append((name, inner))
+    return parts
+
+
+def _settings(optimizer):
+    return {k: v for k, v in optimizer.get_config().items()
+            if k not in ("name", "inner_optimizer")}
+
+
+def optimizer_settings(optimizers):
+    """The hyperparameters (get_config(), any Keras optimizer) of {name: optimizer}: take them
+    before a restore, which overwrites those Keras keeps in variables (the learning rate)."""
+    return {(name, id(part)): (part, _settings(part))
+            for role, optimizer in optimizers.items()
+            for name, part in _optimizer_parts(role, optimizer)}
+
+
+def apply_optimizer_settings(configured):
+    """Sets back the hyperparameters of `configured` (optimizer_settings taken before a restore)
+    that the restore changed; returns ['g_optimizer.learning_rate 0.0001 -> 0.0002', ...]
+    (checkpoint -> configured). A changed one that cannot be set raises ConfigError naming it."""
+    changed = []
+    for (name, _), (optimizer, settings) in configured.items():
+        restored = _settings(optimizer)
+        for key, value in settings.items():
+            if restored.get(key) == value:
+                continue
+            variable = getattr(optimizer, key, None)
+            if not hasattr(variable, "assign"):
+                raise ConfigError(
+                    f"{name}.{key} is {value!r} in the configuration but {restored.get(key)!r} "
+                    f"in the checkpoint, and it cannot be set after restoring: configure "
+                    f"{restored.get(key)!r} or use a new --model_dir")
+            variable.assign(value)
+            changed.append(f"{name}.{key} {_short(restored.get(key))} -> {_short(value)}")
+    return changed
+
+
+def _short(value):
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
 
 
 def all_finite(variables):
@@ -113,16 +293,18 @@ class CheckpointKeeper:
 
     def steps(self):
         """Steps of the checkpoints on disk (complete or not), sorted."""
-        paths = glob.glob(os.path.join(glob.escape(self.directory), "ckpt-*.index"))
-        return sorted(int(_CKPT_RE.search(p).group(1)) for p in paths)
+        return checkpoint_steps(self.directory)
 
     def _prefix(self, step):
         return os.path.join(self.directory, f"ckpt-{step}")
 
     def save(self, step):
-        """Writes ckpt-<step>, makes it the latest, then deletes what retention drops."""
+        """Writes ckpt-<step> (fsynced), makes it the latest, then deletes what retention
+        drops."""
         os.makedirs(self.directory, exist_ok=True)
         path = self.checkpoint.write(self._prefix(step))
+        files.fsync_files(glob.glob(glob.escape(path) + ".*"))
+        files.fsync_directory(self.directory)
         steps = [s for s in self.steps() if s <= step]
         recent = set(steps[-self.keep_last:])
         kept = [s for s in steps if s in recent or (self.keep_every and s % self.keep_every == 0)]
@@ -139,7 +321,5 @@ class CheckpointKeeper:
         atomically."""
         lines = [f'model_checkpoint_path: "{latest}"']
         lines += [f'all_model_checkpoint_paths: "{name}"' for name in kept]
-        path = os.path.join(self.directory, "checkpoint")
-        with open(path + ".tmp", "w") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(path + ".tmp", path)
+        files.write_text(os.path.join(self.directory, layout.CHECKPOINT_STATE),
+                         "\n".join(lines) + "\n")

@@ -5,6 +5,7 @@ import os
 import gin
 
 from tf_convgan.errors import ConfigError
+from tf_convgan.train import train
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GIN_CONFIGS_DIR = os.path.join(PACKAGE_ROOT, "gin_configs")
@@ -16,11 +17,11 @@ class GinError(ValueError):
 
 def resolve_gin_file(path):
     """A gin file as given, or relative to the project's gin_configs/ directory."""
-    if os.path.exists(path):
-        return path
-    candidate = os.path.join(GIN_CONFIGS_DIR, path)
-    if os.path.exists(candidate):
-        return candidate
+    for candidate in (path, os.path.join(GIN_CONFIGS_DIR, path)):
+        if os.path.isdir(candidate):
+            raise GinError(f"--gin_file {candidate!r} is a directory, not a gin file")
+        if os.path.exists(candidate):
+            return candidate
     raise FileNotFoundError(f"--gin_file {path!r} does not exist (also looked in {GIN_CONFIGS_DIR})")
 
 
@@ -54,6 +55,10 @@ def parse(gin_files=(), bindings=(), *, finalize=True):
         raise
     except (ValueError, KeyError, SyntaxError, TypeError) as e:
         raise GinError(f"gin: {e}") from e
+    except OSError as e:  # an `include` that is missing or not a readable file
+        lines = [line.strip() for line in str(e).splitlines()]
+        raise GinError(f"gin: {lines[0]}" + (f" ({lines[1]})" if len(lines) > 1 else "")
+                       ) from None
     finally:
         logging.getLogger().removeFilter(quiet)
 
@@ -62,7 +67,6 @@ def parse(gin_files=(), bindings=(), *, finalize=True):
 def entry_point(main=None):
     """What run.py calls with `model_dir=`: gin `run.main` (e.g. `@dirac_study`), default train."""
     if main is None:
-        from tf_convgan.train import train
         return train
     if not callable(main):
         raise GinError(f"run.main must be a function such as @train or @dirac_study, got {main!r}")

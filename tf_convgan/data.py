@@ -37,6 +37,7 @@ import gzip
 import logging
 import numbers
 import os
+import zlib
 from typing import Callable, Optional, Sequence
 
 import gin
@@ -458,6 +459,24 @@ def array_source(*, images, labels=None, resolution: int, channels: int = 3,
                          description="array")
 
 
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _load_numpy(path: str, name: str):
+    """np.load of a .npy or .npz file (no pickles); anything else is a ValueError naming it."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head[:6] != _NPY_MAGIC and head[:4] != _ZIP_MAGIC:
+        raise ValueError(f"`{name}` {path!r} is neither a .npy nor a .npz file (it starts with "
+                         f"{head!r}).")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"`{name}` {path!r} cannot be read as numpy data: "
+                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}.") from None
+
+
 @gin.configurable
 def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str = "images",
                labels_key: str = "labels", resolution: int, channels: int = 3,
@@ -471,7 +490,7 @@ def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"`path` {path!r} does not exist or is not a file.")
     labels = None
-    loaded = np.load(path, allow_pickle=False)
+    loaded = _load_numpy(path, "path")
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             if images_key not in loaded.files:
@@ -487,7 +506,7 @@ def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str 
         if not os.path.isfile(labels_path):
             raise FileNotFoundError(
                 f"`labels_path` {labels_path!r} does not exist or is not a file.")
-        labels = np.load(labels_path, allow_pickle=False)
+        labels = _load_numpy(labels_path, "labels_path")
         if isinstance(labels, np.lib.npyio.NpzFile):
             with labels:
                 if labels_key not in labels.files:
@@ -514,7 +533,10 @@ def read_idx(path: str) -> np.ndarray:
     with open(path, "rb") as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as e:
+            raise ValueError(f"{path!r}: damaged gzip data ({e}).") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ValueError(f"{path!r} is not an IDX file (bad magic {raw[:4]!r}).")
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
@@ -607,6 +629,37 @@ def idx_source(*, directory: Optional[str] = None, split: str = "train", resolut
 # --------------------------------------------------------------------------- image folder
 
 
+def _check_image_file(path: str) -> None:
+    """Raises ValueError naming `path` unless it starts like a PNG, JPEG, GIF or BMP image
+    (what tf.io.decode_image reads) and, for PNG, GIF and BMP, ends like one: a text file with
+    an image's name or a truncated file fails here, before training, not at the step that
+    first reads it. (Two small reads per file.)"""
+    with open(path, "rb") as f:
+        head = f.read(26)
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64))
+        tail = f.read()
+    problem = None
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        if b"IEND" not in tail:
+            problem = "a truncated PNG (no IEND chunk at its end)"
+    elif head.startswith(b"\xff\xd8\xff"):
+        pass  # JPEG: decoders accept data after the end marker, so the end says little
+    elif head.startswith((b"GIF87a", b"GIF89a")):
+        if b"\x3b" not in tail[-16:]:
+            problem = "a truncated GIF (no trailer byte at its end)"
+    elif head.startswith(b"BM") and len(head) >= 6:
+        declared = int.from_bytes(head[2:6], "little")
+        if declared > size:
+            problem = f"a truncated BMP ({size} of {declared} bytes)"
+    else:
+        problem = (f"not a PNG, JPEG, GIF or BMP image (it starts with {head[:8]!r})"
+                   if head else "empty")
+    if problem:
+        raise ValueError(f"image file {path!r} is {problem}.")
+
+
 @gin.configurable
 def image_folder_source(*, directory: str, resolution: int, channels: int = 3,
                         fit: str = "resize_crop",
@@ -642,6 +695,8 @@ def image_folder_source(*, directory: str, resolution: int, channels: int = 3,
     if not relative:
         raise ValueError(f"`directory` {directory!r} contains no image files with extensions "
                          f"{extensions}.")
+    for path in relative:
+        _check_image_file(os.path.join(directory, path))
     num_classes, labels = None, [0] * len(relative)
     if labels_from_subdirs:
         top_level = [p.split(os.sep)[0] if os.sep in p else None for p in relative]

@@ -2,6 +2,8 @@
 import contextlib
 import sys
 
+from absl import flags
+
 
 class ConfigError(ValueError):
     """Bad input: the message names the parameter and the allowed values.
@@ -29,3 +31,50 @@ def exit_on_bad_input():
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+
+
+class FlagError(ConfigError):
+    """Bad input to a command line: the message starts with the flag, `--name: ...`."""
+
+    def __init__(self, flag, message):
+        super().__init__(f"--{flag}: {message}")
+        self.flag = flag
+
+
+def _first_line(error):
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+@contextlib.contextmanager
+def blame(flag):
+    """Bad input raised in the block (ValueError incl. ConfigError, a missing or unusable file)
+    becomes a FlagError naming `--flag`."""
+    try:
+        yield
+    except FlagError:
+        raise
+    except (ValueError, OSError) as e:
+        raise FlagError(flag, _first_line(e)) from e
+
+
+def parse_flags(flag_values, argv):
+    """Parses argv (argv[0] is the program name) into an absl FlagValues of a command's own;
+    an unknown or bad flag, or a positional argument, raises ConfigError (naming the flag)."""
+    flag_values.unparse_flags()
+    try:
+        rest = flag_values(argv)
+    except flags.Error as e:
+        raise ConfigError(_first_line(e)) from None
+    if len(rest) > 1:
+        raise ConfigError(f"unexpected argument {rest[1]!r}")
+
+
+def command_status(run):
+    """Runs a command's body `run()`; bad input prints one line `error: ...` and gives status 2
+    (no traceback), otherwise 0."""
+    try:
+        run()
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {_first_line(e)}", file=sys.stderr)
+        return 2
+    return 0

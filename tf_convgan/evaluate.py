@@ -18,6 +18,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags  # noqa: E402
 
+from tf_convgan import data as data_lib  # noqa: E402
+from tf_convgan import evaluation, run_dir  # noqa: E402
+from tf_convgan.errors import ConfigError, FlagError, blame, parse_flags  # noqa: E402
+from tf_convgan.run_dir import generators  # noqa: E402
+
 FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
 flags.DEFINE_string("model_dir", None, "A training run's directory (EMA generator).",
                     flag_values=FLAGS)
@@ -50,7 +55,7 @@ flags.DEFINE_integer("kid_subset_size", 1000, "KID subset size.", flag_values=FL
 flags.DEFINE_boolean("precision_recall", False, "Also precision and recall (k=3).",
                      flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Seed of z, of the reference subset and of the KID subsets.",
-                     flag_values=FLAGS)
+                     lower_bound=-2 ** 63, upper_bound=2 ** 63 - 1, flag_values=FLAGS)
 flags.DEFINE_string("cache_dir", None, "Reference feature cache (default $TF_CONVGAN_FID_CACHE or "
                     "~/.cache/tf_convgan/fid_stats).", flag_values=FLAGS)
 flags.DEFINE_string("weights", None, "FID Inception weights .npz (default "
@@ -60,21 +65,6 @@ flags.DEFINE_boolean("jit_compile", False, "Compile feature extraction with XLA.
                      flag_values=FLAGS)
 flags.DEFINE_string("output_json", None, "Also write the metrics to this JSON file.",
                     flag_values=FLAGS)
-
-
-class FlagError(ValueError):
-    def __init__(self, flag, message):
-        super().__init__(f"--{flag}: {message}")
-
-
-def _guard(flag, fn, *args, **kwargs):
-    """Runs fn; a user-input error becomes a FlagError naming `flag`."""
-    try:
-        return fn(*args, **kwargs)
-    except FlagError:
-        raise
-    except (ValueError, FileNotFoundError, OSError) as e:
-        raise FlagError(flag, str(e).splitlines()[0] if str(e) else type(e).__name__) from e
 
 
 def _check_flags(f):
@@ -89,79 +79,91 @@ def _check_flags(f):
         raise FlagError("num_reference", f"must be >= 2, got {f.num_reference}")
     if f.num_samples < 2:
         raise FlagError("num_samples", f"must be >= 2, got {f.num_samples}")
+    if f.resolution is not None and f.resolution < 1:
+        raise FlagError("resolution", f"must be a positive number of pixels, got {f.resolution}")
+    if f.fit is not None and f.fit not in data_lib.FIT_MODES:
+        raise FlagError("fit", f"must be one of {', '.join(data_lib.FIT_MODES)}, got {f.fit!r}")
     return chosen[0]
 
 
-def _reference_source(f, resolution):
-    from tf_convgan import data as data_lib
-
+def _reference_source(f, resolution, num_reference):
+    """The reference data source, its dataset and split names; checks that it has
+    `num_reference` (>= 2) examples."""
     kwargs = {"resolution": resolution}
     if f.fit:
         kwargs["fit"] = f.fit
-    if f.reference_dir:
-        return _guard("reference_dir", data_lib.image_folder_source,
-                      directory=f.reference_dir, **kwargs), "folder", "all"
-    if f.dataset == "fashion_mnist":
-        source = _guard("dataset", data_lib.fashion_mnist_source, split=f.split,
-                        directory=f.data_dir, **kwargs)
-    else:
-        source = _guard("dataset", data_lib.tfds_source, name=f.dataset, split=f.split,
-                        data_dir=f.data_dir, **kwargs)
-    return source, f.dataset, f.split
+    flag = "reference_dir" if f.reference_dir else "dataset"
+    with blame(flag):
+        if f.reference_dir:
+            source, dataset, split = data_lib.image_folder_source(
+                directory=f.reference_dir, **kwargs), "folder", "all"
+        elif f.dataset == "fashion_mnist":
+            source, dataset, split = data_lib.fashion_mnist_source(
+                split=f.split, directory=f.data_dir, **kwargs), f.dataset, f.split
+        else:
+            source, dataset, split = data_lib.tfds_source(
+                name=f.dataset, split=f.split, data_dir=f.data_dir, **kwargs), f.dataset, f.split
+    available = source.num_examples
+    if available is not None and available < num_reference:
+        if f.num_reference is not None:
+            flag = "num_reference"
+        images = f"{available} image" + ("s" if available != 1 else "")
+        raise FlagError(flag, f"{source.description} has {images} but {num_reference} are "
+                              f"needed (--num_reference, default --num_samples; FID needs at "
+                              f"least 2)")
+    return source, dataset, split
 
 
 _EXTRACTORS = {}  # (weights, batch_size, jit_compile) -> FeatureExtractor, reused in a process
 
 
 def _extractor(f):
-    from tf_convgan import evaluation
-
     key = (f.weights, f.batch_size, f.jit_compile)
     if key not in _EXTRACTORS:
-        _EXTRACTORS[key] = _guard("weights", evaluation.FeatureExtractor, weights_path=f.weights,
-                                  batch_size=f.batch_size, jit_compile=f.jit_compile)
+        with blame("weights"):
+            _EXTRACTORS[key] = evaluation.FeatureExtractor(
+                weights_path=f.weights, batch_size=f.batch_size, jit_compile=f.jit_compile)
     return _EXTRACTORS[key]
 
 
 def evaluate(f):
-    """Runs the evaluation the flags describe; returns the metrics dict."""
-    import tensorflow as tf  # noqa: F401
-
-    from tf_convgan import data as data_lib
-    from tf_convgan import evaluation
-
+    """Runs the evaluation the flags describe; returns the metrics dict. Every input is checked
+    (sources opened, image counts compared) before the Inception network runs."""
     kind = _check_flags(f)
-    extractor = _extractor(f)
     info = {}
     if kind == "image_dir":
-        size, count = _guard("image_dir", evaluation.image_folder_resolution, f.image_dir)
-        folder = _guard("image_dir", data_lib.image_folder_source, directory=f.image_dir,
-                        resolution=size)
+        with blame("image_dir"):
+            resolution, count = evaluation.image_folder_resolution(f.image_dir)
+            folder = data_lib.image_folder_source(directory=f.image_dir, resolution=resolution)
         num = min(count, f.num_samples)
-        fake = extractor.features_of_source(folder, num, seed=f.seed, description=f.image_dir)
-        resolution = size
+        if num < 2:
+            raise FlagError("image_dir", f"{f.image_dir!r} has 1 image; FID needs at least 2")
     else:
-        if kind == "model_dir":
-            generator, path = _guard("model_dir", evaluation.load_model_dir_generator,
-                                     f.model_dir, checkpoint=f.checkpoint)
-            info["checkpoint"] = path
-            generate = evaluation.generator_fn(generator)
-            z_dim, num_classes = generator.z_dim, generator.num_classes
+        flag = kind if kind == "saved_model" or f.checkpoint == "latest" else "checkpoint"
+        with blame(flag):
+            if kind == "model_dir":
+                generator, path = generators.load_generator_ema(f.model_dir,
+                                                                checkpoint=f.checkpoint)
+                info["checkpoint"] = path
+            else:
+                generator = generators.SavedModelGenerator(f.saved_model,
+                                                           num_classes=f.num_classes)
             resolution = generator.resolution
-        else:
-            generate = _guard("saved_model", evaluation.SavedModelGenerator, f.saved_model,
-                              num_classes=f.num_classes)
-            z_dim, num_classes = generate.z_dim, generate.num_classes
-            probe = generate(tf.zeros([1, z_dim]), tf.zeros([1], tf.int32))
-            resolution = int(probe.shape[1])
         num = f.num_samples
-        fake = extractor.features_of_generator(generate, num=num, z_dim=z_dim,
-                                               num_classes=num_classes, seed=f.seed)
-    source, dataset, split = _reference_source(f, f.resolution or resolution)
     num_reference = f.num_reference or num
-    real = _guard("num_reference", evaluation.reference_features, source, num_reference,
-                  extractor=extractor, dataset=dataset, split=split, seed=f.seed,
-                  directory=f.cache_dir, weights_path=f.weights)
+    source, dataset, split = _reference_source(f, f.resolution or resolution, num_reference)
+
+    extractor = _extractor(f)
+    if kind == "image_dir":
+        fake = extractor.features_of_source(folder, num, seed=f.seed, description=f.image_dir)
+    else:
+        fake = extractor.features_of_generator(
+            evaluation.generator_fn(generator), num=num, z_dim=generator.z_dim,
+            num_classes=generator.num_classes, seed=f.seed)
+    with blame("num_reference"):
+        real = evaluation.reference_features(
+            source, num_reference, extractor=extractor, dataset=dataset, split=split,
+            seed=f.seed, directory=f.cache_dir, weights_path=f.weights)
     result = evaluation.compute_metrics(fake, real, kid_subsets=f.kid_subsets,
                                         kid_subset_size=f.kid_subset_size,
                                         precision_recall=f.precision_recall, seed=f.seed)
@@ -173,26 +175,15 @@ def evaluate(f):
 def main(argv):
     """Parses argv (argv[0] is the program name); returns the exit status."""
     try:
-        FLAGS.unparse_flags()
-        rest = FLAGS(argv)
-        if len(rest) > 1:
-            raise FlagError(rest[1].lstrip("-") or "?", f"unexpected argument {rest[1]!r}")
-    except flags.Error as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    except FlagError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    try:
+        parse_flags(FLAGS, argv)
         result = evaluate(FLAGS)
-    except FlagError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ConfigError, FileNotFoundError) as e:
+        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
         return 2
     line = json.dumps(result, sort_keys=True)
     print(line, flush=True)
     if FLAGS.output_json:
-        with open(FLAGS.output_json, "w") as out:
-            out.write(line + "\n")
+        run_dir.write_text(FLAGS.output_json, line + "\n")
     return 0
 
 

@@ -1,6 +1,6 @@
 """FID / KID evaluation: Inception features in batches under a strategy, reference statistics
-cached on disk, image sources (data sources, image folders, model directories, SavedModels), and
-the in-training evaluator.
+cached on disk, image sources (data sources, image folders; generators of run directories and
+SavedModels come from run_dir.generators), and the in-training evaluator.
 
 Image convention (fixed; TTUR's): images become uint8 first ([-1, 1] floats are mapped by
 `images.to_uint8`, i.e. round((x + 1) * 127.5), as writing a PNG would), grey images are replicated
@@ -22,18 +22,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_convgan import data as data_lib
 from tf_convgan import images as images_lib
 from tf_convgan import inception
 from tf_convgan import metrics as metrics_lib
+from tf_convgan import run_dir
 from tf_convgan.checkpoints import CheckpointKeeper
 
 RESIZE_CONVENTION = "tf1bilinear"  # ResizeBilinear(align_corners=False, half_pixel_centers=False)
 CACHE_ENV_VAR = "TF_CONVGAN_FID_CACHE"
 DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tf_convgan", "fid_stats")
-METRICS_CSV = "metrics.csv"
-FID_PLOT = "fid.png"
-BEST_SUBDIR = "best"  # == tf_convgan.model_dir.BEST_SUBDIR
-BEST_JSON = "best.json"
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -237,13 +235,11 @@ def reference_features(source, num, *, extractor, dataset=None, split=None, seed
     features = extractor.features_of_source(source, num, seed=seed,
                                             description=f"reference {dataset}/{split}")
     mu, sigma = metrics_lib.gaussian_statistics(features)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     meta = {"dataset": dataset, "split": split, "resolution": source.resolution,
             "resize": RESIZE_CONVENTION, "num": num, "seed": seed, "details": details}
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, features=features, mu=mu, sigma=sigma,
-             meta_json=np.frombuffer(json.dumps(meta).encode(), np.uint8))
-    os.replace(tmp, path)
+    with run_dir.atomic_file(path) as f:
+        np.savez(f, features=features, mu=mu, sigma=sigma,
+                 meta_json=np.frombuffer(json.dumps(meta).encode(), np.uint8))
     return features
 
 
@@ -264,52 +260,9 @@ def compute_metrics(fake_features, real_features, *, kid=True, kid_subsets=100,
 
 # --------------------------------------------------------------------------- sources
 
-class SavedModelGenerator:
-    """A generator exported as a SavedModel: signature `serving_default` with input `z` float32
-    [N, z_dim] (and `labels` int32 [N] when conditional) and outputs `images` uint8 /
-    `images_float` in [-1, 1]."""
-
-    def __init__(self, path, num_classes=None):
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"SavedModel directory {path!r} does not exist")
-        self.module = tf.saved_model.load(path)
-        if "serving_default" not in self.module.signatures:
-            raise ValueError(f"SavedModel {path!r} has no 'serving_default' signature")
-        self.signature = self.module.signatures["serving_default"]
-        inputs = self.signature.structured_input_signature[1]
-        if "z" not in inputs:
-            raise ValueError(f"SavedModel {path!r}: serving_default takes {sorted(inputs)}, "
-                             f"not 'z'")
-        self.z_dim = int(inputs["z"].shape[-1])
-        self.conditional = "labels" in inputs
-        stored = getattr(self.module, "num_classes", None)
-        if stored is not None:
-            stored = int(stored.numpy() if hasattr(stored, "numpy") else stored)
-        self.num_classes = num_classes or stored or 1
-        if self.conditional and self.num_classes < 2 and num_classes is None and stored is None:
-            raise ValueError(f"SavedModel {path!r} is conditional: give the number of classes")
-
-    def __call__(self, z, labels):
-        kwargs = {"z": z}
-        if self.conditional:
-            kwargs["labels"] = labels
-        out = self.signature(**kwargs)
-        return out["images"] if "images" in out else to_uint8(out["images_float"])
-
-
-def load_model_dir_generator(model_dir, *, checkpoint="latest", strategy=None):
-    """The EMA generator of a training run ('latest', 'best' or a checkpoint name), and the
-    checkpoint's path: see tf_convgan.model_dir.load_generator_ema (replaces the gin config)."""
-    from tf_convgan.model_dir import load_generator_ema
-    generator, path = load_generator_ema(model_dir, checkpoint=checkpoint, strategy=strategy)
-    gin.clear_config()
-    return generator, path
-
-
 def image_folder_resolution(directory):
-    """The size of the first image file under `directory` (sorted), for image_folder_source."""
-    from tf_convgan import data as data_lib
-
+    """The size of the first image file under `directory` (sorted), for image_folder_source,
+    and the number of image files."""
     probe = data_lib.image_folder_source(directory=directory, resolution=8)
     image = tf.io.decode_image(tf.io.read_file(os.path.join(directory, probe.files[0])),
                                expand_animations=False)
@@ -375,16 +328,6 @@ class FIDEvaluator:
                                precision_recall=self.precision_recall, seed=self.seed)
 
 
-def append_metrics_csv(path, step, values):
-    """Appends a row (step, then the metrics) to a CSV, with a header when the file is new."""
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["step", *values])
-        writer.writerow([step, *(f"{v:.8g}" for v in values.values())])
-
-
 def read_metrics_csv(path):
     """{column: np.array} of a metrics CSV; a step logged twice (a resumed run) keeps its last
     row."""
@@ -410,14 +353,13 @@ def plot_metric(csv_path, png_path, column="fid"):
     ax.set_title(f"{column.upper()} of the EMA generator")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    tmp = png_path + ".tmp.png"
-    fig.savefig(tmp)
+    with run_dir.atomic_file(png_path) as f:
+        fig.savefig(f, format="png")
     plt.close(fig)
-    os.replace(tmp, png_path)
 
 
 def read_best(model_dir):
-    path = os.path.join(model_dir, BEST_SUBDIR, BEST_JSON)
+    path = os.path.join(run_dir.best_dir(model_dir), run_dir.BEST_JSON)
     if not os.path.isfile(path):
         return None
     with open(path) as f:
@@ -436,19 +378,17 @@ def evaluate_during_training(evaluator, *, generator_ema, checkpoint, step, mode
         for name, value in values.items():
             tf.summary.scalar(f"eval/{name}", value)
     writer.flush()
-    csv_path = os.path.join(model_dir, METRICS_CSV)
-    append_metrics_csv(csv_path, step, {**values, "eval_seconds": seconds})
+    csv_path = os.path.join(model_dir, run_dir.METRICS_CSV)
+    run_dir.append_csv_row(csv_path, step, {**values, "eval_seconds": seconds})
     if "fid" in values:
-        plot_metric(csv_path, os.path.join(model_dir, FID_PLOT), "fid")
+        plot_metric(csv_path, os.path.join(model_dir, run_dir.FID_PLOT), "fid")
         best = read_best(model_dir)
         if best is None or values["fid"] < best["fid"]:
-            best_dir = os.path.join(model_dir, BEST_SUBDIR)
+            best_dir = run_dir.best_dir(model_dir)
             saved = CheckpointKeeper(checkpoint, best_dir, keep_last=1).save(step)
-            tmp = os.path.join(best_dir, BEST_JSON + ".tmp")
-            with open(tmp, "w") as f:
-                json.dump({"step": int(step), "checkpoint": os.path.basename(saved),
-                           **{k: float(v) for k, v in values.items()}}, f, indent=1)
-            os.replace(tmp, os.path.join(best_dir, BEST_JSON))
+            run_dir.write_text(os.path.join(best_dir, run_dir.BEST_JSON), json.dumps(
+                {"step": int(step), "checkpoint": os.path.basename(saved),
+                 **{k: float(v) for k, v in values.items()}}, indent=1))
     text = " ".join(f"{k}={v:.4g}" for k, v in values.items())
     print(f"eval step {step}: {text} ({seconds:.0f}s)", flush=True)
     return values

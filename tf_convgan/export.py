@@ -16,16 +16,31 @@ Signatures: `serving_default(z [N, z_dim] float32[, labels [N] int32])` and
 
     python -m tf_convgan.export --model_dir runs/quickstart [--checkpoint ckpt-2000]
                                 [--export_dir runs/quickstart/export]
+
+An export replaces only a previous export (a directory that holds a SavedModel and nothing else)
+or an empty directory; anything else is refused with one line (status 2) and left untouched. An
+export into the run directory takes its writer lock (run_dir.lock).
 """
+import contextlib
 import os
 import shutil
+import sys
 
 import tensorflow as tf
+from absl import flags
 
 from tf_convgan import images as images_lib
-from tf_convgan.errors import exit_on_bad_input
+from tf_convgan import run_dir
+from tf_convgan.errors import FlagError, blame, command_status, parse_flags
+from tf_convgan.run_dir import generators
 
-OPERATIVE_CONFIG = "operative_config.gin"
+FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
+flags.DEFINE_string("model_dir", None, "Training directory (with operative_config.gin).",
+                    flag_values=FLAGS)
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or name (default: the latest).",
+                    flag_values=FLAGS)
+flags.DEFINE_string("export_dir", None, "Output directory (default: <model_dir>/export).",
+                    flag_values=FLAGS)
 
 
 def sample_inputs(n, seed, *, z_dim, num_classes):
@@ -72,52 +87,58 @@ class _ExportedGenerator(tf.Module):
 def export_generator(generator, export_dir, *, operative_config=None):
     """Writes `generator` (the EMA generator) as a SavedModel into `export_dir`.
 
-    The directory is written next to its final place and then moved there, so an existing
-    export is replaced only by a complete one."""
-    module = _ExportedGenerator(generator)
+    `export_dir` must not exist, be empty, or hold a previous export (see
+    run_dir.check_export_dir; ConfigError otherwise, before anything is written). The SavedModel
+    is written into a new directory beside it and moved there complete."""
     export_dir = os.path.abspath(export_dir)
-    tmp_dir = export_dir + ".tmp"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    tf.saved_model.save(module, tmp_dir, signatures={
-        "serving_default": module.serve, "sample": module.sample})
-    if operative_config is not None:
-        with open(os.path.join(tmp_dir, OPERATIVE_CONFIG), "w") as f:
-            f.write(operative_config)
-    old_dir = export_dir + ".old"
-    shutil.rmtree(old_dir, ignore_errors=True)
-    if os.path.exists(export_dir):
-        os.replace(export_dir, old_dir)
-    os.replace(tmp_dir, export_dir)
-    shutil.rmtree(old_dir, ignore_errors=True)
+    run_dir.check_export_dir(export_dir)
+    module = _ExportedGenerator(generator)
+    tmp_dir = run_dir.temporary_directory(export_dir)
+    try:
+        tf.saved_model.save(module, tmp_dir, signatures={
+            "serving_default": module.serve, "sample": module.sample})
+        if operative_config is not None:
+            run_dir.write_text(os.path.join(tmp_dir, run_dir.OPERATIVE_CONFIG), operative_config)
+        run_dir.check_export_dir(export_dir)  # again: it may have changed meanwhile
+        run_dir.replace_directory(tmp_dir, export_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
     return export_dir
 
 
 def export_model_dir(model_dir, *, checkpoint=None, export_dir=None):
-    """Exports the EMA generator of a checkpoint of `model_dir` (default: the latest)."""
-    from tf_convgan import model_dir as model_dir_lib  # avoids a cycle with train.py
-    generator, path = model_dir_lib.load_generator_ema(model_dir, checkpoint=checkpoint)
-    with open(os.path.join(model_dir, OPERATIVE_CONFIG)) as f:
-        operative_config = f.read()
-    export_dir = export_dir or os.path.join(model_dir, "export")
-    export_generator(generator, export_dir, operative_config=operative_config)
+    """Exports the EMA generator of a checkpoint of `model_dir` (default: the latest) to
+    `export_dir` (default: <model_dir>/export); returns (export_dir, checkpoint path). Bad input
+    raises a FlagError naming the argument (as the command's flag)."""
+    export_dir = export_dir or run_dir.export_dir(model_dir)
+    with blame("export_dir"):
+        run_dir.check_export_dir(export_dir)  # before the minutes of loading
+    with blame("checkpoint" if checkpoint else "model_dir"):
+        generator, path = generators.load_generator_ema(model_dir, checkpoint=checkpoint)
+        with open(run_dir.operative_config_path(model_dir), encoding="utf-8") as f:
+            operative_config = f.read()  # what the restricted reader just accepted
+    inside = run_dir.is_inside(export_dir, model_dir)
+    with (run_dir.writer_lock(model_dir, name="--model_dir") if inside
+          else contextlib.nullcontext()):
+        with blame("export_dir"):
+            export_generator(generator, export_dir, operative_config=operative_config)
     return export_dir, path
 
 
 def main(argv):
-    from absl import flags
-    del argv
-    flags_ = flags.FLAGS
-    with exit_on_bad_input():
-        export_dir, path = export_model_dir(flags_.model_dir, checkpoint=flags_.checkpoint,
-                                            export_dir=flags_.export_dir)
-    print(f"exported the EMA generator of {path} to {export_dir}")
+    """`python -m tf_convgan.export` (argv[0] is the program name); returns the exit status."""
+    def run():
+        parse_flags(FLAGS, argv)
+        if not FLAGS.model_dir:
+            raise FlagError("model_dir", "is required: a training directory")
+        export_dir, path = export_model_dir(FLAGS.model_dir, checkpoint=FLAGS.checkpoint,
+                                            export_dir=FLAGS.export_dir)
+        print(f"exported the EMA generator of {path} to {export_dir}")
+
+    return command_status(run)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app, flags
-    flags.DEFINE_string("model_dir", None, "Training directory (with operative_config.gin).")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or name (default: the latest).")
-    flags.DEFINE_string("export_dir", None, "Output directory (default: <model_dir>/export).")
-    flags.mark_flag_as_required("model_dir")
-    app.run(main)
+    sys.exit(main(sys.argv))

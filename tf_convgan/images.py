@@ -1,9 +1,10 @@
 """Image grids and PNG files (TensorFlow's PNG encoder: no imaging library needed)."""
 import math
-import os
 
 import numpy as np
 import tensorflow as tf
+
+from tf_convgan.run_dir import files
 
 
 def to_uint8(images):
@@ -28,13 +29,8 @@ def make_grid(images, cols=None, padding=2, pad_value=255):
 
 
 def write_png(path, image):
-    """Writes a uint8 [H, W, C] image as PNG, creating the directory; atomic replace."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    data = tf.io.encode_png(np.asarray(image, dtype=np.uint8)).numpy()
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    """Writes a uint8 [H, W, C] image as PNG, creating the directory (crash-safe: run_dir.files)."""
+    files.write_bytes(path, tf.io.encode_png(np.asarray(image, dtype=np.uint8)).numpy())
 
 
 def read_png(path):

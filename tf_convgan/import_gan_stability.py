@@ -30,19 +30,20 @@ not fit the checkpoint, a --model_dir that holds anything but an earlier import)
 and exits with status 2, before anything is written. The directory is written beside its final
 place and moved there at the end, so an earlier import is replaced only by a complete one.
 """
+import contextlib
 import hashlib
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
+from tf_convgan import run_dir
 from tf_convgan.errors import ConfigError, exit_on_bad_input
 
 IMPORT_RECORD = "gan_stability_import.json"
-OPERATIVE_CONFIG = "operative_config.gin"
-_IMPORT_FILES = {IMPORT_RECORD, OPERATIVE_CONFIG, "checkpoints", "export"}
+_IMPORT_FILES = {IMPORT_RECORD, run_dir.OPERATIVE_CONFIG, run_dir.CHECKPOINT_SUBDIR,
+                 run_dir.EXPORT_SUBDIR, run_dir.LOCK_FILE}
 _MODELS = ("generator", "discriminator")
 # The PyTorch state of each of GAN_stability's `training.optimizer`s.
 _OPTIMIZER_STATE = {"rmsprop": ("square_avg",), "adam": ("exp_avg", "exp_avg_sq"), "sgd": ()}
@@ -106,23 +107,11 @@ def check_model_dir(model_dir):
         return
     if not os.path.isdir(model_dir):
         raise ConfigError(f"--model_dir {model_dir} exists and is not a directory")
-    if os.listdir(model_dir):
+    if set(os.listdir(model_dir)) - {run_dir.LOCK_FILE}:
         problem = _earlier_import_problem(model_dir)
         if problem:
             raise ConfigError(f"--model_dir {model_dir} is not empty and not an earlier import "
                               f"({problem}); choose a new --model_dir")
-
-
-def _move_into_place(tmp_dir, model_dir):
-    old_dir = None
-    if os.path.isdir(model_dir) and os.listdir(model_dir):
-        old_dir = tempfile.mkdtemp(prefix=os.path.basename(model_dir) + ".old-",
-                                   dir=os.path.dirname(model_dir))
-        os.rmdir(old_dir)  # a fresh name beside model_dir, for the earlier import
-        os.replace(model_dir, old_dir)
-    os.replace(tmp_dir, model_dir)  # onto a missing or empty directory
-    if old_dir:
-        shutil.rmtree(old_dir, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------- optimizers
@@ -268,28 +257,27 @@ def import_checkpoint(config_path, checkpoint_path, model_dir, *, export=True,
         raise ConfigError(f"{what}: {e}") from None
     gan.step_counter.assign(step)
 
-    parent = os.path.dirname(model_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=os.path.basename(model_dir) + ".import-", dir=parent)
+    tmp_dir = run_dir.temporary_directory(model_dir)
     try:
         keeper = checkpoints_lib.CheckpointKeeper(
-            checkpoints_lib.make_checkpoint(gan), os.path.join(tmp_dir, "checkpoints"),
-            keep_last=1)
+            checkpoints_lib.make_checkpoint(gan), run_dir.checkpoint_dir(tmp_dir), keep_last=1)
         keeper.save(step)
-        with open(os.path.join(tmp_dir, OPERATIVE_CONFIG), "w") as f:
-            f.write(gin_text)
+        run_dir.write_text(run_dir.operative_config_path(tmp_dir), gin_text)
         if export:
             from tf_convgan import export as export_lib
-            export_lib.export_generator(gan.generator_ema, os.path.join(tmp_dir, "export"),
+            export_lib.export_generator(gan.generator_ema, run_dir.export_dir(tmp_dir),
                                         operative_config=gin_text)
         record = {"config": os.path.abspath(config_path),
                   "checkpoint": os.path.abspath(checkpoint_path),
                   "checkpoint_sha256": _sha256(checkpoint_path), "it": checkpoint["it"],
                   "step": step, "optimizer_state": imported_optimizers}
-        with open(os.path.join(tmp_dir, IMPORT_RECORD), "w") as f:
-            json.dump(record, f, indent=1)
-        check_model_dir(model_dir)  # nothing appeared meanwhile
-        _move_into_place(tmp_dir, model_dir)
+        run_dir.write_text(os.path.join(tmp_dir, IMPORT_RECORD), json.dumps(record, indent=1))
+        # An earlier import is replaced under its writer lock: never while a run trains in it.
+        lock = (run_dir.writer_lock(model_dir) if os.path.isdir(model_dir)
+                else contextlib.nullcontext())
+        with lock:
+            check_model_dir(model_dir)  # nothing appeared meanwhile
+            run_dir.replace_directory(tmp_dir, model_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return model_dir, step

@@ -1,17 +1,16 @@
 """Figures of the Dirac-GAN and 2D studies (matplotlib, Agg backend: no display needed)."""
-import os
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from tf_convgan import run_dir  # noqa: E402
+
 
 def _save(fig, path, dpi):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fig.savefig(path + ".tmp.png", dpi=dpi, bbox_inches="tight")
-    os.replace(path + ".tmp.png", path)
+    with run_dir.atomic_file(path) as f:
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -5,22 +5,48 @@
 
 `--model` is a training directory (the EMA generator of its latest checkpoint, or --checkpoint)
 or a SavedModel written by tf_convgan.export. Everything is a function of the seed: the same
-command writes the same files. Outputs in OUT:
+command writes the same files. Bad input prints one line naming the flag and exits with status 2
+before anything is written; OUT may not be a training directory. Outputs in OUT:
   samples.png, samples/sample_00000.png ...   a grid of `num` samples and each sample alone
   classes.png                                  conditional models: one row per class
   interpolation_<method>.png / .gif            `chains` interpolation paths through `nzs`
                                                latent key points with `nsubsteps` frames each
 """
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
+from absl import flags
 
 from tf_convgan import images as images_lib
-from tf_convgan.errors import ConfigError, exit_on_bad_input
+from tf_convgan import run_dir
+from tf_convgan.errors import ConfigError, FlagError, blame, command_status, parse_flags
 from tf_convgan.export import sample_inputs
+from tf_convgan.run_dir import generators
 
 INTERPOLATIONS = ("linear", "spherical")
+_INT64 = dict(lower_bound=-2 ** 63, upper_bound=2 ** 63 - 1)
+
+FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
+flags.DEFINE_string("model", None, "A training directory or a SavedModel directory.",
+                    flag_values=FLAGS)
+flags.DEFINE_string("checkpoint", None, "Checkpoint of a training directory (default: latest).",
+                    flag_values=FLAGS)
+flags.DEFINE_string("out_dir", None, "Where the PNG and GIF files go.", flag_values=FLAGS)
+flags.DEFINE_integer("num", 64, "Number of samples.", lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_integer("seed", 0, "Seed of z (and of the interpolation key points).",
+                     flag_values=FLAGS, **_INT64)
+flags.DEFINE_integer("per_class", 8, "Conditional models: samples per class row.",
+                     lower_bound=1, flag_values=FLAGS)
+flags.DEFINE_bool("interpolate", False, "Also write latent interpolations.", flag_values=FLAGS)
+flags.DEFINE_integer("nzs", 8, "Interpolation key points.", lower_bound=2, flag_values=FLAGS)
+flags.DEFINE_integer("nsubsteps", 16, "Frames between two key points.", lower_bound=1,
+                     flag_values=FLAGS)
+flags.DEFINE_enum("method", "spherical", list(INTERPOLATIONS), "Interpolation.",
+                  flag_values=FLAGS)
+flags.DEFINE_integer("chains", 4, "Interpolation paths side by side.", lower_bound=1,
+                     flag_values=FLAGS)
 
 
 class Sampler:
@@ -38,26 +64,10 @@ class Sampler:
         return cls(fn, z_dim=generator.z_dim, num_classes=generator.num_classes)
 
     @classmethod
-    def from_saved_model(cls, path):
-        module = tf.saved_model.load(path)
-        serve = module.signatures["serving_default"]
-        num_classes = int(module.num_classes.numpy())
-        if num_classes > 1:
-            fn = lambda z, labels: serve(z=z, labels=labels)["images_float"]  # noqa: E731
-        else:
-            fn = lambda z, labels: serve(z=z)["images_float"]  # noqa: E731
-        return cls(fn, z_dim=int(module.z_dim.numpy()), num_classes=num_classes)
-
-    @classmethod
     def load(cls, path, *, checkpoint=None):
-        """A SavedModel directory, or a training directory (its EMA generator)."""
-        if tf.saved_model.contains_saved_model(path):
-            if checkpoint is not None:
-                raise ConfigError("--checkpoint applies to training directories, not to a "
-                                  "SavedModel")
-            return cls.from_saved_model(path)
-        from tf_convgan.model_dir import load_generator_ema
-        generator, _ = load_generator_ema(path, checkpoint=checkpoint)
+        """A SavedModel directory, or a training directory (its EMA generator): see
+        run_dir.generators.load_generator."""
+        generator, _ = generators.load_generator(path, checkpoint=checkpoint)
         return cls.from_generator(generator)
 
     def __call__(self, z, labels=None):
@@ -140,12 +150,10 @@ def write_gif(path, frames, *, duration_ms=80):
     """An animated, looping GIF of uint8 frames [F, H, W, 3]. (Like every GIF encoder, Pillow
     merges consecutive frames that are pixel-identical.)"""
     from PIL import Image
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     pictures = [Image.fromarray(np.asarray(f, np.uint8)) for f in frames]
-    tmp = path + ".tmp"
-    pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
-                     duration=duration_ms, loop=0)
-    os.replace(tmp, path)
+    with run_dir.atomic_file(path) as f:
+        pictures[0].save(f, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=duration_ms, loop=0)
 
 
 # -- files ------------------------------------------------------------------------------------
@@ -180,34 +188,33 @@ def write_interpolation(sampler, out_dir, *, nzs, nsubsteps, seed, method, chain
 
 
 def main(argv):
-    from absl import flags
-    del argv
-    f = flags.FLAGS
-    with exit_on_bad_input():
-        sampler = Sampler.load(f.model, checkpoint=f.checkpoint)
-        write_samples(sampler, f.out_dir, num=f.num, seed=f.seed)
-        if sampler.num_classes > 1:
-            write_class_grid(sampler, f.out_dir, per_class=f.per_class, seed=f.seed)
-        if f.interpolate:
-            write_interpolation(sampler, f.out_dir, nzs=f.nzs, nsubsteps=f.nsubsteps,
-                                seed=f.seed, method=f.method, chains=f.chains)
-    print(f"wrote samples of {f.model} to {f.out_dir}")
+    """`python -m tf_convgan.sampling` (argv[0] is the program name); returns the exit status."""
+    def run():
+        parse_flags(FLAGS, argv)
+        f = FLAGS
+        for name in ("model", "out_dir"):
+            if not getattr(f, name):
+                raise FlagError(name, "is required")
+        if run_dir.is_run_directory(f.out_dir):
+            raise FlagError("out_dir", f"{f.out_dir!r} is a training directory: its samples "
+                                       f"would be overwritten; give another directory")
+        if f.checkpoint is not None and tf.saved_model.contains_saved_model(f.model):
+            raise FlagError("checkpoint", f"{f.model} is a SavedModel: a checkpoint can only be "
+                                          f"chosen in a training directory")
+        with blame("checkpoint" if f.checkpoint else "model"):
+            sampler = Sampler.load(f.model, checkpoint=f.checkpoint)
+        with blame("out_dir"):
+            write_samples(sampler, f.out_dir, num=f.num, seed=f.seed)
+            if sampler.num_classes > 1:
+                write_class_grid(sampler, f.out_dir, per_class=f.per_class, seed=f.seed)
+            if f.interpolate:
+                write_interpolation(sampler, f.out_dir, nzs=f.nzs, nsubsteps=f.nsubsteps,
+                                    seed=f.seed, method=f.method, chains=f.chains)
+        print(f"wrote samples of {f.model} to {f.out_dir}")
+
+    return command_status(run)
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app, flags
-    flags.DEFINE_string("model", None, "A training directory or a SavedModel directory.")
-    flags.DEFINE_string("checkpoint", None, "Checkpoint of a training directory (default: latest).")
-    flags.DEFINE_string("out_dir", None, "Where the PNG and GIF files go.")
-    flags.DEFINE_integer("num", 64, "Number of samples.", lower_bound=1)
-    flags.DEFINE_integer("seed", 0, "Seed of z (and of the interpolation key points).")
-    flags.DEFINE_integer("per_class", 8, "Conditional models: samples per class row.",
-                         lower_bound=1)
-    flags.DEFINE_bool("interpolate", False, "Also write latent interpolations.")
-    flags.DEFINE_integer("nzs", 8, "Interpolation key points.")
-    flags.DEFINE_integer("nsubsteps", 16, "Frames between two key points.")
-    flags.DEFINE_enum("method", "spherical", list(INTERPOLATIONS), "Interpolation.")
-    flags.DEFINE_integer("chains", 4, "Interpolation paths side by side.")
-    flags.mark_flags_as_required(["model", "out_dir"])
-    app.run(main)
+    sys.exit(main(sys.argv))

@@ -14,7 +14,23 @@ def default_strategy():
 @gin.configurable
 def mirrored_strategy(*, devices=None):
     """Synchronous data parallelism over the local GPUs (or `devices`, e.g. ["/cpu:0", "/cpu:1"])."""
-    return tf.distribute.MirroredStrategy(devices=devices)
+    if devices is not None:
+        names = []
+        for device in devices:
+            try:
+                names.append(tf.DeviceSpec.from_string(device).to_string())
+            except (TypeError, ValueError, AttributeError):
+                raise ConfigError(f"mirrored_strategy.devices must be device names such as "
+                                  f"'/gpu:0', got {device!r}") from None
+        duplicates = sorted({d for d, n in zip(devices, names) if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"mirrored_strategy.devices names a device twice: {devices!r} "
+                              f"(duplicates: {', '.join(duplicates)})")
+    try:
+        return tf.distribute.MirroredStrategy(devices=devices)
+    except (AssertionError, ValueError) as e:
+        raise ConfigError(f"mirrored_strategy.devices = {devices!r}: "
+                          f"{str(e).splitlines()[0]}") from None
 
 
 _multi_worker_strategy = []  # one per process: it configures TensorFlow's collectives

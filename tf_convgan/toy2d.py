@@ -31,13 +31,13 @@ import tensorflow as tf
 from scipy.optimize import linear_sum_assignment
 
 from tf_convgan import data as data_lib
-from tf_convgan import plots
+from tf_convgan import plots, run_dir
 from tf_convgan.errors import ConfigError
 
 PROBLEMS = ("gaussian", "line", "circle", "four_lines", "ring8")
 RING_MODES, RING_RADIUS, RING_STD = 8, 2.0, 0.02
 PLOT_LIMIT = {"gaussian": 3.5, "ring8": 2.5}
-METRICS_CSV = "metrics.csv"
+METRICS_CSV = run_dir.METRICS_CSV
 _CHUNK = 256
 _ALG = "philox"
 
@@ -162,12 +162,7 @@ def discriminator_grid(discriminator, *, limit, size=60):
 
 
 def append_csv(path, step, metrics):
-    new = not os.path.exists(path)
-    with open(path, "a", newline="") as f:
-        out = csv.writer(f)
-        if new:
-            out.writerow(["step"] + sorted(metrics))
-        out.writerow([step] + [f"{metrics[k]:.6g}" for k in sorted(metrics)])
+    run_dir.append_csv_row(path, step, {k: metrics[k] for k in sorted(metrics)})
 
 
 def read_csv(path):

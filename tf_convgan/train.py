@@ -1,11 +1,11 @@
 """The training loop: strategy, networks, checkpoints, TensorBoard, sample grids, progress bar.
 
 `train()` is gin-configurable; `run.py` parses the gin files and calls it. Everything it writes
-goes into `model_dir`:
+goes into `model_dir` (its layout: run_dir.layout):
   checkpoints/               ckpt-<step>: G, D, EMA G, both optimizers and the step counter
                              (every random draw of training is a function of (seed, step), so a
                              restored run continues exactly); see
-                             checkpoints.py for retention and crash safety
+                             checkpoints.py for retention, crash safety and resuming
   export/                    the EMA generator as a SavedModel (at the end; see export.py)
   events.out.tfevents.*      TensorBoard: every loss term, the penalty, D's logits, gradient
                              norms of G and D, steps/s; sample grids of the EMA generator
@@ -13,10 +13,14 @@ goes into `model_dir`:
   operative_config.gin       the gin bindings this run used
   metrics.csv, fid.png, best/  with `train.evaluator` (e.g. @fid_evaluator()): FID/KID every
                              `eval_every` steps (also TensorBoard eval/*), the best-FID checkpoint
-Nothing is written before the first step has run, so bad input leaves the directory untouched.
-A non-finite loss, gradient norm or weight stops training before anything of that step is saved;
-SIGTERM (preemption) finishes the current step, writes its checkpoint and stops.
+The run holds the directory's writer lock (a second run on it is refused). Nothing is written
+before the first step has run, so bad input leaves the directory untouched. A resumed run takes
+the newest checkpoint that can be read, and the configured optimizer hyperparameters (it says
+which differ from the checkpoint's). A non-finite loss, gradient norm or weight stops training
+before anything of that step is saved; SIGTERM (preemption) and SIGINT (Ctrl-C; a second one
+stops at once) finish the current step, write its checkpoint and stop.
 """
+import contextlib
 import math
 import os
 import signal
@@ -30,17 +34,15 @@ import tensorflow as tf
 
 from tf_convgan import checkpoints as checkpoints_lib
 from tf_convgan import data as data_lib
+from tf_convgan import evaluation
 from tf_convgan import export as export_lib
 from tf_convgan import images as images_lib
+from tf_convgan import run_dir
 from tf_convgan.errors import ConfigError
 from tf_convgan.gan import GAN
 from tf_convgan.networks import build
 from tf_convgan.strategy import per_replica_batch_size
 
-OPERATIVE_CONFIG = "operative_config.gin"
-CHECKPOINT_SUBDIR = "checkpoints"
-SAMPLES_SUBDIR = "samples"
-EXPORT_SUBDIR = "export"
 _LOSS_TERMS = ("d_loss", "penalty", "d_total", "g_loss")
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
@@ -50,13 +52,15 @@ class TrainingDivergedError(RuntimeError):
 
 
 class Preempted(Exception):
-    """SIGTERM arrived; a checkpoint of the current step was written. Rerun to resume."""
+    """SIGTERM or SIGINT arrived; a checkpoint of the current step was written. Rerun to
+    resume."""
 
-    def __init__(self, step, path):
-        super().__init__(f"SIGTERM: wrote checkpoint {path} at step {step}; rerun the same "
-                         f"command to resume")
+    def __init__(self, step, path, signum=signal.SIGTERM):
+        super().__init__(f"{signal.Signals(signum).name}: wrote checkpoint {path} at step "
+                         f"{step}; rerun the same command to resume")
         self.step = step
         self.path = path
+        self.signum = int(signum)
 
 
 def build_gan(generator_fn, discriminator_fn, strategy, gan_cls=GAN):
@@ -166,11 +170,35 @@ class _Progress:
             print(f"step {step}/{self.num_steps} {values}", flush=True)
 
 
-def write_operative_config(model_dir):
-    path = os.path.join(model_dir, OPERATIVE_CONFIG)
-    with open(path + ".tmp", "w") as f:
-        f.write(gin.operative_config_str())
-    os.replace(path + ".tmp", path)
+def _resume(gan, checkpoint_dir, *, is_chief, num_steps):
+    """Restores the newest readable checkpoint (see checkpoints.restore_newest) and then the
+    configured optimizer hyperparameters; says what it did, one line each. Returns the step."""
+    configured = checkpoints_lib.optimizer_settings(
+        {"g_optimizer": gan.g_optimizer, "d_optimizer": gan.d_optimizer})
+    resumed = checkpoints_lib.restore_newest(  # every worker: the chief's
+        checkpoint_dir, lambda path: checkpoints_lib.restore(checkpoints_lib.make_checkpoint(gan),
+                                                             path),
+        set_aside_unreadable=is_chief)
+    for note in resumed.notes:
+        print(f"warning: {note}", file=sys.stderr, flush=True)
+    start_step = int(gan.step.numpy())
+    if resumed.path is None:
+        if num_steps == 0:
+            print("train.num_steps = 0: the networks are built; nothing to train, nothing "
+                  "written", flush=True)
+        return start_step
+    if num_steps < start_step:
+        raise ConfigError(
+            f"train.num_steps = {num_steps} is below the step of the checkpoint to resume from "
+            f"({resumed.path}, step {start_step}): nothing to train; raise train.num_steps, use "
+            f"another model_dir, or export that checkpoint with python -m tf_convgan.export")
+    changed = checkpoints_lib.apply_optimizer_settings(configured)
+    print(f"restored {resumed.path} at step {start_step}" +
+          (": nothing left to train" if start_step == num_steps else ""), flush=True)
+    if changed:
+        print(f"optimizer hyperparameters differ from the checkpoint's; the configured ones "
+              f"apply: {', '.join(changed)}", flush=True)
+    return start_step
 
 
 @gin.configurable
@@ -223,7 +251,7 @@ def train(*, model_dir,
     Raises:
       TrainingDivergedError: a loss term, gradient norm or weight became non-finite; nothing
         of that step is saved, the last good checkpoint stays the latest.
-      Preempted: after SIGTERM, once the checkpoint of the current step is written.
+      Preempted: after SIGTERM or SIGINT, once the checkpoint of the current step is written.
     """
     strategy = strategy or tf.distribute.get_strategy()
     per_replica_batch_size(batch_size, strategy)
@@ -252,88 +280,96 @@ def train(*, model_dir,
         raise ConfigError(
             f"train.data must be an image source such as @fashion_mnist_source() (note the "
             f"parentheses), got {data!r}")
-    keras.utils.set_random_seed(seed)  # the initial weights are a function of the seed
-    previous_policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
-    try:
-        gan = build_gan(generator_fn, discriminator_fn, strategy)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
-    num_classes = gan.generator.num_classes
-    if gan.conditional and data.num_classes is not None and data.num_classes != num_classes:
-        raise ConfigError(
-            f"the networks have num_classes={num_classes} but the data has "
-            f"{data.num_classes} classes")
-    checkpoint_dir = os.path.join(model_dir, CHECKPOINT_SUBDIR)
-    restored = checkpoints_lib.restore_latest(gan, checkpoint_dir)  # every worker: the chief's
+    checkpoint_dir = run_dir.checkpoint_dir(model_dir)
     is_chief, save_dir = _worker_role(strategy, checkpoint_dir)
-    # Multi-worker: the chief evaluates alone, on its own device (no collectives).
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    start_step = int(gan.step.numpy())
-    if restored:
-        print(f"restored {restored} at step {start_step}", flush=True)
+    if is_chief:
+        run_dir.check_writable(model_dir)
+        if export_at_end:
+            try:
+                run_dir.check_export_dir(run_dir.export_dir(model_dir))
+            except ConfigError as e:
+                raise ConfigError(f"train.export_at_end: {e}") from None
+    # One writer per run directory: the chief holds the lock until it returns (workers write
+    # only their own copies of the checkpoints).
+    with run_dir.writer_lock(model_dir) if is_chief else contextlib.nullcontext():
+        keras.utils.set_random_seed(seed)  # the initial weights are a function of the seed
+        previous_policy = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+        try:
+            gan = build_gan(generator_fn, discriminator_fn, strategy)
+        finally:
+            keras.mixed_precision.set_global_policy(previous_policy)
+        num_classes = gan.generator.num_classes
+        if gan.conditional and data.num_classes is not None and data.num_classes != num_classes:
+            raise ConfigError(
+                f"the networks have num_classes={num_classes} but the data has "
+                f"{data.num_classes} classes")
+        start_step = _resume(gan, checkpoint_dir, is_chief=is_chief, num_steps=num_steps)
 
-    pipeline = data_lib.make_input_pipeline(
-        data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,
-        start_step=start_step)
-    check_data_fits_networks(pipeline.element_spec, gan.generator)
-    iterator = iter(distribute_pipeline(
-        strategy, lambda: data_lib.make_input_pipeline(
+        pipeline = data_lib.make_input_pipeline(
             data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,
-            start_step=start_step)))
-    step_fn = _make_step_fn(gan, strategy, jit_compile, pipeline.element_spec,
-                             steps_per_execution)
+            start_step=start_step)
+        check_data_fits_networks(pipeline.element_spec, gan.generator)
+        iterator = iter(distribute_pipeline(
+            strategy, lambda: data_lib.make_input_pipeline(
+                data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,
+                start_step=start_step)))
+        step_fn = _make_step_fn(gan, strategy, jit_compile, pipeline.element_spec,
+                                 steps_per_execution)
+        # Multi-worker: the chief evaluates alone, on its own device (no collectives).
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
-    keeper = checkpoints_lib.CheckpointKeeper(
-        checkpoints_lib.make_checkpoint(gan), save_dir, keep_last=keep_last,
-        keep_every=keep_every)
-    writer = None
-    progress = _Progress(num_steps, start_step, log_every)
-    step = start_step
-    tick, tick_step = time.time(), step
-    with _SigtermFlag() as sigterm:
-        while step < num_steps:
-            logs = {k: float(v) for k, v in step_fn(iterator).items()}
-            step += steps_per_execution
-            _check_finite(logs, step, keeper)
-            if writer is None:  # first step done: nothing was written before it succeeded
-                if is_chief:
-                    os.makedirs(model_dir, exist_ok=True)
-                    write_operative_config(model_dir)
-                    writer = tf.summary.create_file_writer(model_dir)
-                else:
-                    writer = tf.summary.create_noop_writer()
-            progress.update(step, logs)
-            if step % log_every == 0 or step == num_steps:
-                now = time.time()
-                logs["steps_per_second"] = (step - tick_step) / max(now - tick, 1e-9)
-                tick, tick_step = now, step
-                with writer.as_default(step=step):
-                    for name, value in logs.items():
-                        tf.summary.scalar(f"train/{name}", value)
-            if is_chief and (step % sample_every == 0 or step == num_steps):
-                (sample_writer or write_samples)(gan, model_dir, step, writer,
-                                                 num_samples=num_samples, seed=seed)
-            if evaluator is not None and is_chief and (step % eval_every == 0 or
-                                                       step == num_steps):
-                from tf_convgan.evaluation import evaluate_during_training
-                evaluate_during_training(evaluator, generator_ema=gan.generator_ema,
-                                         checkpoint=checkpoints_lib.make_checkpoint(gan),
-                                         step=step, model_dir=model_dir, writer=writer,
-                                         strategy=None if multi_worker else strategy,
-                                         data=data)
-            if step % checkpoint_every == 0 or step == num_steps or sigterm.raised:
-                _check_finite_weights(gan, step)
-                path = keeper.save(step)
-                if sigterm.raised:
-                    writer.flush()
-                    raise Preempted(step, path)
-    if writer is not None:
-        writer.flush()
-    if is_chief and export_at_end and step == num_steps and os.path.isdir(model_dir):
-        export_lib.export_generator(
-            gan.generator_ema, os.path.join(model_dir, EXPORT_SUBDIR),
-            operative_config=open(os.path.join(model_dir, OPERATIVE_CONFIG)).read())
+        keeper = checkpoints_lib.CheckpointKeeper(
+            checkpoints_lib.make_checkpoint(gan), save_dir, keep_last=keep_last,
+            keep_every=keep_every)
+        writer = None
+        progress = _Progress(num_steps, start_step, log_every)
+        step = start_step
+        tick, tick_step = time.time(), step
+        with _StopSignals() as stop:
+            while step < num_steps:
+                logs = {k: float(v) for k, v in step_fn(iterator).items()}
+                step += steps_per_execution
+                _check_finite(logs, step, keeper)
+                if writer is None:  # first step done: nothing was written before it succeeded
+                    if is_chief:
+                        os.makedirs(model_dir, exist_ok=True)
+                        run_dir.write_text(run_dir.operative_config_path(model_dir),
+                                           gin.operative_config_str())
+                        writer = tf.summary.create_file_writer(model_dir)
+                    else:
+                        writer = tf.summary.create_noop_writer()
+                progress.update(step, logs)
+                if step % log_every == 0 or step == num_steps:
+                    now = time.time()
+                    logs["steps_per_second"] = (step - tick_step) / max(now - tick, 1e-9)
+                    tick, tick_step = now, step
+                    with writer.as_default(step=step):
+                        for name, value in logs.items():
+                            tf.summary.scalar(f"train/{name}", value)
+                if is_chief and (step % sample_every == 0 or step == num_steps):
+                    (sample_writer or write_samples)(gan, model_dir, step, writer,
+                                                     num_samples=num_samples, seed=seed)
+                if evaluator is not None and is_chief and (step % eval_every == 0 or
+                                                           step == num_steps):
+                    evaluation.evaluate_during_training(
+                        evaluator, generator_ema=gan.generator_ema,
+                        checkpoint=checkpoints_lib.make_checkpoint(gan), step=step,
+                        model_dir=model_dir, writer=writer,
+                        strategy=None if multi_worker else strategy, data=data)
+                if step % checkpoint_every == 0 or step == num_steps or stop.signal:
+                    _check_finite_weights(gan, step)
+                    path = keeper.save(step)
+                    if stop.signal:
+                        writer.flush()
+                        raise Preempted(step, path, stop.signal)
+        if writer is not None:
+            writer.flush()
+        if is_chief and export_at_end and step == num_steps and step > 0:
+            with open(run_dir.operative_config_path(model_dir), encoding="utf-8") as f:
+                operative_config = f.read()
+            export_lib.export_generator(gan.generator_ema, run_dir.export_dir(model_dir),
+                                        operative_config=operative_config)
     return gan
 
 
@@ -374,34 +410,41 @@ def _check_finite_weights(gan, step):
                     f"non-finite. Nothing of this step was saved")
 
 
-class _SigtermFlag:
-    """Within the block, SIGTERM sets `raised` instead of killing the process, so that the loop
-    can finish its step and write a checkpoint (preemption on TPU and cloud VMs)."""
+class _StopSignals:
+    """Within the block, SIGTERM (preemption on TPU and cloud VMs) and SIGINT (Ctrl-C) set
+    `signal` instead of ending the process, so that the loop can finish its step and write a
+    checkpoint. A second SIGINT interrupts at once (KeyboardInterrupt)."""
+
+    _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
-        self.raised = False
-        self._previous = None
+        self.signal = None
+        self._previous = {}
 
     def _handle(self, signum, frame):
-        del signum, frame
-        self.raised = True
+        del frame
+        if self.signal == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = self.signal or signum
 
     def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: signals cannot be caught here
-            self._previous = None
+        for signum in self._SIGNALS:
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: signals cannot be caught here
+                pass
         return self
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:  # None: not installed from Python
+                signal.signal(signum, previous)
         return False
 
 
 def write_samples(gan, model_dir, step, writer, *, num_samples, seed):
     grid = sample_grid(gan.generator_ema, num_samples=num_samples, seed=seed)
-    images_lib.write_png(os.path.join(model_dir, SAMPLES_SUBDIR, f"step_{step:07d}.png"), grid)
-    images_lib.write_png(os.path.join(model_dir, "samples.png"), grid)
+    for path in run_dir.sample_grid_paths(model_dir, step):
+        images_lib.write_png(path, grid)
     with writer.as_default(step=step):
         tf.summary.image("samples_ema", grid[None])

@@ -1,0 +1,35 @@
+"""The run directory (`model_dir`): its layout and everything that reads or writes it.
+
+    layout      the names of every file and subdirectory; what an export may replace
+    files       crash-safe writes (unpredictable temporary names that never follow a symbolic
+                link, fsync, atomic rename), metrics.csv rows, whole directories
+    lock        one writer per run directory (flock, released when the process ends); a
+                writable directory checked before anything runs
+    run_config  the operative config read as data: a restricted reader that imports and calls
+                nothing, and builds the networks without gin's global state
+    generators  the EMA generator of a run directory or a SavedModel (sampling, export,
+                evaluate)
+
+The first three need only the standard library and are imported here; `run_config` and
+`generators` build networks and restore checkpoints (`from tf_convgan.run_dir import
+generators`). Imports flow one way: checkpoints.py uses files and layout; generators uses
+checkpoints; nothing here imports the trainer.
+
+A program that writes a run directory (an importer, say) does
+
+    with run_dir.writer_lock(model_dir):
+        ...write checkpoints with checkpoints.CheckpointKeeper...
+        run_dir.write_text(run_dir.operative_config_path(model_dir), operative_config_text)
+"""
+from tf_convgan.run_dir.files import (append_csv_row, atomic_file, fsync_directory,  # noqa: F401
+                                      replace_directory, temporary_directory, write_bytes,
+                                      write_text)
+from tf_convgan.run_dir.layout import (BEST_JSON, BEST_SUBDIR, CHECKPOINT_STATE,  # noqa: F401
+                                       CHECKPOINT_SUBDIR, EXPORT_SUBDIR, FID_PLOT, LOCK_FILE,
+                                       METRICS_CSV, OPERATIVE_CONFIG, SAMPLES_PNG,
+                                       SAMPLES_SUBDIR, UNREADABLE_SUBDIR, best_dir,
+                                       check_export_dir, checkpoint_dir, export_dir, is_inside,
+                                       is_run_directory, operative_config_path,
+                                       sample_grid_paths)
+from tf_convgan.run_dir.lock import (RunDirectoryBusyError, check_writable,  # noqa: F401
+                                     writer_lock)

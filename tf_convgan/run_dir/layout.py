@@ -1,0 +1,116 @@
+"""The names of everything in a run directory (`model_dir`) and what an export may hold.
+
+    <model_dir>/
+      operative_config.gin          the gin bindings the run used (read back as data: run_config)
+      checkpoints/ckpt-<step>.*     G, D, the EMA generator, both optimizers, the step counter
+      checkpoints/checkpoint        the state file: the latest checkpoint and the kept ones
+      checkpoints/unreadable/       checkpoints that could not be read when a run resumed (kept)
+      checkpoints/worker_<i>/       multi-worker training: the other workers' copies
+      best/ckpt-<step>.*, best/best.json   the best checkpoint by FID and its metrics
+      export/                       the EMA generator as a SavedModel
+      samples.png, samples/step_XXXXXXX.png   sample grids of the EMA generator
+      metrics.csv, fid.png          evaluations during training
+      events.out.tfevents.*         TensorBoard
+      .tf_convgan.lock              the writer lock (an empty file; see run_dir.lock)
+"""
+import os
+import re
+import stat
+
+from tf_convgan.errors import ConfigError
+
+OPERATIVE_CONFIG = "operative_config.gin"
+CHECKPOINT_SUBDIR = "checkpoints"
+CHECKPOINT_STATE = "checkpoint"  # tf.train.latest_checkpoint's file name
+UNREADABLE_SUBDIR = "unreadable"
+BEST_SUBDIR = "best"
+BEST_JSON = "best.json"
+EXPORT_SUBDIR = "export"
+SAMPLES_SUBDIR = "samples"
+SAMPLES_PNG = "samples.png"
+METRICS_CSV = "metrics.csv"
+FID_PLOT = "fid.png"
+LOCK_FILE = ".tf_convgan.lock"
+
+# An export is a SavedModel and the run's operative config, nothing else.
+_EXPORT_FILES = {"saved_model.pb", "saved_model.pbtxt", "fingerprint.pb", OPERATIVE_CONFIG}
+_EXPORT_VARIABLES = re.compile(r"variables\.(index|data-\d+-of-\d+)$")
+
+
+def operative_config_path(model_dir):
+    return os.path.join(model_dir, OPERATIVE_CONFIG)
+
+
+def checkpoint_dir(model_dir):
+    return os.path.join(model_dir, CHECKPOINT_SUBDIR)
+
+
+def best_dir(model_dir):
+    return os.path.join(model_dir, BEST_SUBDIR)
+
+
+def export_dir(model_dir):
+    return os.path.join(model_dir, EXPORT_SUBDIR)
+
+
+def sample_grid_paths(model_dir, step):
+    """The grid of `step` and the latest grid."""
+    return (os.path.join(model_dir, SAMPLES_SUBDIR, f"step_{step:07d}.png"),
+            os.path.join(model_dir, SAMPLES_PNG))
+
+
+def is_run_directory(path):
+    """Whether `path` looks like a training run's directory."""
+    return (os.path.isfile(operative_config_path(path))
+            or os.path.isdir(checkpoint_dir(path)))
+
+
+def is_inside(path, directory):
+    """Whether `path` is `directory` or lies below it (symlinks resolved)."""
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return os.path.commonpath([path, directory]) == directory
+
+
+def _not_an_export(path):
+    """Why the existing `path` may not be replaced by an export, or None when it may: it is an
+    empty directory or holds a SavedModel and nothing else (a previous export)."""
+    info = os.lstat(path)
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symbolic link"
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is a file"
+    entries = sorted(os.listdir(path))
+    if not entries:
+        return None
+    others = []
+    for name in entries:
+        full = os.path.join(path, name)
+        mode = os.lstat(full).st_mode
+        if name in _EXPORT_FILES and stat.S_ISREG(mode):
+            continue
+        if name == "variables" and stat.S_ISDIR(mode) and all(
+                _EXPORT_VARIABLES.match(v) and stat.S_ISREG(os.lstat(os.path.join(full, v)).st_mode)
+                for v in os.listdir(full)):
+            continue
+        if name == "assets" and stat.S_ISDIR(mode) and all(
+                stat.S_ISREG(os.lstat(os.path.join(full, a)).st_mode) for a in os.listdir(full)):
+            continue
+        others.append(name)
+    if others:
+        shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+        return f"it holds {shown}"
+    if "saved_model.pb" not in entries and "saved_model.pbtxt" not in entries:
+        return "it holds no saved_model.pb"
+    return None
+
+
+def check_export_dir(path):
+    """Raises ConfigError unless an export may be written to `path`: it does not exist, is an
+    empty directory, or holds a previous export (a SavedModel and nothing else)."""
+    if not os.path.lexists(path):
+        return
+    reason = _not_an_export(path)
+    if reason is not None:
+        raise ConfigError(
+            f"{path!r} is not a previous export ({reason}): an export replaces only a directory "
+            f"that holds a SavedModel and nothing else; give a new directory")
