@@ -20,7 +20,8 @@ GIN_FILES = sorted(
 
 # Width reductions so that 256..1024 px networks build in seconds; architecture and depth stay.
 SMALL = ["resnet_generator.nf = 2", "resnet_generator.nf_max = 4",
-         "resnet_discriminator.nf = 2", "resnet_discriminator.nf_max = 4"]
+         "resnet_discriminator.nf = 2", "resnet_discriminator.nf_max = 4"] + [
+    f"resnet{arch}_{role}.nf = 1" for arch in (2, 3, 4) for role in ("generator", "discriminator")]
 
 
 def _call(binding):
@@ -30,6 +31,7 @@ def _call(binding):
 
 def test_gin_files_are_found():
     assert "quickstart.gin" in GIN_FILES and len(GIN_FILES) >= 15
+    assert set(PUBLISHED_COUNTS) <= set(GIN_FILES)
     assert {os.path.join("dirac", "all.gin"), os.path.join("toy2d", "ring8_r1.gin")} <= set(GIN_FILES)
 
 
@@ -104,6 +106,100 @@ def test_full_size_quickstart_and_cifar_counts():
     config.parse(["cifar10_r1.gin"])
     assert count_params(build(_call("train.generator_fn")())) == 6_773_699
     assert count_params(build(_call("train.discriminator_fn")())) == 2_579_649
+    gin.clear_config()
+
+
+# Parameter counts (G, D) of GAN_stability's networks, computed once with the reference code:
+# gan_training/models/resnet{,2,3,4}.py of LMescheder/GAN_stability @ c1f64c9e under torch 2.13 CPU
+# (that reconstruction reproduced the oracle's forward_<arch>.npz bit-exactly), models built as
+# build_models() does from each configs/pretrained/*.yaml (and configs/lsun_*.yaml for the
+# experiments), counted as sum(p.numel() for p in model.parameters()).
+PUBLISHED_COUNTS = {
+    os.path.join("pretrained", "celeba_hq_1024_pretrained.gin"): (18_810_036, 16_705_201),
+    os.path.join("pretrained", "celeba_256_pretrained.gin"): (52_161_732, 47_952_065),
+    os.path.join("pretrained", "imagenet_128_pretrained.gin"): (100_535_747, 108_260_776),
+    os.path.join("pretrained", "lsun_bedroom_256_pretrained.gin"): (67_849_284, 59_429_953),
+    os.path.join("pretrained", "lsun_bridge_256_pretrained.gin"): (67_849_284, 59_429_953),
+    os.path.join("pretrained", "lsun_church_256_pretrained.gin"): (67_849_284, 59_429_953),
+    os.path.join("pretrained", "lsun_tower_256_pretrained.gin"): (67_849_284, 59_429_953),
+    "celeba_hq_1024.gin": (18_810_036, 16_705_201),
+    "imagenet_128.gin": (100_535_747, 108_260_776),
+    "lsun_bedroom_256.gin": (52_154_052, 47_944_385),
+}
+
+
+def _configured(gin_file, role, width=None):
+    """The unbuilt `role` network of `gin_file` and its configured width nf; with `width`, the
+    network at that width instead (nf_max scaled alike for `resnet`)."""
+    gin.clear_config()
+    config.parse([gin_file])
+    name = gin.query_parameter(f"train.{role}_fn").configurable.name
+    nf = gin.query_parameter(f"{name}.nf")
+    bindings = [f"{name}.nf = {width}"] if width else []
+    if width and name.startswith("resnet_"):
+        bindings.append(f"{name}.nf_max = {gin.query_parameter(f'{name}.nf_max') // nf * width}")
+    gin.clear_config()
+    config.parse([gin_file], bindings)
+    model = _call(f"train.{role}_fn")()
+    gin.clear_config()
+    return model, nf
+
+
+_SHAPES_AT_WIDTH_1_AND_2 = {}
+
+
+def _count_at_configured_width(gin_file, role):
+    """The parameter count of `gin_file`'s `role` network from two narrow builds: every weight
+    dimension of these networks is either fixed (kernel size, z_dim, embed_size, RGB, classes) or
+    proportional to the width nf (channels, and the dense layers' C * s0 * s0 side), so the
+    weight shapes at nf = 1 and 2 give every shape at the configured nf. Networks shared by
+    several configs are built once."""
+    narrow = [_configured(gin_file, role, width=t)[0] for t in (1, 2)]
+    key = tuple((type(m).__name__, getattr(m, "arch", "resnet"), m.resolution, m.num_classes,
+                 getattr(m, "z_dim", None), getattr(m, "embed_size", None),
+                 getattr(m, "nf_max", None)) for m in narrow)
+    if key not in _SHAPES_AT_WIDTH_1_AND_2:
+        _SHAPES_AT_WIDTH_1_AND_2[key] = [
+            [tuple(w.shape) for w in build(m, batch_size=1).weights] for m in narrow]
+    shapes_1, shapes_2 = _SHAPES_AT_WIDTH_1_AND_2[key]
+    nf = _configured(gin_file, role)[1]
+    total = 0
+    for s1, s2 in zip(shapes_1, shapes_2, strict=True):
+        assert all(d2 in (d1, 2 * d1) for d1, d2 in zip(s1, s2)), (s1, s2)
+        total += int(np.prod([d1 * nf if d2 == 2 * d1 else d1 for d1, d2 in zip(s1, s2)]))
+    return total
+
+
+@pytest.mark.parametrize("gin_file", sorted(PUBLISHED_COUNTS))
+def test_published_networks_have_the_reference_parameter_counts(gin_file):
+    """At the configured width, G's and D's parameter counts equal the reference's (counted from
+    narrow builds, see _count_at_configured_width; test_published_networks_full_size, marked slow,
+    builds them at full size)."""
+    for role, want in zip(("generator", "discriminator"), PUBLISHED_COUNTS[gin_file]):
+        got = _count_at_configured_width(gin_file, role)
+        assert got == want, f"{gin_file} {role}: {got:,} != {want:,}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("gin_file", sorted(PUBLISHED_COUNTS))
+def test_published_networks_full_size(gin_file):
+    gin.clear_config()
+    config.parse([gin_file])
+    counts = tuple(count_params(build(_call(f"train.{role}_fn")(), batch_size=1))
+                   for role in ("generator", "discriminator"))
+    gin.clear_config()
+    assert counts == PUBLISHED_COUNTS[gin_file]
+
+
+def test_gan_stability_configs_use_pytorch_init():
+    """GAN_stability trained with PyTorch's default initialisation; the quickstart keeps Keras'."""
+    for gin_file, want in (("lsun_church_256.gin", "pytorch"), ("cifar10_r1.gin", "pytorch"),
+                           (os.path.join("pretrained", "imagenet_128_pretrained.gin"), "pytorch"),
+                           ("quickstart.gin", "keras")):
+        gin.clear_config()
+        config.parse([gin_file], SMALL)
+        for role in ("generator", "discriminator"):
+            assert _call(f"train.{role}_fn")().init.name == want, (gin_file, role)
     gin.clear_config()
 
 

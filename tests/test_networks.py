@@ -115,12 +115,60 @@ def test_resnet_generator_embedding_is_l2_normalised_and_concatenated():
     np.testing.assert_allclose(inp[:, 3:], want, rtol=1e-5)
 
 
+@pytest.mark.parametrize("arch,normalised", [("resnet", True), ("resnet2", True), ("resnet3", False),
+                                             ("resnet4", False)])
+def test_label_embedding_normalisation_per_architecture(arch, normalised):
+    """resnet and resnet2 L2-normalise the label embedding (only its direction matters), resnet3
+    and resnet4 feed it as it is, like the reference."""
+    small = dict(resolution=32, nf=2, nf_max=4) if arch == "resnet" else dict(
+        resolution=32 if arch == "resnet2" else 64, nf=1)
+    g = N.build(getattr(N, f"{arch}_generator")(z_dim=4, embed_size=3, num_classes=2, **small))
+    z, labels = _z(2, 4), np.array([0, 1], np.int32)
+    before = g(z, labels).numpy()
+    g.embedding.embeddings.assign(g.embedding.embeddings * 5.0)
+    after = g(z, labels).numpy()
+    assert np.allclose(before, after, atol=1e-6) == normalised
+
+
+@pytest.mark.parametrize("arch", ["resnet2", "resnet3", "resnet4"])
+def test_resnet_variant_checkpoints_hold_every_weight(tmp_path, arch):
+    """The blocks sit in a list attribute: CheckpointListsMixin hands them to tf.train.Checkpoint."""
+    resolution = 32 if arch == "resnet2" else 64
+    for make in (lambda: getattr(N, f"{arch}_generator")(resolution=resolution, nf=1, z_dim=4),
+                 lambda: getattr(N, f"{arch}_discriminator")(resolution=resolution, nf=1)):
+        model = N.build(make())
+        path = tf.train.Checkpoint(model=model).write(str(tmp_path / arch))
+        saved = [k for k in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+                 if k.startswith("model/")]
+        assert len(saved) == len(model.weights)
+        fresh = N.build(make())
+        tf.train.Checkpoint(model=fresh).read(path).assert_existing_objects_matched()
+        for a, b in zip(model.weights, fresh.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("arch,resolution,s0", [("resnet2", 96, 3), ("resnet3", 192, 3),
+                                                ("resnet4", 128, 2)])
+def test_resnet_variants_take_any_multiple_of_their_s0_divisor(arch, resolution, s0):
+    g = getattr(N, f"{arch}_generator")(resolution=resolution, nf=1, z_dim=4)
+    d = getattr(N, f"{arch}_discriminator")(resolution=resolution, nf=1)
+    x = g(_z(1, 4))
+    assert x.shape == (1, resolution, resolution, 3) and g.s0 == d.s0 == s0
+    assert d(x).shape == (1,)
+
+
 # ----------------------------------------------------------------------------- all networks
 
 def _small_generators():
     return {
         "resnet": lambda nc: N.resnet_generator(resolution=32, nf=4, nf_max=8, z_dim=8,
                                                 embed_size=4, num_classes=nc),
+        "resnet2": lambda nc: N.resnet2_generator(resolution=32, nf=1, z_dim=8, embed_size=4,
+                                                  num_classes=nc, init="pytorch"),
+        "resnet3": lambda nc: N.resnet3_generator(resolution=64, nf=1, z_dim=8, embed_size=4,
+                                                  num_classes=nc),
+        "resnet4": lambda nc: N.resnet4_generator(resolution=64, nf=1, z_dim=8, embed_size=4,
+                                                  num_classes=nc, init="pytorch"),
         "sndcgan": lambda nc: N.sndcgan_generator(resolution=16, z_dim=8, ch=16, num_classes=nc),
         "sndcgan48": lambda nc: N.sndcgan_generator(resolution=48, z_dim=8, ch=8, num_classes=nc),
         "dcgan": lambda nc: N.dcgan_generator(resolution=64, z_dim=8, ch=8, num_classes=nc),
@@ -133,6 +181,10 @@ def _small_discriminators():
     return {
         "resnet": lambda nc: N.resnet_discriminator(resolution=32, nf=4, nf_max=8,
                                                     num_classes=nc),
+        "resnet2": lambda nc: N.resnet2_discriminator(resolution=32, nf=1, num_classes=nc),
+        "resnet3": lambda nc: N.resnet3_discriminator(resolution=64, nf=1, num_classes=nc,
+                                                      init="pytorch"),
+        "resnet4": lambda nc: N.resnet4_discriminator(resolution=64, nf=1, num_classes=nc),
         "sndcgan": lambda nc: N.sndcgan_discriminator(resolution=16, num_classes=nc),
         "dcgan": lambda nc: N.dcgan_discriminator(resolution=16, num_classes=nc),
         "resnet_cifar": lambda nc: N.resnet_cifar_discriminator(resolution=32, ch=8,
@@ -432,6 +484,15 @@ def test_forward_compiles_with_xla(name):
     (N.resnet_generator, dict(resolution=32, z_dim=0), "z_dim"),
     (N.resnet_generator, dict(resolution=32, embed_size=-1), "embed_size"),
     (N.resnet_discriminator, dict(resolution=32, num_classes=0), "num_classes"),
+    (N.resnet_generator, dict(resolution=32, init="torch"), "init"),
+    (N.resnet2_generator, dict(resolution=48), "resolution"),
+    (N.resnet2_discriminator, dict(resolution=16), "resolution"),
+    (N.resnet3_generator, dict(resolution=96), "resolution"),
+    (N.resnet4_discriminator, dict(resolution=32), "resolution"),
+    (N.resnet3_discriminator, dict(resolution=64, nf=0), "nf"),
+    (N.resnet4_generator, dict(resolution=64, embed_size=0), "embed_size"),
+    (N.resnet2_discriminator, dict(resolution=64, num_classes=0), "num_classes"),
+    (N.resnet3_generator, dict(resolution=64, init=None), "init"),
     (N.sndcgan_generator, dict(resolution=30), "resolution"),
     (N.sndcgan_generator, dict(ch=12), "ch"),
     (N.sndcgan_discriminator, dict(resolution=36), "resolution"),

@@ -9,10 +9,11 @@ reshaped as [N, nf0, 4, 4] (PyTorch NCHW order) and transposed to NHWC, and the
 discriminator transposes its final NHWC features to NCHW before flattening, so
 dense weights line up row-for-row with the PyTorch model. Conv kernels are HWIO.
 
-Weight init: Keras defaults (glorot-uniform kernels, zero biases), except the
-generator's class embedding which is N(0, 1) like torch.nn.Embedding (it is
-L2-normalised anyway, so only its direction matters). No normalisation layers:
-both networks are per-example.
+Weight init: the factories' `init` (see initializers.py): 'pytorch' (PyTorch's
+defaults, GAN_stability's; the GAN_stability gin configs use it) or 'keras' (Keras'
+defaults: glorot-uniform kernels, zero biases; the factories' default). The class
+embedding is N(0, 1) like torch.nn.Embedding under both (it is L2-normalised, so only its
+direction matters). No normalisation layers: both networks are per-example.
 """
 import math
 
@@ -22,6 +23,7 @@ from keras import ops
 
 from .common import (CheckpointListsMixin, check_int,
                      check_power_of_two, default_labels, lrelu, upsample_nearest_2x)
+from .initializers import conv2d, dense, embedding, resolve_init
 
 _S0 = 4
 
@@ -30,14 +32,19 @@ class ResnetBlock(keras.layers.Layer):
     """out = shortcut(x) + 0.1 * conv_1(lrelu(conv_0(lrelu(x)))); hidden = min(fin, fout);
     shortcut is identity if fin == fout, else a bias-free 1x1 conv of x."""
 
-    def __init__(self, fin, fout, **kwargs):
+    def __init__(self, fin, fout, *, init, **kwargs):
         super().__init__(**kwargs)
         self.fin, self.fout = fin, fout
         hidden = min(fin, fout)
-        self.conv_0 = keras.layers.Conv2D(hidden, 3, padding="same", name="conv_0")
-        self.conv_1 = keras.layers.Conv2D(fout, 3, padding="same", name="conv_1")
+        self.conv_0 = conv2d(fin, hidden, 3, init=init, name="conv_0")
+        self.conv_1 = conv2d(hidden, fout, 3, init=init, name="conv_1")
         self.conv_s = (None if fin == fout else
-                       keras.layers.Conv2D(fout, 1, use_bias=False, name="conv_s"))
+                       conv2d(fin, fout, 1, init=init, use_bias=False, name="conv_s"))
+
+    def torch_layers(self):
+        """(GAN_stability state-dict name, layer) of the block's convolutions."""
+        return [("conv_0", self.conv_0), ("conv_1", self.conv_1)] + (
+            [] if self.conv_s is None else [("conv_s", self.conv_s)])
 
     def call(self, x):
         x_s = x if self.conv_s is None else self.conv_s(x)
@@ -59,23 +66,32 @@ def _channels(nf, nf_max, k):
 class ResNetGenerator(CheckpointListsMixin, keras.Model):
     """GAN_stability ResNet generator: call(z, labels=None, training=None) -> [N, R, R, 3]."""
 
-    def __init__(self, *, resolution, z_dim, num_classes, nf, nf_max, embed_size, **kwargs):
+    def __init__(self, *, resolution, z_dim, num_classes, nf, nf_max, embed_size, init,
+                 **kwargs):
         super().__init__(**kwargs)
         self.resolution, self.z_dim, self.num_classes = resolution, z_dim, num_classes
         self.nf, self.nf_max, self.embed_size = nf, nf_max, embed_size
+        self.init = init
         self.nlayers = int(math.log2(resolution // _S0))
         self.nf0 = _channels(nf, nf_max, self.nlayers)
 
-        self.embedding = keras.layers.Embedding(
-            num_classes, embed_size, embeddings_initializer=keras.initializers.RandomNormal(1.0),
-            name="embedding")
-        self.fc = keras.layers.Dense(self.nf0 * _S0 * _S0, name="fc")
+        self.embedding = embedding(num_classes, embed_size, init=init)
+        self.fc = dense(z_dim + embed_size, self.nf0 * _S0 * _S0, init=init, name="fc")
         self.blocks = [
             ResnetBlock(_channels(nf, nf_max, self.nlayers - i),
-                        _channels(nf, nf_max, self.nlayers - i - 1), name=f"resnet_{i}")
+                        _channels(nf, nf_max, self.nlayers - i - 1), init=init,
+                        name=f"resnet_{i}")
             for i in range(self.nlayers)]
-        self.final_block = ResnetBlock(nf, nf, name=f"resnet_{self.nlayers}")
-        self.conv_img = keras.layers.Conv2D(3, 3, padding="same", name="conv_img")
+        self.final_block = ResnetBlock(nf, nf, init=init, name=f"resnet_{self.nlayers}")
+        self.conv_img = conv2d(nf, 3, 3, init=init, name="conv_img")
+
+    def torch_layers(self):
+        """(GAN_stability state-dict name, layer) pairs; the reference's nn.Sequential `resnet`
+        interleaves blocks with Upsample layers, so blocks have the even indices."""
+        blocks = self.blocks + [self.final_block]
+        return ([("embedding", self.embedding), ("fc", self.fc)]
+                + [(f"resnet.{2 * i}", block) for i, block in enumerate(blocks)]
+                + [("conv_img", self.conv_img)])
 
     def call(self, z, labels=None, training=None):
         labels = default_labels(labels, z)
@@ -94,20 +110,29 @@ class ResNetDiscriminator(CheckpointListsMixin, keras.Model):
     """GAN_stability ResNet discriminator: call(images, labels=None, training=None) -> [N]
     logits, the logit of each example's class. `class_logits` gives all [N, num_classes]."""
 
-    def __init__(self, *, resolution, num_classes, nf, nf_max, **kwargs):
+    def __init__(self, *, resolution, num_classes, nf, nf_max, init, **kwargs):
         super().__init__(**kwargs)
         self.resolution, self.num_classes = resolution, num_classes
         self.nf, self.nf_max = nf, nf_max
+        self.init = init
         self.nlayers = int(math.log2(resolution // _S0))
         self.nf0 = _channels(nf, nf_max, self.nlayers)
 
-        self.conv_img = keras.layers.Conv2D(nf, 3, padding="same", name="conv_img")
-        self.first_block = ResnetBlock(nf, nf, name="resnet_0")
+        self.conv_img = conv2d(3, nf, 3, init=init, name="conv_img")
+        self.first_block = ResnetBlock(nf, nf, init=init, name="resnet_0")
         self.blocks = [
-            ResnetBlock(_channels(nf, nf_max, i), _channels(nf, nf_max, i + 1),
+            ResnetBlock(_channels(nf, nf_max, i), _channels(nf, nf_max, i + 1), init=init,
                         name=f"resnet_{i + 1}")
             for i in range(self.nlayers)]
-        self.fc = keras.layers.Dense(num_classes, name="fc")
+        self.fc = dense(self.nf0 * _S0 * _S0, num_classes, init=init, name="fc")
+
+    def torch_layers(self):
+        """(GAN_stability state-dict name, layer) pairs; the reference's nn.Sequential `resnet`
+        interleaves blocks with AvgPool layers, so blocks have the even indices."""
+        blocks = [self.first_block] + self.blocks
+        return ([("conv_img", self.conv_img)]
+                + [(f"resnet.{2 * i}", block) for i, block in enumerate(blocks)]
+                + [("fc", self.fc)])
 
     def class_logits(self, images, training=None):
         out = self.first_block(self.conv_img(images))
@@ -134,18 +159,20 @@ def _check_common(resolution, num_classes, nf, nf_max):
 
 @gin.configurable
 def resnet_generator(*, resolution, z_dim=256, num_classes=1, nf=64, nf_max=512,
-                     embed_size=256):
-    """GAN_stability ResNet generator for a power-of-two `resolution` in [32, 1024]."""
+                     embed_size=256, init="keras"):
+    """GAN_stability ResNet generator for a power-of-two `resolution` in [32, 1024].
+    `init`: 'pytorch' (GAN_stability's), 'keras' or a WeightInit (see initializers.py)."""
     _check_common(resolution, num_classes, nf, nf_max)
     check_int("z_dim", z_dim)
     check_int("embed_size", embed_size)
     return ResNetGenerator(resolution=resolution, z_dim=z_dim, num_classes=num_classes,
-                           nf=nf, nf_max=nf_max, embed_size=embed_size)
+                           nf=nf, nf_max=nf_max, embed_size=embed_size, init=resolve_init(init))
 
 
 @gin.configurable
-def resnet_discriminator(*, resolution, num_classes=1, nf=64, nf_max=1024):
-    """GAN_stability ResNet discriminator for a power-of-two `resolution` in [32, 1024]."""
+def resnet_discriminator(*, resolution, num_classes=1, nf=64, nf_max=1024, init="keras"):
+    """GAN_stability ResNet discriminator for a power-of-two `resolution` in [32, 1024].
+    `init`: 'pytorch' (GAN_stability's), 'keras' or a WeightInit (see initializers.py)."""
     _check_common(resolution, num_classes, nf, nf_max)
     return ResNetDiscriminator(resolution=resolution, num_classes=num_classes,
-                               nf=nf, nf_max=nf_max)
+                               nf=nf, nf_max=nf_max, init=resolve_init(init))
