@@ -148,3 +148,15 @@ def test_compiles_with_xla_and_draws_the_same():
     noisy = lambda x, s: augment.gaussian_noise(x, s, sigma=0.2)  # noqa: E731
     np.testing.assert_allclose(tf.function(noisy, jit_compile=True)(X, SEED).numpy(),
                                noisy(X, SEED).numpy(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("call,param", [
+    (lambda: augment.shift_flip(X, SEED, max_shift=-1), "shift_flip.max_shift"),
+    (lambda: augment.shift_flip(X, SEED, flip_prob=2.0), "shift_flip.flip_prob"),
+    (lambda: augment.cutout(X, SEED, size=0), "cutout.size"),
+    (lambda: augment.gaussian_noise(X, SEED, sigma=-1.0), "gaussian_noise.sigma"),
+    (lambda: augment.shift_flip(tf.zeros([2, 3]), SEED), "images"),
+])
+def test_bad_hyperparameters_raise_by_name(call, param):
+    with pytest.raises(ConfigError, match=param):
+        call()
