@@ -274,6 +274,9 @@ def _print_case(name, family, metrics):
             f"{row['models'][m]['ratio']:5.3f}" if "models" in row else f"{'':>25}"
             for m in MODELS)
         print(f"{t:>3} {losses_} | {models}")
+    first = metrics[min(t for t in metrics if isinstance(t, int) and "models" in metrics[t])]
+    print("largest error at it 1 in: " + ", ".join(
+        f"{m} {first['models'][m]['worst']}" for m in MODELS))
     if "optimizer_state" in metrics:
         print("optimizer state after it 1, max relative error: "
               + ", ".join(f"{k} {v:.2e}" for k, v in metrics["optimizer_state"].items()))

@@ -30,9 +30,9 @@ needs_train_steps = pytest.mark.skipif(
 
 # Iteration 1, per tensor max|ours - oracle| / max|oracle|: 1e-5 (measured: G <= 5.6e-7, EMA
 # <= 7.3e-8, D 4.0e-6 / 5.4e-6 with Adam / WGAN-GP). D with RMSprop + R1: 2e-5 (measured
-# 1.09e-5): RMSprop moves a weight whose gradient is below eps = 1e-8 by lr g / eps, so float32
-# rounding of such a gradient entry is multiplied by lr / eps = 1e4; the oracle's own float32 step
-# is 1.26e-5 from a float64 computation of it there, ours 3.7e-6.
+# 1.09e-5, in resnet.0.conv_1.weight): RMSprop moves a weight whose gradient is below eps = 1e-8
+# by about lr g / eps, so the float32 rounding of such a gradient entry (summed in another order
+# than PyTorch's) is multiplied by lr / eps = 1e4.
 WEIGHTS_RTOL = {("resnet_rmsprop_r1", "D"): 2e-5}
 # The optimizer state holds g and g^2 (errors doubled); measured <= 1.2e-5.
 STATE_RTOL = 5e-5

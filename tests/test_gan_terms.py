@@ -121,9 +121,9 @@ def test_every_draw_comes_from_the_noise_source(kwargs):
 @pytest.mark.parametrize("kwargs", [ALL_TERMS, CONOPT_XLA], ids=["cr_zcr_noise_lazy", "conopt"])
 def test_step_compiles_with_xla_and_matches(kwargs):
     """Every term inside the full step compiled with XLA (jit_compile=True) equals the uncompiled
-    step (run eagerly) to 1e-5 of every weight tensor (+ 1e-8 for biases, which start at 0; the same draws:
-    augmentations, dz, instance noise, see tf_convgan.noise), and trains: weights that move,
-    every term logged with its sign."""
+    step (run eagerly) to 1e-5 of every weight tensor (+ 1e-8 for biases, which start at 0), with
+    the same draws (augmentations, dz, instance noise; see tf_convgan.noise), and trains: weights
+    that move, every term logged with its sign."""
     d_steps = 1 if "consensus_gamma" in kwargs else 2
     results, all_logs = [], []
     for jit in (False, True):

@@ -70,7 +70,7 @@ def test_draws_depend_on_the_seed():
 
 def test_xla_draws_the_same_numbers():
     """jit_compile=True equals the graph function: uniforms exactly, normals to float rounding of
-    log/cos/sin (TensorFlow's own stateless_normal differs by up to ~4 here)."""
+    log/cos/sin."""
     def draws(seed):
         return (noise.uniform([300, 5], noise.fold_in(seed, 4)), noise.normal([301, 5], seed),
                 noise.normal([64], seed, tf.float16))

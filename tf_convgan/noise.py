@@ -10,10 +10,9 @@ floats here:
       float64), u1 = (bits + 1/2) 2^-32 in (0, 1) (tails to 6.76 sigma), theta uniform in
       [-pi, pi) (see `normal_from_bits`).
 The Philox bits are identical in a graph step and in an XLA-compiled (jit_compile=True) one; the
-conversion is elementwise arithmetic, so compiled and graph steps draw the same numbers up to
-float rounding of log/cos/sin (about 1e-7). TensorFlow's own stateless_normal/uniform are not used:
-under XLA they return other numbers for the same seed (measured: max difference 4.09 between the
-two N(0, 1) draws).
+conversion is elementwise arithmetic, so compiled and graph steps draw the same numbers up to the
+float rounding of log/cos/sin (about 1e-7 relative). TensorFlow's own stateless_normal/uniform
+are not used: under XLA they return other numbers for the same seed.
 
 Replicas. Each replica draws the noise of the whole global batch and keeps its own rows
 (`replica_rows`): replicas get distinct noise, and R replicas see exactly what one device sees for
@@ -23,7 +22,7 @@ Sources. `normal` and `uniform` draw from the active noise source: `PhiloxNoise`
 inside `with source_scope(other):`. GAN.train_step runs inside its `noise_source`'s scope, so every
 draw of a step (z, penalties' interpolation weights and perturbations, augmentations, instance
 noise, zCR's perturbations) comes from that source; a source that returns prescribed numbers
-replays another implementation's draws (tests/test_gan_stability.py). A source has the methods
+replays another implementation's draws (scripts/gan_stability_steps.py). A source has the methods
 `normal(per_replica_shape, seed, dtype)` and `uniform(per_replica_shape, seed, dtype)`.
 """
 import contextlib
