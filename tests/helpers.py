@@ -73,9 +73,27 @@ def run_steps(gan, batches, *, strategy=None, jit_compile=False):
     return {k: float(v) for k, v in logs.items()}
 
 
+def run_eager_steps(gan, batches):
+    """Runs one train_step per batch eagerly (no tracing: the cheap uncompiled reference)."""
+    logs = None
+    for batch in batches:
+        logs = gan.train_step(tuple(tf.constant(x) for x in batch))
+    return {k: float(v) for k, v in logs.items()}
+
+
 def weights(gan):
     return [w.numpy().copy() for w in
             gan.generator.weights + gan.discriminator.weights + gan.generator_ema.weights]
+
+
+def assert_close_per_tensor(got, want, rtol, atol=0.0, names=None):
+    """Per tensor (NumPy arrays), max |got - want| <= rtol * max |want| + atol; got finite."""
+    for i, (a, b) in enumerate(zip(got, want)):
+        name = names[i] if names else i
+        assert np.isfinite(a).all(), name
+        error, scale = np.abs(a - b).max(), np.abs(b).max()
+        assert error <= rtol * scale + atol, (
+            f"{name}: max abs error {error:.3g} > {rtol} * {scale:.3g} + {atol}")
 
 
 def two_cpu_strategy():

@@ -21,7 +21,7 @@ def linear_d(w=W, b=0.3):
 
 def _eps(seed, shape):
     """The Gaussian-noise augmentation's eps for `seed` (augment folds in its purpose 3)."""
-    return tf.random.stateless_normal(shape, seed=noise.fold_in(seed, 3), alg="philox").numpy()
+    return noise.normal(shape, noise.fold_in(seed, 3)).numpy()
 
 
 def _dot(w, x):
@@ -74,9 +74,10 @@ def test_cr_gradient_flows_through_both_logits():
     aug = lambda x, s: augment.gaussian_noise(x, s, sigma=0.1)  # noqa: E731
     with tf.GradientTape() as tape:
         value = tf.reduce_sum(consistency.cr(d, REAL, FAKE, SEED, lambda_cr=4.0, augment=aug))
-    delta = -0.1 * _eps(SEED, REAL.shape)
+    delta = -0.1 * _eps(SEED, REAL.shape).astype(np.float64)
     expected = np.sum(2 * 4.0 * _dot(W, delta)[:, None, None, None] * delta, axis=0)
-    np.testing.assert_allclose(tape.gradient(value, w).numpy(), expected, rtol=1e-4, atol=1e-6)
+    # atol: the step forms <w, delta> as D(x) - D(T(x)) in float32, |D| ~ 10 and |<w, delta>| ~ 1
+    np.testing.assert_allclose(tape.gradient(value, w).numpy(), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_zcr_terms_on_linear_networks():
@@ -86,7 +87,7 @@ def test_zcr_terms_on_linear_networks():
     z = tf.constant(RNG.normal(size=(4, 5)), tf.float32)
     zc = consistency.zcr(lambda_dis=5.0, lambda_gen=0.5, sigma_noise=0.03)
     z_p = zc.perturb(z, SEED)
-    dz = 0.03 * tf.random.stateless_normal([4, 5], seed=SEED, alg="philox").numpy()
+    dz = 0.03 * noise.normal([4, 5], SEED).numpy()
     np.testing.assert_allclose(z_p.numpy() - z.numpy(), dz, rtol=1e-4, atol=1e-7)
     g = lambda z: tf.reshape(tf.matmul(z, a), [-1, 8, 8, 3])  # noqa: E731
     fake, fake_p = g(z), g(z_p)

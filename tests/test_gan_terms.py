@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from tf_convgan import augment, consistency, instance_noise, noise, optimizers, penalties
 from tf_convgan.errors import ConfigError
-from helpers import make_gan, random_batch, run_steps, weights
-from test_gan import _two_cpu_strategy
+from helpers import (assert_close_per_tensor, make_gan, random_batch, run_eager_steps, run_steps,
+                     two_cpu_strategy, weights)
 
 SCHEDULE = functools.partial(instance_noise.sigma_schedule, sigma=0.2, final_sigma=0.0,
                              decay_steps=4)
@@ -75,7 +75,7 @@ def test_two_replicas_equal_one_device(kwargs):
     batches = [random_batch(8, d_steps=d_steps, seed=s) for s in (0,)]
     single = make_gan(network, d_steps=d_steps, ema_beta=0.9, **kwargs)
     single_logs = run_steps(single, batches)
-    strategy = _two_cpu_strategy()
+    strategy = two_cpu_strategy()
     mirrored = make_gan(network, strategy=strategy, d_steps=d_steps, ema_beta=0.9, **kwargs)
     mirrored_logs = run_steps(mirrored, batches, strategy=strategy)
     for a, b in zip(weights(single), weights(mirrored)):
@@ -88,22 +88,60 @@ def test_two_replicas_equal_one_device(kwargs):
     assert terms <= set(single_logs) and "instance_noise_sigma" in single_logs
 
 
-@pytest.mark.parametrize("kwargs", [ALL_TERMS, CONOPT_XLA], ids=["cr_zcr_noise_lazy", "conopt"])
-def test_step_compiles_with_xla(kwargs):
-    """Every term compiles inside the full step (jit_compile=True) and trains: finite weights that
-    move, every term logged with its sign. Not compared number for number with the graph step:
-    XLA's stateless Philox draws other numbers than TF's kernel for the same seed (augmentations,
-    dz, instance noise), see the README; the graph step's values are tested above."""
+class _SeedBlindNoise(noise.PhiloxNoise):
+    """Draws as PhiloxNoise, but from one fixed seed whatever seed the step asks for."""
+
+    def normal(self, per_replica_shape, seed, dtype=tf.float32):
+        return super().normal(per_replica_shape, tf.constant([1, 2], tf.int64), dtype)
+
+    def uniform(self, per_replica_shape, seed, dtype=tf.float32):
+        return super().uniform(per_replica_shape, tf.constant([3, 4], tf.int64), dtype)
+
+
+@pytest.mark.parametrize("kwargs", [dict(ALL_TERMS, penalty=penalties.dragan),
+                                    dict(CONOPT, penalty=penalties.wgan_gp)],
+                         ids=["cr_zcr_noise_lazy_dragan", "conopt_wgan_gp"])
+def test_every_draw_comes_from_the_noise_source(kwargs):
+    """With a source that ignores the seed, GAN.seed 0 and 7 train identically: no draw of the
+    step (z, the penalty's perturbations or interpolation weights, augmentations, dz, instance
+    noise) bypasses GAN.noise_source; with the default source the seed matters."""
     d_steps = 1 if "consensus_gamma" in kwargs else 2
-    gan = make_gan(optimizer=lambda: optimizers.sgd(learning_rate=0.05), ema_beta=0.5,
-                   d_steps=d_steps, **kwargs)
-    initial = weights(gan)
-    logs = run_steps(gan, [random_batch(4, d_steps=d_steps)], jit_compile=True)
-    after = weights(gan)
-    assert all(np.isfinite(w).all() for w in after)
-    moved = [not np.allclose(w0, w1) for w0, w1 in zip(initial, after)]
+    batch = random_batch(4, d_steps=d_steps)
+    results = []
+    for seed, source in ((0, _SeedBlindNoise()), (7, _SeedBlindNoise()), (7, None)):
+        gan = make_gan(d_steps=d_steps, noise_source=source, **kwargs)
+        gan.seed = seed
+        run_eager_steps(gan, [batch])
+        results.append(weights(gan))
+    for a, b in zip(results[0], results[1]):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(results[1], results[2]))
+
+
+@pytest.mark.parametrize("kwargs", [ALL_TERMS, CONOPT_XLA], ids=["cr_zcr_noise_lazy", "conopt"])
+def test_step_compiles_with_xla_and_matches(kwargs):
+    """Every term inside the full step compiled with XLA (jit_compile=True) equals the uncompiled
+    step (run eagerly) to 1e-5 of every weight tensor (+ 1e-8 for biases, which start at 0), with
+    the same draws (augmentations, dz, instance noise; see tf_convgan.noise), and trains: weights
+    that move, every term logged with its sign."""
+    d_steps = 1 if "consensus_gamma" in kwargs else 2
+    results, all_logs = [], []
+    for jit in (False, True):
+        gan = make_gan(optimizer=lambda: optimizers.sgd(learning_rate=0.05), ema_beta=0.5,
+                       d_steps=d_steps, **kwargs)
+        initial = weights(gan)
+        batches = [random_batch(4, d_steps=d_steps)]
+        all_logs.append(run_steps(gan, batches, jit_compile=True) if jit
+                        else run_eager_steps(gan, batches))
+        results.append(weights(gan))
+    assert_close_per_tensor(results[1], results[0], rtol=1e-5, atol=1e-8)
+    moved = [not np.allclose(w0, w1) for w0, w1 in zip(initial, results[1])]
     assert sum(moved) >= len(moved) // 2
-    assert all(np.isfinite(v) for v in logs.values())
+    graph_logs, logs = all_logs
+    assert set(logs) == set(graph_logs)
+    for name in logs:
+        np.testing.assert_allclose(logs[name], graph_logs[name], rtol=1e-4, atol=1e-6,
+                                   err_msg=name)
     if d_steps == 1:
         assert logs["consensus"] > 0
     else:  # the lazy penalty is due on D step 0 of 2: logged mean = (2 p + 0) / 2 > 0

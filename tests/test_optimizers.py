@@ -134,7 +134,7 @@ def test_torch_adam_with_beta_1_zero_keeps_the_gradient_exactly():
 def test_pytorch_and_keras_formulas_differ_where_epsilon_matters(torch_name, keras_name):
     """Each optimizer fails the other family's reference (so the tests above tell them apart).
     First step on a gradient of 3e-6 (lr 1): PyTorch's RMSprop moves by
-    g / (0.1 |g| + 1e-8) = 9.68, Keras' by g / sqrt(0.01 g^2 + 1e-8) = 0.0299; PyTorch's Adam
+    g / (0.1 |g| + 1e-8) = 9.68, Keras' by g / sqrt(0.01 g^2 + 1e-8) = 0.0300; PyTorch's Adam
     (beta_2 0.99) by g / (|g| + 1e-8) = 0.9967, Keras' by 0.1 g / (0.1 |g| + 1e-8) = 0.9677."""
     torch_opt, keras_opt = CASES[torch_name][0](), CASES[keras_name][0]()
     assert _update_error(_run(torch_opt, "float64"), CASES[keras_name][1](GRADS)) > 1e-3

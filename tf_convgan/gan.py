@@ -40,7 +40,7 @@ from tf_convgan import losses as losses_lib
 from tf_convgan import noise
 from tf_convgan.consensus import consensus_gradients
 from tf_convgan.errors import ConfigError, check_nonnegative
-from tf_convgan.optimizers import rmsprop
+from tf_convgan.optimizers import torch_rmsprop
 
 # Purposes folded into the per-step seed, so that no two draws share a stream.
 _Z_D, _PENALTY, _Z_G, _CONSISTENCY, _ZCR, _INSTANCE_NOISE = 0, 1, 2, 3, 4, 5
@@ -137,13 +137,16 @@ class GAN(keras.Model):
       penalty: a penalty function from `tf_convgan.penalties` (e.g. `@r1`), or None.
       d_steps: discriminator steps per generator step, each on its own real data.
       ema_beta: EMA decay of the generator copy (0.999 as GAN_stability; 0 copies G).
-      g_optimizer, d_optimizer: Keras optimizers (default RMSprop lr 1e-4, the paper's).
+      g_optimizer, d_optimizer: Keras optimizers (default PyTorch's RMSprop lr 1e-4, the
+        paper's: optimizers.torch_rmsprop()).
       seed: seeds every random draw of training together with the step counter.
       instance_noise: a schedule step -> sigma (e.g. `@sigma_schedule`), or None.
       consistency: a D-side consistency term from `tf_convgan.consistency` (`@cr`, `@bcr`), or None.
       latent_consistency: `@zcr()` (a `consistency.LatentConsistency`), or None.
       lazy_interval: k >= 1, evaluate the penalty every k-th D step with weight k; None: every step.
       consensus_gamma: gamma >= 0 of ConOpt's consensus term (simultaneous updates), or None.
+      noise_source: where every random draw of the step comes from (see tf_convgan.noise);
+        default: noise.PhiloxNoise(), stateless and the same under XLA.
     """
 
     def __init__(self, generator, discriminator, generator_ema, *,
@@ -159,6 +162,7 @@ class GAN(keras.Model):
                  latent_consistency: Optional[consistency_lib.LatentConsistency] = None,
                  lazy_interval: Optional[int] = None,
                  consensus_gamma: Optional[float] = None,
+                 noise_source=None,
                  **kwargs):
         super().__init__(**kwargs)
         if not isinstance(d_steps, int) or d_steps < 1:
@@ -178,13 +182,14 @@ class GAN(keras.Model):
         self.d_steps = d_steps
         self.ema_beta = float(ema_beta)
         self.seed = int(seed)
-        self.g_optimizer = g_optimizer if g_optimizer is not None else rmsprop()
-        self.d_optimizer = d_optimizer if d_optimizer is not None else rmsprop()
+        self.g_optimizer = g_optimizer if g_optimizer is not None else torch_rmsprop()
+        self.d_optimizer = d_optimizer if d_optimizer is not None else torch_rmsprop()
         self.instance_noise = instance_noise
         self.consistency = consistency
         self.latent_consistency = latent_consistency
         self.lazy_interval = lazy_interval
         self.consensus_gamma = consensus_gamma
+        self.noise_source = noise.PhiloxNoise() if noise_source is None else noise_source
         self.conditional = generator.num_classes > 1
         if discriminator.num_classes != generator.num_classes:
             raise ConfigError(
@@ -300,7 +305,12 @@ class GAN(keras.Model):
 
     def train_step(self, data):
         """One GAN step on `data = (real [B, d_steps, ...], labels [B, d_steps])`: images
-        [B, d_steps, H, W, C] or any other examples (2D points: [B, d_steps, 2])."""
+        [B, d_steps, H, W, C] or any other examples (2D points: [B, d_steps, 2]). Every random
+        draw of the step comes from `self.noise_source`."""
+        with noise.source_scope(self.noise_source):
+            return self._composed_step(data)
+
+    def _composed_step(self, data):
         real, labels = data
         if real.shape.rank < 3 or real.shape[1] != self.d_steps:
             raise ConfigError(
