@@ -48,8 +48,10 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
     import gin
     import tf_convgan  # noqa: F401  (registers the configurables)
-    from tf_convgan import config, run_dir, strategy
-    from tf_convgan.train import Preempted, TrainingDivergedError
+    from tf_convgan import run_dir
+    from tf_convgan.cli import config
+    from tf_convgan.training import strategy
+    from tf_convgan.training.loop import Preempted, TrainingDivergedError
 
     gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
     model_dir = FLAGS.model_dir or default_model_dir(gin_files)

@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_convgan import evaluation  # noqa: E402
+from tf_convgan.evaluation import features as evaluation  # noqa: E402
 
 
 def measure(extractor, images):

@@ -37,8 +37,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_convgan import losses, optimizers, penalties  # noqa: E402
-from tf_convgan.gan import GAN  # noqa: E402
+from tf_convgan.objectives import losses  # noqa: E402
+from tf_convgan.gan import optimizers
+from tf_convgan.objectives import penalties
+from tf_convgan.gan.model import GAN  # noqa: E402
 from tf_convgan.networks import build, resnet_discriminator, resnet_generator  # noqa: E402
 from tf_convgan.networks.torch_port import load_state_dict, state_dict  # noqa: E402
 

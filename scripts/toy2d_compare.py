@@ -21,8 +21,10 @@ import gin  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tf_convgan  # noqa: E402,F401
-from tf_convgan import config, plots, toy2d  # noqa: E402
-from tf_convgan.train import train  # noqa: E402
+from tf_convgan.cli import config  # noqa: E402
+from tf_convgan.studies import plots
+from tf_convgan.studies import toy2d
+from tf_convgan.training.loop import train  # noqa: E402
 
 STAGES = (250, 500, 1000, 2000)
 

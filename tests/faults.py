@@ -6,8 +6,8 @@ import time
 import gin
 import tensorflow as tf
 
-from tf_convgan import losses
-from tf_convgan.train import write_samples
+from tf_convgan.objectives import losses
+from tf_convgan.training.loop import write_samples
 
 
 @gin.configurable

@@ -11,8 +11,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_convgan import losses, optimizers
-from tf_convgan.gan import GAN
+from tf_convgan.objectives import losses
+from tf_convgan.gan import optimizers
+from tf_convgan.gan.model import GAN
 from tf_convgan.networks import (build, dcgan_discriminator, dcgan_generator,
                                  resnet_cifar_discriminator, resnet_cifar_generator,
                                  resnet_discriminator, resnet_generator,
@@ -159,8 +160,8 @@ def run_py_in_process(*args):
 
 def train_in_process(model_dir, npy, *params):
     """train() on tests/tiny.gin with `params`; returns the GAN."""
-    from tf_convgan import config
-    from tf_convgan.train import train
+    from tf_convgan.cli import config
+    from tf_convgan.training.loop import train
     gin.clear_config()
     config.parse([TINY_GIN], [f"npy_source.path = '{npy}'", *params])
     try:

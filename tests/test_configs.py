@@ -9,7 +9,13 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tf_convgan  # noqa: F401  (registers the configurables)
-from tf_convgan import config, consistency, data, dirac, dirac_study, losses, toy2d
+from tf_convgan import data
+from tf_convgan.cli import config
+from tf_convgan.objectives import consistency
+from tf_convgan.studies import dirac
+from tf_convgan.studies import dirac_study
+from tf_convgan.objectives import losses
+from tf_convgan.studies import toy2d
 from tf_convgan.networks import build, count_params
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -224,7 +230,7 @@ def test_consistency_configs_are_found():
 def test_consistency_configs_build_the_gan_with_the_papers_values(gin_file):
     """The GAN of every cr_/icr_ config builds (its eager hyperparameter checks run) with the
     papers' weights, Adam (2e-4, 0.5, 0.999) and the network's n_dis."""
-    from tf_convgan.train import build_gan
+    from tf_convgan.training.loop import build_gan
     gin.clear_config()
     config.parse([gin_file], ["resnet_cifar_generator.ch = 8", "resnet_cifar_discriminator.ch = 8",
                               "sndcgan_generator.ch = 16"])

@@ -3,13 +3,22 @@
 Importing the package registers every gin configurable: losses, penalties, networks, data
 sources, optimizers, strategies, the GAN model, the trainer and the Dirac-GAN / 2D studies.
 """
-from tf_convgan import data, errors, losses, networks, optimizers, penalties, strategy  # noqa: F401
-from tf_convgan.gan import GAN  # noqa: F401
-from tf_convgan import train  # noqa: F401
-from tf_convgan import augment, consensus, consistency  # noqa: F401
-from tf_convgan import dirac, dirac_study, instance_noise, toy2d  # noqa: F401
-from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
-from tf_convgan import gan_stability_config  # noqa: F401  (GAN_stability YAML configs)
-from tf_convgan import config  # noqa: F401  (registers run)
+from tf_convgan import data, errors, networks  # noqa: F401
+from tf_convgan.objectives import losses
+from tf_convgan.gan import optimizers
+from tf_convgan.objectives import penalties
+from tf_convgan.training import strategy
+from tf_convgan.gan.model import GAN  # noqa: F401
+from tf_convgan.training import loop as train  # noqa: F401
+from tf_convgan.objectives import augment  # noqa: F401
+from tf_convgan.objectives import consensus
+from tf_convgan.objectives import consistency
+from tf_convgan.studies import dirac  # noqa: F401
+from tf_convgan.studies import dirac_study
+from tf_convgan.objectives import instance_noise
+from tf_convgan.studies import toy2d
+from tf_convgan.evaluation import features as evaluation  # noqa: F401  (registers fid_evaluator)
+from tf_convgan.gan_stability import config as gan_stability_config  # noqa: F401  (GAN_stability YAML configs)
+from tf_convgan.cli import config  # noqa: F401  (registers run)
 
 __version__ = "0.1.0"

@@ -153,7 +153,7 @@ def load_pth(path, expected_sha256=PTH_SHA256):
         raise ValueError(f"{path}: sha256 {digest} is not that of the official "
                          f"pt_inception-2015-12-05-6726825d.pth ({expected_sha256})")
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from tf_convgan import torch_pickle
+    from tf_convgan.gan_stability import torch_pickle
 
     state = torch_pickle.load(path)
     if not isinstance(state, dict) or not all(isinstance(v, np.ndarray) for v in state.values()):
@@ -244,7 +244,7 @@ def verify(path, reference_io=None):
           f"({'matches' if ok else 'DIFFERS from'} the tested weights {KNOWN_CONTENT_SHA256})")
     if reference_io:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from tf_convgan.inception import fid_inception
+        from tf_convgan.evaluation.inception import fid_inception
 
         ref = np.load(reference_io)
         features = fid_inception(path)(np.transpose(ref["x"], (0, 2, 3, 1))).numpy()

@@ -12,7 +12,7 @@ import sys
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from tf_convgan import checkpoints
+from tf_convgan.run_dir import checkpoints
 from tf_convgan.errors import ConfigError
 from tf_convgan.networks import build
 from tf_convgan.run_dir import layout

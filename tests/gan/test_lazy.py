@@ -1,0 +1,91 @@
+"""Lazy regularization: k = 1 is the eager penalty exactly; k = 2 applies the penalty with weight
+2 on even D steps only and does not evaluate it on the others; lazy_adam's adjustment."""
+import functools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_convgan.gan import optimizers
+from tf_convgan.objectives import penalties
+from tf_convgan.errors import ConfigError
+from helpers import make_gan, random_batch, run_steps, weights
+
+SGD = lambda: optimizers.sgd(learning_rate=0.1)  # noqa: E731  (stateless: weights can be copied)
+
+
+def test_lazy_interval_1_equals_the_eager_penalty():
+    """Same weights after two steps of 2 D steps (to float rounding: the lazy step adds the
+    penalty's gradient to the loss's instead of differentiating their sum)."""
+    batches = [random_batch(4, d_steps=2, seed=s) for s in (0, 1)]
+    results = []
+    for lazy in (None, 1):
+        gan = make_gan(penalty=penalties.r1, lazy_interval=lazy, d_steps=2)
+        logs = run_steps(gan, batches)
+        results.append((weights(gan), logs))
+    for a, b in zip(results[0][0], results[1][0]):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for name, value in results[0][1].items():  # logs: the graph may sum in another order
+        np.testing.assert_allclose(results[1][1][name], value, rtol=1e-6, err_msg=name)
+
+
+def _d_weights(gan):
+    return [w.numpy() for w in gan.discriminator.trainable_weights]
+
+
+def test_lazy_interval_2_applies_twice_the_penalty_on_even_d_steps():
+    """D steps 0, 1, 2 of a lazy (k = 2, gamma) GAN against eager GANs from the same weights:
+    steps 0 and 2 equal an eager step with penalty 2 * gamma, step 1 one without a penalty."""
+    calls = []
+
+    def counted_r1(*args, **kwargs):
+        calls.append(1)
+        return penalties.r1(*args, gamma=1.0, **kwargs)
+
+    lazy = make_gan(penalty=counted_r1, lazy_interval=2, optimizer=SGD)
+    calls.clear()  # the construction-time check ran it once
+    double = make_gan(penalty=functools.partial(penalties.r1, gamma=2.0), optimizer=SGD)
+    plain = make_gan(penalty=None, optimizer=SGD)
+    real, labels = random_batch(4, seed=3)
+    for j in range(3):
+        reference = double if j % 2 == 0 else plain
+        reference.discriminator.set_weights(lazy.discriminator.get_weights())
+        seed = tf.constant([9, j], tf.int64)
+        args = (tf.constant(real[:, 0]), tf.constant(labels[:, 0]), seed)
+        before = _d_weights(lazy)
+        lazy_logs = lazy._discriminator_step(*args)  # eager: tf.cond runs one branch only
+        ref_logs = reference._discriminator_step(*args)
+        assert int(lazy.d_optimizer.iterations.numpy()) == j + 1
+        for a, b, w0 in zip(_d_weights(lazy), _d_weights(reference), before):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        assert any(not np.allclose(a, w0) for a, w0 in zip(_d_weights(lazy), before))
+        if j % 2 == 0:
+            np.testing.assert_allclose(float(lazy_logs["penalty"]), float(ref_logs["penalty"]),
+                                       rtol=1e-5)
+            assert float(lazy_logs["penalty"]) > 0
+        else:
+            assert float(lazy_logs["penalty"]) == 0.0
+    assert len(calls) == 2  # evaluated on D steps 0 and 2, not on step 1
+
+
+def test_lazy_adam_adjusts_as_stylegan2():
+    opt = optimizers.lazy_adam(learning_rate=2e-3, beta_1=0.0, beta_2=0.99, interval=16)
+    c = 16 / 17
+    np.testing.assert_allclose(float(opt.learning_rate), 2e-3 * c, rtol=1e-6)
+    assert float(opt.beta_1) == 0.0
+    np.testing.assert_allclose(float(opt.beta_2), 0.99 ** c, rtol=1e-7)
+    opt = optimizers.lazy_adam(learning_rate=1e-3, beta_1=0.5, beta_2=0.999, interval=4)
+    np.testing.assert_allclose(float(opt.beta_1), 0.5 ** 0.8, rtol=1e-7)
+    assert opt.lazy_interval == 4
+
+
+def test_lazy_errors_name_the_parameter():
+    with pytest.raises(ConfigError, match="GAN.lazy_interval must be an integer >= 1"):
+        make_gan(penalty=penalties.r1, lazy_interval=0)
+    with pytest.raises(ConfigError, match="GAN.lazy_interval needs a GAN.penalty"):
+        make_gan(lazy_interval=4)
+    with pytest.raises(ConfigError, match="lazy_adam with interval 4 but GAN.lazy_interval is 2"):
+        make_gan(penalty=penalties.r1, lazy_interval=2,
+                 optimizer=lambda: optimizers.lazy_adam(interval=4))
+    with pytest.raises(ConfigError, match="lazy_adam.interval"):
+        optimizers.lazy_adam(interval=0)

@@ -1,0 +1,70 @@
+"""ConOpt's simultaneous update against the explicit formula on a quadratic game, and its GAN step
+against an independent computation of the consensus term."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_convgan import noise
+from tf_convgan.objectives import consensus
+from tf_convgan.gan import optimizers
+from tf_convgan.objectives import penalties
+from tf_convgan.errors import ConfigError
+from helpers import make_gan, random_batch
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 2.0])
+def test_quadratic_game_matches_the_explicit_formula(gamma):
+    """L_G = theta psi + a theta^2 / 2, L_D = -theta psi + b psi^2 / 2 + c psi:
+    v = (psi + a theta, -theta + b psi + c), J = [[a, 1], [-1, b]]; player gradients
+    v + gamma J^T v, consensus gamma/2 ||v||^2."""
+    a, b, c, theta0, psi0 = 0.7, -0.4, 0.25, 1.3, -0.6
+    theta, psi = tf.Variable(theta0), tf.Variable(psi0)
+
+    def losses():
+        return [theta * psi + 0.5 * a * theta ** 2,
+                -theta * psi + 0.5 * b * psi ** 2 + c * psi], {}
+
+    (g_grads, d_grads), value, _ = consensus.consensus_gradients(
+        losses, [[theta], [psi]], gamma=gamma)
+    v = np.array([psi0 + a * theta0, -theta0 + b * psi0 + c])
+    jt_v = np.array([[a, 1.0], [-1.0, b]]).T @ v
+    np.testing.assert_allclose(float(g_grads[0]), v[0] + gamma * jt_v[0], rtol=1e-6)
+    np.testing.assert_allclose(float(d_grads[0]), v[1] + gamma * jt_v[1], rtol=1e-6)
+    np.testing.assert_allclose(float(value), gamma / 2 * v @ v, rtol=1e-6)
+
+
+def test_gan_consensus_step_logs_the_independent_consensus_term():
+    """The logged consensus equals gamma/2 (||grad_G L_G||^2 + ||grad_D L_D||^2) computed
+    separately from the same z before the update; both players move; one update each."""
+    gamma = 0.5
+    gan = make_gan(consensus_gamma=gamma, optimizer=lambda: optimizers.sgd(learning_rate=0.01))
+    real, labels = (tf.constant(x[:, 0]) for x in random_batch(4, seed=2))
+    seed = tf.constant([3, 1], tf.int64)
+    z = noise.normal([4, gan.generator.z_dim], noise.fold_in(seed, 0))  # _Z_D
+    with tf.GradientTape(persistent=True) as tape:
+        fake = gan.generator(z, labels, training=True)
+        d_real = gan.discriminator(real, labels, training=True)
+        d_fake = gan.discriminator(fake, labels, training=True)
+        d_loss = tf.reduce_mean(gan.loss.d_loss(d_real, d_fake))
+        g_loss = tf.reduce_mean(gan.loss.g_loss(d_fake))
+    vg = [tf.convert_to_tensor(g)
+          for g in tape.gradient(g_loss, gan.generator.trainable_variables)]
+    vd = [tf.convert_to_tensor(g)
+          for g in tape.gradient(d_loss, gan.discriminator.trainable_variables)]
+    expected = gamma / 2 * (sum(float(tf.reduce_sum(g ** 2)) for g in vg)
+                            + sum(float(tf.reduce_sum(g ** 2)) for g in vd))
+    g0 = [w.numpy() for w in gan.generator.trainable_variables]
+    logs = gan._consensus_step(real, labels, seed)
+    np.testing.assert_allclose(float(logs["consensus"]), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(logs["d_loss"]), float(d_loss), rtol=1e-5)
+    assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 1
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(g0, gan.generator.trainable_variables))
+
+
+def test_consensus_errors_name_the_parameter():
+    with pytest.raises(ConfigError, match="GAN.consensus_gamma must be a finite number >= 0"):
+        make_gan(consensus_gamma=-1.0)
+    with pytest.raises(ConfigError, match="needs GAN.d_steps = 1, got 2"):
+        make_gan(consensus_gamma=1.0, d_steps=2)
+    with pytest.raises(ConfigError, match="does not combine with GAN.lazy_interval"):
+        make_gan(consensus_gamma=1.0, penalty=penalties.r1, lazy_interval=2)

@@ -1,0 +1,162 @@
+"""The Dirac-GAN on the library's losses and penalties: Jacobians equal the paper's closed forms,
+and the convergence table reproduces the paper's verdicts."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_convgan.studies import dirac
+from tf_convgan.objectives import instance_noise
+from tf_convgan.objectives.consensus import consensus_term
+from tf_convgan.studies.dirac_study import dirac_study
+from tf_convgan.errors import ConfigError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+F1, F2 = 0.5, -0.25  # f'(0), f''(0) of f(t) = -log(1 + exp(-t))
+
+
+def _eigs(name, **kwargs):
+    return dirac.eigenvalues(dirac.jacobian(dirac.dirac_method(name, **kwargs)))
+
+
+def _closed(trace_half, disc):
+    """trace_half +- sqrt(disc), sorted like dirac.eigenvalues."""
+    root = np.sqrt(complex(disc))
+    return dirac.eigenvalues(np.diag([trace_half + root, trace_half - root]))
+
+
+@pytest.mark.parametrize("name,f1", [("unregularized", F1), ("non_saturating", F1), ("wgan", 1.0)])
+def test_unregularized_eigenvalues_are_imaginary(name, f1):
+    np.testing.assert_allclose(_eigs(name), [-1j * f1, 1j * f1], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["r1", "r2"])
+@pytest.mark.parametrize("gamma", [0.2, 0.7, 1.0, 1.5, 3.0, 10.0])  # 2 f'(0) = 1 in the middle
+def test_gradient_penalty_eigenvalues(name, gamma):
+    expected = _closed(-gamma / 2, gamma ** 2 / 4 - F1 ** 2)
+    np.testing.assert_allclose(_eigs(name, gamma=gamma), expected, atol=1e-6)
+
+
+def test_r1_r2_is_twice_the_penalty():
+    gamma = 0.8  # R1 + R2 on the Dirac-GAN: both penalise psi^2, so the weight is 2 gamma
+    np.testing.assert_allclose(_eigs("r1_r2", gamma=gamma), _closed(-gamma, gamma ** 2 - F1 ** 2),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("sigma", [0.3, 1.0, np.sqrt(2.0), 2.0, 3.0])  # real roots for sigma > sqrt(2)
+def test_instance_noise_eigenvalues(sigma):
+    expected = _closed(F2 * sigma ** 2, F2 ** 2 * sigma ** 4 - F1 ** 2)
+    np.testing.assert_allclose(_eigs("instance_noise", sigma=sigma), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_conopt_eigenvalues(gamma):
+    """-J - gamma J^T J with J = [[0, a], [-a, 0]]: -gamma a^2 +- a i."""
+    np.testing.assert_allclose(_eigs("conopt", gamma=gamma),
+                               [-gamma * F1 ** 2 - 1j * F1, -gamma * F1 ** 2 + 1j * F1], atol=1e-6)
+
+
+def test_jacobian_entries_and_simgd_update_map():
+    method = dirac.dirac_method("r1", gamma=0.6)
+    jac = dirac.jacobian(method)  # library sign convention: psi is the paper's -psi
+    np.testing.assert_allclose(jac, [[0.0, F1], [-F1, -0.6]], atol=1e-12)
+    np.testing.assert_allclose(dirac.update_jacobian(method, learning_rate=0.1),
+                               np.eye(2) + 0.1 * jac, atol=1e-12)
+    # altGD: psi' = psi + h(-theta/2 - gamma psi), then theta' = theta + h psi' / 2.
+    h, g = 0.1, 0.6
+    d_step = np.array([[1.0, 0.0], [-h * F1, 1 - h * g]])
+    g_step = np.array([[1.0, h * F1], [0.0, 1.0]])
+    np.testing.assert_allclose(dirac.update_jacobian(method, learning_rate=h, mode="alt"),
+                               g_step @ d_step, atol=1e-12)
+
+
+def test_gauss_hermite_moments():
+    eps, w = instance_noise.gauss_hermite_noise(sigma=1.5, num_nodes=16)
+    for k, moment in ((0, 1.0), (1, 0.0), (2, 1.5 ** 2), (4, 3 * 1.5 ** 4)):
+        np.testing.assert_allclose(np.sum(w * eps ** k), moment, atol=1e-10)
+
+
+def test_consensus_term_value():
+    grads = [tf.constant([1.0, 2.0]), tf.constant([[3.0]])]
+    np.testing.assert_allclose(consensus_term(grads, gamma=0.5).numpy(), 0.25 * 14.0)
+
+
+def test_sigma_schedule_and_noise():
+    assert float(instance_noise.sigma_schedule(5, sigma=1.0, final_sigma=0.0, decay_steps=10)) == 0.5
+    assert float(instance_noise.sigma_schedule(50, sigma=1.0, final_sigma=0.2, decay_steps=10)) == \
+        pytest.approx(0.2)
+    x = tf.zeros([1000, 2])
+    noisy = instance_noise.add_instance_noise(x, tf.constant([1, 2], tf.int64), sigma=2.0)
+    assert abs(float(tf.math.reduce_std(noisy)) - 2.0) < 0.15
+    np.testing.assert_array_equal(
+        noisy, instance_noise.add_instance_noise(x, tf.constant([1, 2], tf.int64), sigma=2.0))
+
+
+CONVERGES = {"unregularized": False, "non_saturating": False, "wgan": False, "wgan_gp": False,
+             "dragan": False, "instance_noise": True, "conopt": True, "r1": True, "r2": True,
+             "r1_r2": True}
+
+
+def test_study_table_matches_the_paper(tmp_path):
+    rows = dirac_study(model_dir=str(tmp_path), methods=dirac.METHODS, learning_rate=0.1,
+                       num_steps=1000, d_steps=1, start=(1.0, 1.0), tolerance=1e-3)
+    for row in rows:
+        for mode in ("sim", "alt"):
+            assert row[mode]["converges"] == CONVERGES[row["method"]], (row["method"], mode, row)
+            if CONVERGES[row["method"]]:
+                assert row[mode]["spectral_radius"] < 1.0
+                assert row[mode]["distance"] < 1e-5
+            else:
+                assert row[mode]["spectral_radius"] >= 1.0 - 1e-9
+                assert row[mode]["distance"] > 0.1
+    table = (tmp_path / "dirac_table.md").read_text()
+    assert table.count("**does not converge**") == 10 and table.count("| converges |") == 10
+    for name in dirac.METHODS:
+        assert (tmp_path / f"dirac_{name}.png").stat().st_size > 1000
+    assert (tmp_path / "dirac_all.png").exists()
+
+
+def test_wgan_clipping_projects_psi():
+    method = dirac.dirac_method("wgan", clip=0.3)
+    points = dirac.trajectory(method, (1.0, 0.0), num_steps=200, learning_rate=0.1)
+    assert np.abs(points[:, 1]).max() == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(name="r3"), "dirac_method.name"), (dict(name="r1", gamma=-1.0), "dirac_method.gamma"),
+    (dict(name="instance_noise", sigma=-0.5), "dirac_method.sigma"),
+    (dict(name="wgan", clip=0.0), "dirac_method.clip")])
+def test_bad_method_arguments(kwargs, name):
+    with pytest.raises(ConfigError, match=name):
+        dirac.dirac_method(**kwargs)
+
+
+def test_bad_mode_and_study_arguments(tmp_path):
+    with pytest.raises(ConfigError, match="mode"):
+        dirac.trajectory(dirac.dirac_method("r1"), (1.0, 1.0), num_steps=2, learning_rate=0.1,
+                         mode="simultaneous")
+    with pytest.raises(ConfigError, match="dirac_study.methods"):
+        dirac_study(model_dir=str(tmp_path), methods="r1")
+    with pytest.raises(ConfigError, match="instance_noise.sigma"):
+        instance_noise.add_instance_noise(tf.zeros([2]), sigma=-1.0)
+
+
+def test_run_py_runs_one_method(tmp_path):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "run.py"), "--gin_file", "gin_configs/dirac/r1.gin",
+         "--model_dir", str(tmp_path), "--gin_param", "dirac_study.num_steps = 300"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (tmp_path / "dirac_table.md").read_text()
+    assert "| r1 | minimax | -0.5, -0.5 |" in table and "converges" in table
+    assert (tmp_path / "dirac_r1.png").exists() and not (tmp_path / "checkpoints").exists()
+    bad = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "run.py"), "--gin_file", "gin_configs/dirac/r1.gin",
+         "--model_dir", str(tmp_path / "bad"), "--gin_param", "dirac_method.gamma = -2.0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "dirac_method.gamma" in bad.stderr
+    assert "Traceback" not in bad.stderr

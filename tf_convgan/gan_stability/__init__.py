@@ -1,0 +1,1 @@
+"""GAN_stability interoperability: PyTorch checkpoints without PyTorch, YAML configs, the importer."""

@@ -1,0 +1,1 @@
+"""The trained generator shipped: SavedModel export, sampling, interpolation."""
