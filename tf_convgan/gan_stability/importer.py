@@ -189,8 +189,9 @@ def _build(gin_text, config):
     """The GAN of the translated config (the data source is not needed, nor built)."""
     import gin
     import tensorflow as tf
-    import tf_convgan  # noqa: F401  (registers every configurable the config names)
     from tf_convgan import networks
+    from tf_convgan.gan import optimizers  # noqa: F401  (registers the configurables that
+    from tf_convgan.objectives import losses, penalties  # noqa: F401  the config names)
     from tf_convgan.gan_stability import config as gan_stability_config
     from tf_convgan.training.loop import build_gan
     gin.clear_config()
