@@ -7,7 +7,7 @@ import gin
 import tensorflow as tf
 
 from tf_convgan.objectives import losses
-from tf_convgan.training.loop import write_samples
+from tf_convgan.training.hooks import write_samples
 
 
 @gin.configurable

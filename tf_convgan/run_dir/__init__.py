@@ -22,8 +22,8 @@ A program that writes a run directory (an importer, say) does
         run_dir.write_text(run_dir.operative_config_path(model_dir), operative_config_text)
 """
 from tf_convgan.run_dir.files import (append_csv_row, atomic_file, fsync_directory,  # noqa: F401
-                                      replace_directory, temporary_directory, write_bytes,
-                                      write_text)
+                                      read_text, replace_directory, temporary_directory,
+                                      write_bytes, write_text)
 from tf_convgan.run_dir.layout import (BEST_JSON, BEST_SUBDIR, CHECKPOINT_STATE,  # noqa: F401
                                        CHECKPOINT_SUBDIR, EXPORT_SUBDIR, FID_PLOT, LOCK_FILE,
                                        METRICS_CSV, OPERATIVE_CONFIG, SAMPLES_PNG,

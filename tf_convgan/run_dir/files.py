@@ -71,6 +71,11 @@ def write_text(path, text):
     write_bytes(path, text.encode("utf-8"))
 
 
+def read_text(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
 def append_csv_row(path, step, values):
     """Appends the row (step, *values) to a CSV (metrics.csv), with a header `step, *names` when
     the file is new. The file is rewritten atomically, so a crash never leaves half a row."""

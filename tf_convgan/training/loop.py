@@ -25,22 +25,21 @@ import math
 import os
 import signal
 import sys
-import time
 
 import gin
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_convgan.run_dir import checkpoints as checkpoints_lib
 from tf_convgan import data as data_lib
-from tf_convgan.evaluation import features as evaluation
-from tf_convgan.serving import export as export_lib
-from tf_convgan.run_dir import images as images_lib
 from tf_convgan import run_dir
 from tf_convgan.errors import ConfigError
 from tf_convgan.gan.model import GAN
 from tf_convgan.networks import build
+from tf_convgan.run_dir import checkpoints as checkpoints_lib
+from tf_convgan.serving import export as export_lib
+from tf_convgan.training.distributed import distribute_pipeline, make_step_fn
+from tf_convgan.training.hooks import Periodic, SampleWriter, ScalarLogger, StepContext, every
 from tf_convgan.training.strategy import per_replica_batch_size
 
 _LOSS_TERMS = ("d_loss", "penalty", "d_total", "g_loss")
@@ -72,15 +71,6 @@ def build_gan(generator_fn, discriminator_fn, strategy, gan_cls=GAN):
         return gan_cls(generator, discriminator, generator_ema)
 
 
-def sample_grid(generator, *, num_samples, seed):
-    """uint8 grid of generator samples for fixed z; conditional models get one class per row."""
-    cols = int(np.ceil(np.sqrt(num_samples)))
-    z = tf.random.stateless_normal([num_samples, generator.z_dim], seed=[seed, 7])
-    labels = tf.constant((np.arange(num_samples) // cols) % generator.num_classes, tf.int32)
-    images = images_lib.to_uint8(generator(z, labels, training=False))
-    return images_lib.make_grid(images.numpy(), cols=cols)
-
-
 def check_data_fits_networks(element_spec, generator):
     shape = element_spec[0].shape  # [B, d_steps, H, W, C] (or [B, d_steps, *data_shape])
     expected = tuple(getattr(generator, "data_shape", None)
@@ -89,65 +79,6 @@ def check_data_fits_networks(element_spec, generator):
         raise ConfigError(
             f"the data's images are {tuple(shape[2:])} but the generator makes {expected}: set "
             f"the data source's `resolution` (and channels=3) to match the networks'")
-
-
-def distribute_pipeline(strategy, make_pipeline):
-    """Distributes a pipeline of global batches: replica r gets rows [r b, (r + 1) b) of every
-    global batch (b = the per-replica batch), with static shapes, on any strategy.
-
-    Every input pipeline (one per worker) builds the whole stream and keeps the rows of its own
-    replicas, so R replicas on any number of workers see exactly the global batch of one device.
-    (tf.data's auto-sharding would lose the static batch size, and its DATA policy would give
-    workers interleaved rather than contiguous rows.)"""
-
-    def dataset_fn(context):
-        pipeline = make_pipeline()
-        real_spec = pipeline.element_spec[0]
-        rows = context.get_per_replica_batch_size(real_spec.shape[0])
-        local = context.num_replicas_in_sync // context.num_input_pipelines
-        first = context.input_pipeline_id * local * rows
-
-        def split(real, labels):
-            def mine(x):
-                x = x[first:first + local * rows]
-                return tf.reshape(x, [local, rows] + x.shape.as_list()[1:])
-            return tf.data.Dataset.from_tensor_slices((mine(real), mine(labels)))
-
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.OFF)
-        return pipeline.flat_map(split).with_options(options)
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
-
-
-def _make_step_fn(gan, strategy, jit_compile, element_spec, steps_per_execution=1):
-    """The distributed step: `steps_per_execution` training steps per call (one host round trip
-    for several steps on TPU); `element_spec` is the global batch's (real, labels) spec. Returns
-    the logs of the last step."""
-    rows = per_replica_batch_size(element_spec[0].shape[0], strategy)
-    shapes = [[rows] + spec.shape.as_list()[1:] for spec in element_spec]
-
-    def replica_step(data):
-        # Multi-worker input loses the static batch size (it could end with a partial batch);
-        # ours never does (drop_remainder), and the step needs static shapes.
-        return compiled_step(tuple(tf.ensure_shape(x, shape) for x, shape in zip(data, shapes)))
-
-    # A nested tf.function only for XLA: MultiWorkerMirroredStrategy cannot all-reduce inside a
-    # nested function (merge_call), and without XLA the outer tf.function is all that is needed.
-    compiled_step = (tf.function(gan.train_step, jit_compile=True) if jit_compile
-                     else gan.train_step)
-
-    @tf.function
-    def distributed_step(iterator):
-        logs = strategy.run(replica_step, args=(next(iterator),))
-        for _ in tf.range(steps_per_execution - 1):
-            logs = strategy.run(replica_step, args=(next(iterator),))
-        # Logs are all-reduced inside the step: every replica holds the same value.
-        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-                for k, v in logs.items()}
-
-    return distributed_step
 
 
 class _Progress:
@@ -254,20 +185,81 @@ def train(*, model_dir,
       Preempted: after SIGTERM or SIGINT, once the checkpoint of the current step is written.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    _check_arguments(data=data, batch_size=batch_size, strategy=strategy,
+                     steps_per_execution=steps_per_execution, mixed_precision=mixed_precision,
+                     keep_every=keep_every, num_steps=num_steps, checkpoint_every=checkpoint_every,
+                     log_every=log_every, sample_every=sample_every, num_samples=num_samples,
+                     keep_last=keep_last, eval_every=eval_every)
+    checkpoint_dir = run_dir.checkpoint_dir(model_dir)
+    is_chief, save_dir = _worker_role(strategy, checkpoint_dir)
+    if is_chief:
+        _check_outputs(model_dir, export_at_end)
+    # One writer per run directory: the chief holds the lock until it returns (workers write
+    # only their own copies of the checkpoints).
+    with run_dir.writer_lock(model_dir) if is_chief else contextlib.nullcontext():
+        gan = _build(generator_fn, discriminator_fn, strategy, seed=seed,
+                     mixed_precision=mixed_precision, data=data)
+        start_step = _resume(gan, checkpoint_dir, is_chief=is_chief, num_steps=num_steps)
+        pipeline = data_lib.make_input_pipeline(data, global_batch_size=batch_size,
+                                                d_steps=gan.d_steps, seed=seed,
+                                                start_step=start_step)
+        check_data_fits_networks(pipeline.element_spec, gan.generator)
+        iterator = iter(distribute_pipeline(strategy, lambda: pipeline))
+        step_fn = make_step_fn(gan, strategy, jit_compile, pipeline.element_spec,
+                               steps_per_execution)
+        keeper = checkpoints_lib.CheckpointKeeper(
+            checkpoints_lib.make_checkpoint(gan), save_dir, keep_last=keep_last,
+            keep_every=keep_every)
+        hooks = [Periodic(ScalarLogger(start_step), log_every, chief_only=False),
+                 Periodic(SampleWriter(sample_writer, num_samples=num_samples, seed=seed),
+                          sample_every)]
+        if evaluator is not None:
+            hooks.append(Periodic(evaluator, eval_every))
+        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        context = StepContext(  # multi-worker: the chief's hooks run on its own device
+            gan=gan, step=start_step, num_steps=num_steps, model_dir=model_dir, writer=None,
+            strategy=None if multi_worker else strategy, data=data,
+            checkpoint=checkpoints_lib.make_checkpoint(gan))
+        progress = _Progress(num_steps, start_step, log_every)
+        with _StopSignals() as stop:
+            while context.step < num_steps:
+                context.logs = {k: float(v) for k, v in step_fn(iterator).items()}
+                context.step += steps_per_execution
+                _check_finite(context.logs, context.step, keeper)
+                if context.writer is None:  # nothing is written before a step has succeeded
+                    context.writer = _start_writing(model_dir, is_chief)
+                progress.update(context.step, context.logs)
+                for hook in hooks:
+                    if hook.due(context.step, num_steps, is_chief):
+                        hook.hook(context)
+                if every(context.step, checkpoint_every, num_steps) or stop.signal:
+                    _check_finite_weights(gan, context.step)
+                    path = keeper.save(context.step)
+                    if stop.signal:
+                        context.writer.flush()
+                        raise Preempted(context.step, path, stop.signal)
+        if context.writer is not None:
+            context.writer.flush()
+        if is_chief and export_at_end and context.step == num_steps and num_steps > 0:
+            export_lib.export_generator(
+                gan.generator_ema, run_dir.export_dir(model_dir),
+                operative_config=run_dir.read_text(run_dir.operative_config_path(model_dir)))
+    return gan
+
+
+def _check_arguments(*, data, batch_size, strategy, steps_per_execution, mixed_precision,
+                     keep_every, **intervals):
+    """train()'s arguments, checked before anything is built or written."""
     per_replica_batch_size(batch_size, strategy)
-    for name, value in (("num_steps", num_steps), ("checkpoint_every", checkpoint_every),
-                        ("log_every", log_every), ("sample_every", sample_every),
-                        ("num_samples", num_samples), ("keep_last", keep_last),
-                        ("eval_every", eval_every)):
+    for name, value in intervals.items():
         if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
     if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
         raise ConfigError(f"train.steps_per_execution must be a positive integer, got "
                           f"{steps_per_execution!r}")
-    for name, value in (("num_steps", num_steps), ("checkpoint_every", checkpoint_every),
-                        ("log_every", log_every), ("sample_every", sample_every)):
-        if value % steps_per_execution:
-            raise ConfigError(f"train.{name} ({value}) must be a multiple of "
+    for name in ("num_steps", "checkpoint_every", "log_every", "sample_every"):
+        if intervals[name] % steps_per_execution:
+            raise ConfigError(f"train.{name} ({intervals[name]}) must be a multiple of "
                               f"train.steps_per_execution ({steps_per_execution})")
     if mixed_precision not in MIXED_PRECISION_POLICIES:
         raise ConfigError(f"train.mixed_precision must be one of {MIXED_PRECISION_POLICIES}, "
@@ -275,102 +267,47 @@ def train(*, model_dir,
     if keep_every is not None and (not isinstance(keep_every, int) or keep_every < 1):
         raise ConfigError(f"train.keep_every must be None or a positive integer, "
                           f"got {keep_every!r}")
-
     if not isinstance(data, data_lib.ImageSource):
         raise ConfigError(
             f"train.data must be an image source such as @fashion_mnist_source() (note the "
             f"parentheses), got {data!r}")
-    checkpoint_dir = run_dir.checkpoint_dir(model_dir)
-    is_chief, save_dir = _worker_role(strategy, checkpoint_dir)
-    if is_chief:
-        run_dir.check_writable(model_dir)
-        if export_at_end:
-            try:
-                run_dir.check_export_dir(run_dir.export_dir(model_dir))
-            except ConfigError as e:
-                raise ConfigError(f"train.export_at_end: {e}") from None
-    # One writer per run directory: the chief holds the lock until it returns (workers write
-    # only their own copies of the checkpoints).
-    with run_dir.writer_lock(model_dir) if is_chief else contextlib.nullcontext():
-        keras.utils.set_random_seed(seed)  # the initial weights are a function of the seed
-        previous_policy = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+
+
+def _check_outputs(model_dir, export_at_end):
+    """The chief can write model_dir and, at the end, its export/ (before anything runs)."""
+    run_dir.check_writable(model_dir)
+    if export_at_end:
         try:
-            gan = build_gan(generator_fn, discriminator_fn, strategy)
-        finally:
-            keras.mixed_precision.set_global_policy(previous_policy)
-        num_classes = gan.generator.num_classes
-        if gan.conditional and data.num_classes is not None and data.num_classes != num_classes:
-            raise ConfigError(
-                f"the networks have num_classes={num_classes} but the data has "
-                f"{data.num_classes} classes")
-        start_step = _resume(gan, checkpoint_dir, is_chief=is_chief, num_steps=num_steps)
+            run_dir.check_export_dir(run_dir.export_dir(model_dir))
+        except ConfigError as e:
+            raise ConfigError(f"train.export_at_end: {e}") from None
 
-        pipeline = data_lib.make_input_pipeline(
-            data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,
-            start_step=start_step)
-        check_data_fits_networks(pipeline.element_spec, gan.generator)
-        iterator = iter(distribute_pipeline(
-            strategy, lambda: data_lib.make_input_pipeline(
-                data, global_batch_size=batch_size, d_steps=gan.d_steps, seed=seed,
-                start_step=start_step)))
-        step_fn = _make_step_fn(gan, strategy, jit_compile, pipeline.element_spec,
-                                 steps_per_execution)
-        # Multi-worker: the chief evaluates alone, on its own device (no collectives).
-        multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
-        keeper = checkpoints_lib.CheckpointKeeper(
-            checkpoints_lib.make_checkpoint(gan), save_dir, keep_last=keep_last,
-            keep_every=keep_every)
-        writer = None
-        progress = _Progress(num_steps, start_step, log_every)
-        step = start_step
-        tick, tick_step = time.time(), step
-        with _StopSignals() as stop:
-            while step < num_steps:
-                logs = {k: float(v) for k, v in step_fn(iterator).items()}
-                step += steps_per_execution
-                _check_finite(logs, step, keeper)
-                if writer is None:  # first step done: nothing was written before it succeeded
-                    if is_chief:
-                        os.makedirs(model_dir, exist_ok=True)
-                        run_dir.write_text(run_dir.operative_config_path(model_dir),
-                                           gin.operative_config_str())
-                        writer = tf.summary.create_file_writer(model_dir)
-                    else:
-                        writer = tf.summary.create_noop_writer()
-                progress.update(step, logs)
-                if step % log_every == 0 or step == num_steps:
-                    now = time.time()
-                    logs["steps_per_second"] = (step - tick_step) / max(now - tick, 1e-9)
-                    tick, tick_step = now, step
-                    with writer.as_default(step=step):
-                        for name, value in logs.items():
-                            tf.summary.scalar(f"train/{name}", value)
-                if is_chief and (step % sample_every == 0 or step == num_steps):
-                    (sample_writer or write_samples)(gan, model_dir, step, writer,
-                                                     num_samples=num_samples, seed=seed)
-                if evaluator is not None and is_chief and (step % eval_every == 0 or
-                                                           step == num_steps):
-                    evaluation.evaluate_during_training(
-                        evaluator, generator_ema=gan.generator_ema,
-                        checkpoint=checkpoints_lib.make_checkpoint(gan), step=step,
-                        model_dir=model_dir, writer=writer,
-                        strategy=None if multi_worker else strategy, data=data)
-                if step % checkpoint_every == 0 or step == num_steps or stop.signal:
-                    _check_finite_weights(gan, step)
-                    path = keeper.save(step)
-                    if stop.signal:
-                        writer.flush()
-                        raise Preempted(step, path, stop.signal)
-        if writer is not None:
-            writer.flush()
-        if is_chief and export_at_end and step == num_steps and step > 0:
-            with open(run_dir.operative_config_path(model_dir), encoding="utf-8") as f:
-                operative_config = f.read()
-            export_lib.export_generator(gan.generator_ema, run_dir.export_dir(model_dir),
-                                        operative_config=operative_config)
+def _build(generator_fn, discriminator_fn, strategy, *, seed, mixed_precision, data):
+    """The GAN, with initial weights that are a function of the seed, under the configured
+    dtype policy; checked against the data's classes."""
+    keras.utils.set_random_seed(seed)
+    previous_policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(mixed_precision or "float32")
+    try:
+        gan = build_gan(generator_fn, discriminator_fn, strategy)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+    num_classes = gan.generator.num_classes
+    if gan.conditional and data.num_classes is not None and data.num_classes != num_classes:
+        raise ConfigError(f"the networks have num_classes={num_classes} but the data has "
+                          f"{data.num_classes} classes")
     return gan
+
+
+def _start_writing(model_dir, is_chief):
+    """After the first step: the operative config and the TensorBoard writer (the chief's;
+    a no-op writer elsewhere)."""
+    if not is_chief:
+        return tf.summary.create_noop_writer()
+    os.makedirs(model_dir, exist_ok=True)
+    run_dir.write_text(run_dir.operative_config_path(model_dir), gin.operative_config_str())
+    return tf.summary.create_file_writer(model_dir)
 
 
 def _worker_role(strategy, checkpoint_dir):
@@ -440,11 +377,3 @@ class _StopSignals:
             if previous is not None:  # None: not installed from Python
                 signal.signal(signum, previous)
         return False
-
-
-def write_samples(gan, model_dir, step, writer, *, num_samples, seed):
-    grid = sample_grid(gan.generator_ema, num_samples=num_samples, seed=seed)
-    for path in run_dir.sample_grid_paths(model_dir, step):
-        images_lib.write_png(path, grid)
-    with writer.as_default(step=step):
-        tf.summary.image("samples_ema", grid[None])
