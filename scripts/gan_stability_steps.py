@@ -25,6 +25,7 @@ Conventions mapped here (the two runs are then the same function of the same num
 Also usable as a module (tests/test_gan_stability.py): `replay`, `compare`.
 """
 import argparse
+import functools
 import json
 import os
 import sys
@@ -101,10 +102,8 @@ def _spec(config, family):
     """(loss, penalty, optimizer factory) of an oracle case; family 'torch' or 'keras'."""
     gamma = 2.0 * float(config["reg_param"])  # reg_param has no 1/2
     loss = {"standard": losses.non_saturating, "wgan": losses.wasserstein}[config["gan_type"]]()
-    penalty = {"real": lambda d, r, f, seed=None: penalties.r1(d, r, f, seed, gamma=gamma),
-               "real_fake": lambda d, r, f, seed=None: penalties.r1_r2(d, r, f, seed, gamma=gamma),
-               "wgangp": lambda d, r, f, seed=None: penalties.wgan_gp(d, r, f, seed, gamma=gamma),
-               }[config["reg_type"]]
+    penalty = functools.partial({"real": penalties.r1, "real_fake": penalties.r1_r2,
+                                 "wgangp": penalties.wgan_gp}[config["reg_type"]], gamma=gamma)
     assert config["lr_g"] == config["lr_d"]
     lr = float(config["lr_d"])
     name = {"torch": "torch_", "keras": ""}[family] + config["optimizer"]

@@ -29,7 +29,9 @@ def _d_update(gan, before):
 # over the layers and, for the weight updates (relative to the largest entry of each weight's
 # update), over the double backprop of R1: float16 2e-2 for all; bfloat16 1e-1 for the loss
 # terms and 2.5e-1 for the updates (measured: up to 1.2e-1 on a small bias).
-@pytest.mark.parametrize("policy,rtol,update_rtol", [("mixed_float16", 2e-2, 2e-2),
+# float16's 11-bit significand: the largest update error measured is 2.2% of the update's scale
+# (a small bias; PyTorch initialisation), bfloat16's 8 bits: 12%.
+@pytest.mark.parametrize("policy,rtol,update_rtol", [("mixed_float16", 2e-2, 3e-2),
                                                      ("mixed_bfloat16", 1e-1, 2.5e-1)])
 def test_one_step_matches_float32(policy, rtol, update_rtol):
     reference = _make_gan_with_policy("float32")
@@ -67,8 +69,8 @@ def test_r1_unscales_the_input_gradient_before_squaring():
     np.testing.assert_allclose(want, np.full(4, np.sum(w.astype(np.float64) ** 2)), rtol=1e-5)
     unscaled = penalties.r1(d_fn_float16, x, x, gamma=2.0).numpy()
     assert np.all(unscaled == 0.0)  # underflow: the failure loss scaling prevents
-    d_fn_float16.loss_scale = tf.constant(2.0 ** 15)
-    np.testing.assert_allclose(penalties.r1(d_fn_float16, x, x, gamma=2.0).numpy(), want,
+    np.testing.assert_allclose(penalties.r1(d_fn_float16, x, x, gamma=2.0,
+                                            loss_scale=tf.constant(2.0 ** 15)).numpy(), want,
                                rtol=2e-2)
 
 

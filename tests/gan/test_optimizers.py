@@ -12,7 +12,7 @@ from helpers import make_gan, random_batch, run_steps, two_cpu_strategy, weights
 from tf_convgan.run_dir import checkpoints
 from tf_convgan.gan import optimizers
 from tf_convgan.errors import ConfigError
-from tf_convgan.gan.model import _use_pre_reduced_gradients
+from tf_convgan.gan.distribution import use_pre_reduced_gradients
 
 RNG = np.random.default_rng(0)
 SHAPE = (5, 7)
@@ -204,7 +204,7 @@ def _apply_in_replicas(optimizer_fn, grads, strategy):
         variable = keras.Variable(W0.astype(np.float32))
         optimizer = optimizer_fn()
         optimizer.build([variable])
-    _use_pre_reduced_gradients(optimizer)
+    use_pre_reduced_gradients(optimizer)
 
     @tf.function
     def step(g):

@@ -170,10 +170,11 @@ def test_bad_terms_raise_at_construction(kwargs, message):
 
 def test_r1_reuses_the_loss_forward_pass_with_the_same_value_and_update():
     """The step hands R1 the input gradient of the real forward pass it already made (no second
-    forward and backward pass of D); a penalty that hides that (a wrapped D) recomputes it: the
-    logged R1 and D's update agree."""
-    def r1_fresh(d_fn, real, fake, seed=None):
-        return penalties.r1(lambda x: d_fn(x), real, fake, seed, gamma=10.0)
+    forward and backward pass of D); a penalty that ignores it recomputes it: the logged R1 and
+    D's update agree."""
+    def r1_fresh(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None):
+        del real_gradients
+        return penalties.r1(d_fn, real, fake, seed, gamma=10.0, loss_scale=loss_scale)
 
     r1_shared = functools.partial(penalties.r1, gamma=10.0)
     real, labels = _real_labels()

@@ -1,5 +1,6 @@
 """2D experiments: data sources, the exact W2 distance and mode coverage, one step of an MLP GAN
 through the real train_step, train() end to end on a 2D config, and (slow) R1 vs unregularized."""
+import functools
 import glob
 import os
 
@@ -75,7 +76,7 @@ def _mlp_gan(penalty):
 def test_one_step_of_a_2d_gan_through_train_step():
     """The penalty the step logs is R1 of the D before the step: gamma/2 mean ||grad D(real)||^2,
     and D's update is exactly -lr times the gradient of loss + penalty (SGD)."""
-    gan = _mlp_gan(lambda d_fn, real, fake, seed=None: penalties.r1(d_fn, real, fake, seed, gamma=2.0))
+    gan = _mlp_gan(functools.partial(penalties.r1, gamma=2.0))
     batch = next(iter(data.make_input_pipeline(toy2d.point_source(problem="circle"),
                                                global_batch_size=8, seed=0)))
     assert batch[0].shape == (8, 1, 2)

@@ -2,13 +2,18 @@
 
 Every penalty has the signature
 
-    penalty(d_fn, real, fake, seed=None, *, <hyperparameters>) -> [B]
+    penalty(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
+            <hyperparameters>) -> [B]
 
   d_fn: images -> logits [B], the discriminator (labels and `training` already bound);
   real, fake: [B, ...] batches of the same static shape; seed: int32/int64 [2], a stateless seed
   for the penalties that draw random numbers (interpolation weights, perturbations), drawn for the
   global batch so that the result does not depend on the number of replicas; None draws from the
-  global generator (tests, Dirac-GAN).
+  global generator (tests, Dirac-GAN);
+  real_gradients: None, or a function returning grad_x sum D(x) at `real` from a forward pass the
+  caller already made (the GAN step's, for its loss): penalties on real data use it instead of a
+  second forward and backward pass of D;
+  loss_scale: None, or the dynamic loss scale under mixed_float16 (see `input_gradients`).
 
 The returned per-example values are *already weighted*; the train step averages them over the
 global batch and adds the result to D's loss.
@@ -38,21 +43,12 @@ from tf_convgan.errors import check_nonnegative
 _NORM_EPS = 1e-12  # keeps the gradient of ||g|| finite at g = 0
 
 
-def input_gradients(d_fn, x):
+def input_gradients(d_fn, x, *, loss_scale=None):
     """grad_x D(x_i) for every example of the batch x, by GradientTape (differentiable).
 
-    Under loss scaling (mixed_float16) the step gives `d_fn` a `loss_scale` attribute: the
-    gradient is then taken of loss_scale * D, so that it does not underflow in float16, and divided
-    by loss_scale again here, before any penalty squares it (tensorflow issue 48662). When `d_fn`
-    already knows the gradient for `x` from an earlier forward pass (`known_input_gradients`, as
-    the GAN step's D does for the real batch), that gradient is used: the same value without a
-    second forward and backward pass of D."""
-    known = getattr(d_fn, "known_input_gradients", None)
-    if known is not None:  # from the forward pass the step already made (gan._Critic)
-        gradients = known(x)
-        if gradients is not None:
-            return gradients
-    loss_scale = getattr(d_fn, "loss_scale", None)
+    Under loss scaling (mixed_float16) the gradient is taken of loss_scale * D, so that it does
+    not underflow in float16, and divided by loss_scale again here, before any penalty squares it
+    (TensorFlow's issue 48662 describes the underflow)."""
     with tf.GradientTape() as tape:
         tape.watch(x)
         total = tf.reduce_sum(tf.cast(d_fn(x), tf.float32))
@@ -90,29 +86,36 @@ def interpolate(real, fake, seed=None):
     return eps * real + (1.0 - eps) * fake
 
 
+def _real_gradients(d_fn, real, real_gradients, loss_scale):
+    """grad_x D at the real batch: from the caller's forward pass when it hands it over."""
+    if real_gradients is not None:
+        return real_gradients()
+    return input_gradients(d_fn, real, loss_scale=loss_scale)
+
+
 @gin.configurable
-def r1(d_fn, real, fake, seed=None, *, gamma=10.0):
+def r1(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=10.0):
     """R1: gamma/2 * ||grad_x D(x)||^2 on real data (Mescheder et al. 2018, eq. 9)."""
     del fake, seed
     check_nonnegative("r1.gamma", gamma)
-    return 0.5 * gamma * squared_norm(input_gradients(d_fn, real))
+    return 0.5 * gamma * squared_norm(_real_gradients(d_fn, real, real_gradients, loss_scale))
 
 
 @gin.configurable
-def r2(d_fn, real, fake, seed=None, *, gamma=10.0):
+def r2(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=10.0):
     """R2: gamma/2 * ||grad_x D(x)||^2 on generated data (Mescheder et al. 2018, eq. 10)."""
-    del real, seed
+    del real, seed, real_gradients
     check_nonnegative("r2.gamma", gamma)
-    return 0.5 * gamma * squared_norm(input_gradients(d_fn, fake))
+    return 0.5 * gamma * squared_norm(input_gradients(d_fn, fake, loss_scale=loss_scale))
 
 
 @gin.configurable
-def r1_r2(d_fn, real, fake, seed=None, *, gamma=10.0):
+def r1_r2(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=10.0):
     """R1 + R2: gamma/2 * (||grad D(real)||^2 + ||grad D(fake)||^2)."""
     del seed
     check_nonnegative("r1_r2.gamma", gamma)
-    real_sq = squared_norm(input_gradients(d_fn, real))
-    fake_sq = squared_norm(input_gradients(d_fn, fake))
+    real_sq = squared_norm(_real_gradients(d_fn, real, real_gradients, loss_scale))
+    fake_sq = squared_norm(input_gradients(d_fn, fake, loss_scale=loss_scale))
     return 0.5 * gamma * (real_sq + fake_sq)
 
 
@@ -121,39 +124,46 @@ def _norm(gradients):
 
 
 @gin.configurable
-def wgan_gp(d_fn, real, fake, seed=None, *, gamma=20.0, g0=1.0):
+def wgan_gp(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
+            gamma=20.0, g0=1.0):
     """WGAN-GP: gamma/2 * (||grad D(x^)|| - g0)^2 at interpolates x^ (gamma=20 is lambda=10)."""
+    del real_gradients
     check_nonnegative("wgan_gp.gamma", gamma)
     check_nonnegative("wgan_gp.g0", g0)
-    norm = _norm(input_gradients(d_fn, interpolate(real, fake, seed)))
+    norm = _norm(input_gradients(d_fn, interpolate(real, fake, seed), loss_scale=loss_scale))
     return 0.5 * gamma * tf.square(norm - g0)
 
 
 @gin.configurable
-def wgan_gp_one_sided(d_fn, real, fake, seed=None, *, gamma=20.0, g0=1.0):
+def wgan_gp_one_sided(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
+                      gamma=20.0, g0=1.0):
     """One-sided WGAN-GP: gamma/2 * max(0, ||grad D(x^)|| - g0)^2 at interpolates x^."""
+    del real_gradients
     check_nonnegative("wgan_gp_one_sided.gamma", gamma)
     check_nonnegative("wgan_gp_one_sided.g0", g0)
-    norm = _norm(input_gradients(d_fn, interpolate(real, fake, seed)))
+    norm = _norm(input_gradients(d_fn, interpolate(real, fake, seed), loss_scale=loss_scale))
     return 0.5 * gamma * tf.square(tf.nn.relu(norm - g0))
 
 
 @gin.configurable
-def wgan_gp0(d_fn, real, fake, seed=None, *, gamma=10.0):
+def wgan_gp0(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
+             gamma=10.0):
     """WGAN-GP0: zero-centred penalty at interpolates, gamma/2 * ||grad D(x^)||^2."""
+    del real_gradients
     check_nonnegative("wgan_gp0.gamma", gamma)
-    grads = input_gradients(d_fn, interpolate(real, fake, seed))
+    grads = input_gradients(d_fn, interpolate(real, fake, seed), loss_scale=loss_scale)
     return 0.5 * gamma * squared_norm(grads)
 
 
 @gin.configurable
-def dragan(d_fn, real, fake, seed=None, *, gamma=20.0, g0=1.0, c=0.5):
+def dragan(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=20.0,
+           g0=1.0, c=0.5):
     """DRAGAN: gamma/2 * (||grad D(x~)|| - g0)^2 at x~ = real + c * std(real_i) * U[0, 1)."""
-    del fake
+    del fake, real_gradients  # the gradients are taken at perturbed real data
     check_nonnegative("dragan.gamma", gamma)
     check_nonnegative("dragan.g0", g0)
     check_nonnegative("dragan.c", c)
     std = tf.math.reduce_std(real, axis=_non_batch_axes(real), keepdims=True)
     perturbed = real + c * std * _uniform(real.shape.as_list(), seed, real.dtype)
-    norm = _norm(input_gradients(d_fn, perturbed))
+    norm = _norm(input_gradients(d_fn, perturbed, loss_scale=loss_scale))
     return 0.5 * gamma * tf.square(norm - g0)

@@ -1,0 +1,97 @@
+"""The GAN's arguments, checked eagerly at construction: a clear ConfigError naming the parameter
+instead of an error inside the traced (and possibly compiled) step."""
+import tensorflow as tf
+
+from tf_convgan.errors import ConfigError, check_nonnegative
+from tf_convgan.objectives import consistency as consistency_lib
+from tf_convgan.objectives import losses as losses_lib
+
+_SEED = tf.constant([0, 0], tf.int64)
+
+
+def check_basics(*, d_steps, ema_beta, loss, generator, discriminator, generator_ema):
+    if isinstance(d_steps, bool) or not isinstance(d_steps, int) or d_steps < 1:
+        raise ConfigError(f"GAN.d_steps must be an integer >= 1, got {d_steps!r}")
+    if not 0.0 <= float(ema_beta) < 1.0:
+        raise ConfigError(f"GAN.ema_beta must be in [0, 1), got {ema_beta!r}")
+    if not isinstance(loss, losses_lib.GANLoss):
+        raise ConfigError(
+            f"GAN.loss must be a GANLoss such as @non_saturating() (note the parentheses), "
+            f"got {loss!r}")
+    if discriminator.num_classes != generator.num_classes:
+        raise ConfigError(
+            f"generator and discriminator must have the same num_classes, got "
+            f"{generator.num_classes} and {discriminator.num_classes}")
+    shapes = [tuple(w.shape) for w in generator.weights]
+    if not shapes or shapes != [tuple(w.shape) for w in generator_ema.weights]:
+        raise ConfigError("generator_ema must be a built copy of the generator's architecture")
+
+
+def check_penalty(penalty):
+    """Runs the penalty once, eagerly, on a 1-D linear D: its hyperparameter checks raise now."""
+    if penalty is None:
+        return
+    if not callable(penalty):
+        raise ConfigError(f"GAN.penalty must be a penalty function such as @r1, got {penalty!r}")
+    x = tf.ones([1, 1])
+    penalty(lambda images: tf.reduce_sum(images, axis=1), x, x, seed=_SEED)
+
+
+def _example_shape(discriminator):
+    shape = getattr(discriminator, "data_shape", None)
+    if shape is None:
+        resolution = getattr(discriminator, "resolution", 8)
+        shape = (resolution, resolution, 3)
+    return [1] + list(shape)
+
+
+def check_terms(*, instance_noise, consistency, latent_consistency, lazy_interval, penalty,
+                d_optimizer, discriminator):
+    """The optional terms' hyperparameters (evaluated once, eagerly) and their types."""
+    if instance_noise is not None:
+        if not callable(instance_noise):
+            raise ConfigError(f"GAN.instance_noise must be a sigma schedule such as "
+                              f"@sigma_schedule, got {instance_noise!r}")
+        check_nonnegative("GAN.instance_noise(0)", float(instance_noise(0)))
+    if consistency is not None:
+        if not callable(consistency):
+            raise ConfigError(f"GAN.consistency must be a consistency term such as @bcr, "
+                              f"got {consistency!r}")
+        x = tf.zeros(_example_shape(discriminator))
+        consistency(lambda images: tf.reduce_sum(images, axis=list(range(1, x.shape.rank))),
+                    x, x, seed=_SEED)
+    if latent_consistency is not None and not isinstance(
+            latent_consistency, consistency_lib.LatentConsistency):
+        raise ConfigError(f"GAN.latent_consistency must be @zcr() (note the parentheses), got "
+                          f"{latent_consistency!r}")
+    if lazy_interval is not None:
+        k = lazy_interval
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"GAN.lazy_interval must be an integer >= 1 or None, got {k!r}")
+        if penalty is None:
+            raise ConfigError("GAN.lazy_interval needs a GAN.penalty to apply lazily")
+    d_interval = getattr(d_optimizer, "lazy_interval", None)
+    if d_interval is not None and d_interval != lazy_interval:
+        raise ConfigError(f"GAN.d_optimizer is lazy_adam with interval {d_interval} but "
+                          f"GAN.lazy_interval is {lazy_interval!r}: set both to the same k")
+
+
+def check_consensus(consensus_gamma, *, d_steps, consistency, latent_consistency, lazy_interval,
+                    loss_scaling):
+    """ConOpt's gamma and the terms it cannot combine with; returns gamma as a float or None."""
+    if consensus_gamma is None:
+        return None
+    check_nonnegative("GAN.consensus_gamma", consensus_gamma)
+    if d_steps != 1:
+        raise ConfigError(f"GAN.consensus_gamma (ConOpt) updates both players "
+                          f"simultaneously and needs GAN.d_steps = 1, got {d_steps}")
+    others = [name for name, value in (("consistency", consistency),
+                                       ("latent_consistency", latent_consistency),
+                                       ("lazy_interval", lazy_interval)) if value is not None]
+    if others:
+        raise ConfigError(f"GAN.consensus_gamma (ConOpt) does not combine with "
+                          f"GAN.{others[0]}; set one of them to None")
+    if loss_scaling:
+        raise ConfigError("GAN.consensus_gamma (ConOpt) does not support mixed_float16 loss "
+                          "scaling; use float32 or mixed_bfloat16")
+    return float(consensus_gamma)
