@@ -12,6 +12,7 @@ import tensorflow as tf
 import helpers
 
 from tf_convgan import data
+from tf_convgan.data import readers
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FASHION_DIR = os.environ.get(
@@ -147,7 +148,7 @@ def test_idx_source_default_dirs_and_env(tmp_path, monkeypatch):
     np.testing.assert_array_equal(images[:, 0, 0, 0], scale(100 + labels))
 
     monkeypatch.setenv(data.FASHION_MNIST_ENV_VAR, str(tmp_path / "nowhere"))
-    monkeypatch.setattr(data, "_FASHION_MNIST_DEFAULT_DIRS", (str(tmp_path / "default"),))
+    monkeypatch.setattr(readers, "_FASHION_MNIST_DEFAULT_DIRS", (str(tmp_path / "default"),))
     with pytest.raises(FileNotFoundError) as info:
         data.idx_source(resolution=32)
     message = str(info.value)
