@@ -8,6 +8,7 @@ import helpers
 
 from tests.data_helpers import fake_idx_dir, indexed_source, scale, stream_indices
 from tf_convgan import data
+from tf_convgan.errors import ConfigError
 
 
 def test_input_pipeline_shapes_and_order():
@@ -37,17 +38,17 @@ def test_input_pipeline_shapes_and_order():
 
 def test_input_pipeline_errors():
     source = indexed_source(4)
-    with pytest.raises(ValueError, match="global_batch_size"):
+    with pytest.raises(ConfigError, match="global_batch_size"):
         data.make_input_pipeline(source, global_batch_size=0)
-    with pytest.raises(ValueError, match="d_steps"):
+    with pytest.raises(ConfigError, match="d_steps"):
         data.make_input_pipeline(source, global_batch_size=2, d_steps=0)
-    with pytest.raises(ValueError, match="start_step"):
+    with pytest.raises(ConfigError, match="start_step"):
         data.make_input_pipeline(source, global_batch_size=2, start_step=-1)
     with pytest.raises(TypeError, match="source"):
         data.make_input_pipeline(np.zeros(3), global_batch_size=2)
-    with pytest.raises(ValueError, match="seed"):
+    with pytest.raises(ConfigError, match="seed"):
         source.dataset(seed=1.5, start=0)
-    with pytest.raises(ValueError, match="start"):
+    with pytest.raises(ConfigError, match="start"):
         source.dataset(seed=0, start=-3)
 
 

@@ -1,10 +1,12 @@
 """Tests for tf_convgan.data.preprocessing: exact scaling to [-1, 1], padding, centre crops,
 resizing and channel conversions."""
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.data_helpers import scale, take
 from tf_convgan import data
+from tf_convgan.errors import ConfigError
 
 
 def test_uint8_scaling_is_exact():
@@ -77,3 +79,22 @@ def test_resize_and_channel_conversions():
     up = data.preprocess_image(np.full((2, 3), 200, np.uint8), resolution=9, channels=1,
                                fit="resize").numpy()
     np.testing.assert_allclose(up, 200 / 127.5 - 1, atol=1e-6)
+
+
+def test_preprocess_image_checks_its_arguments():
+    image = np.zeros((4, 4), np.uint8)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ConfigError, match="`resolution` must be a positive int"):
+            data.preprocess_image(image, resolution=bad)
+    with pytest.raises(ConfigError, match="`channels` must be 1 or 3"):
+        data.preprocess_image(image, resolution=4, channels=2)
+    with pytest.raises(ConfigError, match="`fit` must be one of"):
+        data.preprocess_image(image, resolution=4, fit="stretch")
+    with pytest.raises(ConfigError, match=r"`image` must have shape \[H, W\] or \[H, W, C\]"):
+        data.preprocess_image(np.zeros((2, 2, 2, 2), np.uint8), resolution=2)
+    with pytest.raises(ConfigError, match="`image` must have 1 to 4 channels"):
+        data.preprocess_image(np.zeros((2, 2, 5), np.uint8), resolution=2)
+    with pytest.raises(ConfigError, match="integer or float dtype"):
+        data.preprocess_image(np.zeros((2, 2), bool), resolution=2)
+    with pytest.raises(ConfigError, match="fit='pad'.*`resolution`=2"):
+        data.preprocess_image(np.zeros((3, 3), np.uint8), resolution=2, fit="pad")

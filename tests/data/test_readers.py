@@ -11,6 +11,7 @@ import tensorflow as tf
 from tests.data_helpers import fake_idx_dir, idx_bytes, scale, take, write_idx
 from tf_convgan import data
 from tf_convgan.data import readers
+from tf_convgan.errors import ConfigError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FASHION_DIR = os.environ.get(
@@ -41,10 +42,10 @@ def test_read_idx_big_endian_int32_and_errors(tmp_path):
     write_idx(tmp_path / "a", values, type_code=0x0C)
     np.testing.assert_array_equal(data.read_idx(str(tmp_path / "a")), values)
     (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01\x00\x00\x00\x01\x00")
-    with pytest.raises(ValueError, match="not an IDX file"):
+    with pytest.raises(ConfigError, match="not an IDX file"):
         data.read_idx(str(tmp_path / "bad"))
     (tmp_path / "short").write_bytes(idx_bytes(np.zeros((4,), np.uint8))[:-1])
-    with pytest.raises(ValueError, match="data bytes"):
+    with pytest.raises(ConfigError, match="data bytes"):
         data.read_idx(str(tmp_path / "short"))
 
 
@@ -101,24 +102,24 @@ def test_idx_source_default_dirs_and_env(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="empty_dir"):
         os.makedirs(tmp_path / "empty_dir")
         data.idx_source(directory=str(tmp_path / "empty_dir"), resolution=32)
-    with pytest.raises(ValueError, match="`split`"):
+    with pytest.raises(ConfigError, match="`split`"):
         data.idx_source(directory=fake, split="valid", resolution=32)
 
 
 def test_damaged_numpy_and_idx_files_are_named(tmp_path):
     (tmp_path / "text.npy").write_text("hello")
-    with pytest.raises(ValueError, match=r"^`path` '.*text.npy' is neither a .npy nor a .npz "
+    with pytest.raises(ConfigError, match=r"^`path` '.*text.npy' is neither a .npy nor a .npz "
                                          r"file \(it starts with b'hello'\)"):
         data.npy_source(path=str(tmp_path / "text.npy"), resolution=4)
     np.save(tmp_path / "cut.npy", np.zeros((4, 4, 4, 3), np.uint8))
     content = (tmp_path / "cut.npy").read_bytes()
     (tmp_path / "cut.npy").write_bytes(content[:len(content) // 2])
-    with pytest.raises(ValueError, match=r"^`path` '.*cut.npy' cannot be read as numpy data"):
+    with pytest.raises(ConfigError, match=r"^`path` '.*cut.npy' cannot be read as numpy data"):
         data.npy_source(path=str(tmp_path / "cut.npy"), resolution=4)
     write_idx(tmp_path / "images.gz", np.zeros((50, 28, 28), np.uint8), compress=True)
     content = (tmp_path / "images.gz").read_bytes()
     (tmp_path / "images.gz").write_bytes(content[:len(content) // 2])
-    with pytest.raises(ValueError, match=r"^'.*images.gz': damaged gzip data"):
+    with pytest.raises(ConfigError, match=r"^'.*images.gz': damaged gzip data"):
         data.read_idx(str(tmp_path / "images.gz"))
 
 
@@ -152,14 +153,14 @@ def test_a_broken_image_file_is_named_when_the_source_is_made(tmp_path, kind):
     problem = {"text_named_png": "not a PNG, JPEG, GIF or BMP image (it starts with b'not an i')",
                "truncated_png": "a truncated PNG", "truncated_gif": "a truncated GIF",
                "truncated_bmp": "a truncated BMP", "empty_jpeg": "empty"}[kind]
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(ConfigError) as error:
         data.image_folder_source(directory=str(tmp_path), resolution=4)
     assert str(error.value).startswith(f"image file '{tmp_path / name}' is {problem}")
 
 
 def test_tfds_unknown_name_and_not_prepared(tmp_path):
     pytest.importorskip("tensorflow_datasets")
-    with pytest.raises(ValueError, match=r"`name`='no_such_dataset_xyz'.*list_builders"):
+    with pytest.raises(ConfigError, match=r"`name`='no_such_dataset_xyz'.*list_builders"):
         data.tfds_source(name="no_such_dataset_xyz", data_dir=str(tmp_path), resolution=8)
     with pytest.raises(FileNotFoundError) as info:
         data.tfds_source(name="mnist", data_dir=str(tmp_path), resolution=8)

@@ -8,6 +8,8 @@ import tensorflow as tf
 
 from tests.data_helpers import fake_idx_dir, indexed_source, scale, stream_indices, take
 from tf_convgan import data
+from tf_convgan.data import preprocessing
+from tf_convgan.errors import ConfigError
 
 
 def test_float_array_source_and_labels():
@@ -95,10 +97,10 @@ def test_image_folder_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="directory.*missing"):
         data.image_folder_source(directory=str(tmp_path / "missing"), resolution=8)
     (tmp_path / "empty" / "sub").mkdir(parents=True)
-    with pytest.raises(ValueError, match="directory.*empty"):
+    with pytest.raises(ConfigError, match="directory.*empty"):
         data.image_folder_source(directory=str(tmp_path / "empty"), resolution=8)
     _write_png(tmp_path / "loose" / "a.png", np.zeros((2, 2, 3), np.uint8))
-    with pytest.raises(ValueError, match="labels_from_subdirs"):
+    with pytest.raises(ConfigError, match="labels_from_subdirs"):
         data.image_folder_source(directory=str(tmp_path / "loose"), resolution=8,
                                  labels_from_subdirs=True)
     _write_png(tmp_path / "big" / "a.png", np.zeros((9, 9, 3), np.uint8))
@@ -131,7 +133,7 @@ def test_npy_and_npz_sources(tmp_path):
     unlabelled = data.npy_source(path=str(tmp_path / "x.npy"), resolution=4, channels=1,
                                  fit="none")
     assert unlabelled.num_classes is None
-    with pytest.raises(ValueError, match="images_key.*'images'.*labels.*pics"):
+    with pytest.raises(ConfigError, match="images_key.*'images'.*labels.*pics"):
         data.npy_source(path=str(tmp_path / "d.npz"), resolution=4)
     with pytest.raises(FileNotFoundError, match="path.*nope.npy"):
         data.npy_source(path=str(tmp_path / "nope.npy"), resolution=4)
@@ -142,35 +144,35 @@ def test_npy_and_npz_sources(tmp_path):
 
 def test_array_source_errors():
     ok = np.zeros((3, 4, 4), np.uint8)
-    with pytest.raises(ValueError, match=r"`images`.*\[N, H, W\] or \[N, H, W, C\]"):
+    with pytest.raises(ConfigError, match=r"`images`.*\[N, H, W\] or \[N, H, W, C\]"):
         data.array_source(images=np.zeros((3, 4), np.uint8), resolution=4)
-    with pytest.raises(ValueError, match=r"`images`.*\[N, H, W\] or \[N, H, W, C\]"):
+    with pytest.raises(ConfigError, match=r"`images`.*\[N, H, W\] or \[N, H, W, C\]"):
         data.array_source(images=np.zeros((3, 4, 4, 3, 2), np.uint8), resolution=4)
-    with pytest.raises(ValueError, match="`images`.*channels"):
+    with pytest.raises(ConfigError, match="`images`.*channels"):
         data.array_source(images=np.zeros((3, 4, 4, 5), np.uint8), resolution=4)
-    with pytest.raises(ValueError, match="`images`.*empty"):
+    with pytest.raises(ConfigError, match="`images`.*empty"):
         data.array_source(images=np.zeros((0, 4, 4), np.uint8), resolution=4)
-    with pytest.raises(ValueError, match=r"float `images`.*\[-1, 1\]"):
+    with pytest.raises(ConfigError, match=r"float `images`.*\[-1, 1\]"):
         data.array_source(images=np.full((3, 4, 4), 2.0, np.float32), resolution=4)
-    with pytest.raises(ValueError, match="`labels` has length 2.*3 examples"):
+    with pytest.raises(ConfigError, match="`labels` has length 2.*3 examples"):
         data.array_source(images=ok, labels=[0, 1], resolution=4)
-    with pytest.raises(ValueError, match="`labels` must be integers"):
+    with pytest.raises(ConfigError, match="`labels` must be integers"):
         data.array_source(images=ok, labels=[0.5, 1, 2], resolution=4)
-    with pytest.raises(ValueError, match="`labels`"):
+    with pytest.raises(ConfigError, match="`labels`"):
         data.array_source(images=ok, labels=[0, -1, 2], resolution=4)
     for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="`resolution`"):
+        with pytest.raises(ConfigError, match="`resolution`"):
             data.array_source(images=ok, resolution=bad)
     for bad in (0, 2, 4):
-        with pytest.raises(ValueError, match="`channels` must be 1 or 3"):
+        with pytest.raises(ConfigError, match="`channels` must be 1 or 3"):
             data.array_source(images=ok, resolution=4, channels=bad)
-    with pytest.raises(ValueError, match="`fit` must be one of.*resize_crop.*pad.*none"):
+    with pytest.raises(ConfigError, match="`fit` must be one of.*resize_crop.*pad.*none"):
         data.array_source(images=ok, resolution=4, fit="stretch")
-    with pytest.raises(ValueError, match="fit='pad'.*`resolution`=3"):
+    with pytest.raises(ConfigError, match="fit='pad'.*`resolution`=3"):
         data.array_source(images=ok, resolution=3, fit="pad")
-    with pytest.raises(ValueError, match="fit='none'.*`resolution`"):
+    with pytest.raises(ConfigError, match="fit='none'.*`resolution`"):
         data.array_source(images=ok, resolution=8, fit="none")
-    with pytest.raises(ValueError, match="`image`"):
+    with pytest.raises(ConfigError, match="`image`"):
         data.preprocess_image(np.zeros((2, 2, 2, 2), np.uint8), resolution=2)
     with pytest.raises(TypeError):
         data.array_source(ok, resolution=4)  # keyword-only
@@ -239,12 +241,12 @@ def test_tfds_source_with_locally_prepared_dataset(tmp_path):
     assert unlabelled.num_classes is None
     real, lbl = next(iter(data.make_input_pipeline(unlabelled, global_batch_size=3, d_steps=2)))
     assert real.shape == (3, 2, 4, 4, 1) and np.all(lbl.numpy() == 0)
-    with pytest.raises(ValueError, match="`label_key` 'attributes'"):
+    with pytest.raises(ConfigError, match="`label_key` 'attributes'"):
         data.tfds_source(name=name, data_dir=str(tmp_path), resolution=4,
                          label_key="attributes")
-    with pytest.raises(ValueError, match="`image_key` 'img'"):
+    with pytest.raises(ConfigError, match="`image_key` 'img'"):
         data.tfds_source(name=name, data_dir=str(tmp_path), resolution=4, image_key="img")
-    with pytest.raises(ValueError, match="`split` 'validation'"):
+    with pytest.raises(ConfigError, match="`split` 'validation'"):
         data.tfds_source(name=name, data_dir=str(tmp_path), resolution=4, split="validation")
 
 
@@ -294,3 +296,30 @@ def test_fashion_mnist_source_uses_prepared_tfds(tmp_path):
     np.testing.assert_array_equal(images[:, 2:30, 2:30, 0],
                                   np.broadcast_to(scale(100 + labels)[:, None, None],
                                                   (4, 28, 28)).astype(np.float32))
+
+
+def test_resolution_channels_and_fit_are_checked_once(tmp_path, monkeypatch):
+    """By the public function that takes them; the helpers below it (array sources, the
+    preprocessing of every example) trust them."""
+    calls = []
+    check = preprocessing.check_resolution
+    monkeypatch.setattr(preprocessing, "check_resolution",
+                        lambda resolution: calls.append(resolution) or check(resolution))
+    fake = fake_idx_dir(tmp_path / "fm")
+    _write_png(tmp_path / "images" / "a.png", np.zeros((5, 5, 3), np.uint8))
+    np.save(tmp_path / "x.npy", np.zeros((3, 4, 4), np.uint8))
+    empty_tfds = tmp_path / "tfds"
+    empty_tfds.mkdir()
+    makers = [
+        lambda: data.array_source(images=np.zeros((3, 4, 4), np.uint8), resolution=32),
+        lambda: data.npy_source(path=str(tmp_path / "x.npy"), resolution=32),
+        lambda: data.idx_source(directory=fake, resolution=32),
+        lambda: data.fashion_mnist_source(data_dir=str(empty_tfds), directory=fake,
+                                          resolution=32),
+        lambda: data.image_folder_source(directory=str(tmp_path / "images"), resolution=32),
+    ]
+    for make in makers:
+        calls.clear()
+        source = make()
+        take(source.dataset(seed=0, start=0), 2)
+        assert calls == [32], source.description

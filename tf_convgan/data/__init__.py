@@ -14,7 +14,9 @@ in ``[-1, 1]``, labels int32, and a pure function of ``(seed, start)``.
                    tfds_source, fashion_mnist_source
     pipeline       :func:`make_input_pipeline`: batches ``[global_batch_size, d_steps, ...]``
 
-Imports flow one way: pipeline -> sources -> readers, preprocessing.
+Imports flow one way: pipeline -> sources -> readers, preprocessing. Bad input raises
+:class:`~tf_convgan.errors.ConfigError`, checked once by the public function that takes it; a
+missing file or directory raises ``FileNotFoundError`` (:class:`TFDSNotPreparedError` too).
 """
 from tf_convgan.data.pipeline import make_input_pipeline
 from tf_convgan.data.preprocessing import FIT_MODES, preprocess_image

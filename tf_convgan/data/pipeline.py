@@ -4,8 +4,8 @@ from __future__ import annotations
 import gin
 import tensorflow as tf
 
-from tf_convgan.data.preprocessing import _check_seed, _is_int
 from tf_convgan.data.sources import ImageSource
+from tf_convgan.errors import check_int, check_seed
 
 
 @gin.configurable
@@ -23,14 +23,10 @@ def make_input_pipeline(source: ImageSource, *, global_batch_size: int, d_steps:
     """
     if not isinstance(source, ImageSource):
         raise TypeError(f"`source` must be an ImageSource, got {type(source).__name__}.")
-    if not _is_int(global_batch_size) or global_batch_size <= 0:
-        raise ValueError(f"`global_batch_size` must be a positive int, got {global_batch_size!r}.")
-    if not _is_int(d_steps) or d_steps < 1:
-        raise ValueError(f"`d_steps` must be an int >= 1, got {d_steps!r}.")
-    seed = _check_seed(seed)
-    if not _is_int(start_step) or start_step < 0:
-        raise ValueError(f"`start_step` must be an int >= 0, got {start_step!r}.")
-    global_batch_size, d_steps, start_step = int(global_batch_size), int(d_steps), int(start_step)
+    global_batch_size = check_int("`global_batch_size`", global_batch_size, minimum=1)
+    d_steps = check_int("`d_steps`", d_steps, minimum=1)
+    seed = check_seed("`seed`", seed)
+    start_step = check_int("`start_step`", start_step, minimum=0)
     ds = source.dataset(seed=seed, start=start_step * global_batch_size * d_steps)
     ds = ds.batch(d_steps, drop_remainder=True).batch(global_batch_size, drop_remainder=True)
     ds = ds.prefetch(tf.data.AUTOTUNE)

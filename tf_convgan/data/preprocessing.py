@@ -7,63 +7,53 @@ drop alpha, RGB -> gray by BT.601 luminance 0.299 R + 0.587 G + 0.114 B) and fit
 """
 from __future__ import annotations
 
-import numbers
-from typing import Optional
-
 import tensorflow as tf
 
+from tf_convgan.errors import ConfigError, is_int
+
 FIT_MODES = ("resize", "resize_crop", "pad", "none")
-_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
 
 # --------------------------------------------------------------------------- validation
+# The public functions of the package check resolution, channels and fit once, on entry
+# (check_image_args); the helpers they call trust their arguments.
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _check_int(value, name: str, *, minimum: Optional[int] = None) -> int:
-    if not _is_int(value):
-        raise ValueError(f"`{name}` must be an int, got {value!r} ({type(value).__name__}).")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
-    return value
-
-
-def _check_resolution(resolution) -> int:
-    if not _is_int(resolution) or int(resolution) <= 0:
-        raise ValueError(f"`resolution` must be a positive int, got {resolution!r}.")
+def check_resolution(resolution) -> int:
+    """`resolution` as an int; ConfigError unless it is a positive integer."""
+    if not is_int(resolution) or int(resolution) <= 0:
+        raise ConfigError(f"`resolution` must be a positive int, got {resolution!r}.")
     return int(resolution)
 
 
-def _check_channels(channels) -> int:
-    if not _is_int(channels) or int(channels) not in (1, 3):
-        raise ValueError(f"`channels` must be 1 or 3, got {channels!r}.")
+def check_channels(channels) -> int:
+    """`channels` as an int; ConfigError unless it is 1 (gray) or 3 (RGB)."""
+    if not is_int(channels) or int(channels) not in (1, 3):
+        raise ConfigError(f"`channels` must be 1 or 3, got {channels!r}.")
     return int(channels)
 
 
-def _check_fit(fit) -> str:
+def check_fit(fit) -> str:
+    """`fit`; ConfigError unless it is one of FIT_MODES."""
     if fit not in FIT_MODES:
-        raise ValueError(f"`fit` must be one of {FIT_MODES}, got {fit!r}.")
+        raise ConfigError(f"`fit` must be one of {FIT_MODES}, got {fit!r}.")
     return fit
 
 
-def _check_seed(seed) -> int:
-    if not _is_int(seed) or not _INT64_MIN <= int(seed) <= _INT64_MAX:
-        raise ValueError(f"`seed` must be an int in the int64 range, got {seed!r}.")
-    return int(seed)
+def check_image_args(resolution, channels, fit):
+    """(resolution, channels, fit), checked: the output format that preprocess_image and
+    every source take."""
+    return check_resolution(resolution), check_channels(channels), check_fit(fit)
 
 
-def _check_static_fit(height: int, width: int, resolution: int, fit: str, what: str) -> None:
+def check_static_fit(height: int, width: int, resolution: int, fit: str, what: str) -> None:
     """Errors that can be detected before building any dataset (known image size)."""
     if fit == "pad" and (height > resolution or width > resolution):
-        raise ValueError(
+        raise ConfigError(
             f"fit='pad' needs {what} no larger than `resolution`={resolution}, but they are "
             f"{height}x{width}; use fit='resize' or 'resize_crop', or a larger resolution.")
     if fit == "none" and (height, width) != (resolution, resolution):
-        raise ValueError(
+        raise ConfigError(
             f"fit='none' needs {what} of exactly `resolution`x`resolution`="
             f"{resolution}x{resolution}, but they are {height}x{width}; choose another `fit`.")
 
@@ -78,7 +68,7 @@ def _to_unit_range(image: tf.Tensor) -> tf.Tensor:
         return tf.cast(image, tf.float32) / half - 1.0
     if image.dtype.is_floating:
         return tf.cast(image, tf.float32)
-    raise ValueError(f"`image` must have an integer or float dtype, got {image.dtype.name}.")
+    raise ConfigError(f"`image` must have an integer or float dtype, got {image.dtype.name}.")
 
 
 def _luminance(rgb: tf.Tensor) -> tf.Tensor:
@@ -91,7 +81,7 @@ def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     c = image.shape[-1]
     if c is not None:  # static channel count: plain Python branching
         if c not in (1, 2, 3, 4):
-            raise ValueError(f"`image` must have 1 to 4 channels, got {c}.")
+            raise ConfigError(f"`image` must have 1 to 4 channels, got {c}.")
         if c in (2, 4):  # drop alpha
             image = image[..., :c - 1]
             c -= 1
@@ -135,7 +125,7 @@ def _fit(image: tf.Tensor, resolution: int, fit: str) -> tf.Tensor:
     static = isinstance(h, int) and isinstance(w, int)
     if fit == "none":
         if static:
-            _check_static_fit(h, w, r, fit, "the images")
+            check_static_fit(h, w, r, fit, "the images")
             return image
         check = tf.debugging.assert_equal(
             tf.stack([h, w]), tf.constant([r, r]),
@@ -144,7 +134,7 @@ def _fit(image: tf.Tensor, resolution: int, fit: str) -> tf.Tensor:
             return tf.identity(image)
     if fit == "pad":
         if static:
-            _check_static_fit(h, w, r, fit, "the images")
+            check_static_fit(h, w, r, fit, "the images")
         else:
             check = tf.debugging.assert_less_equal(
                 tf.maximum(h, w), r,
@@ -188,17 +178,21 @@ def preprocess_image(image, *, resolution: int, channels: int = 3,
       the extra pixel at the bottom/right); the image must not be larger than resolution;
     * ``'none'``: the image must already be ``resolution x resolution``.
 
-    Size errors raise ``ValueError`` when the image shape is static, and
-    ``tf.errors.InvalidArgumentError`` at run time otherwise (e.g. decoded files).
+    Size errors raise :class:`~tf_convgan.errors.ConfigError` (a ``ValueError``) when the image
+    shape is static, and ``tf.errors.InvalidArgumentError`` at run time otherwise (e.g. decoded
+    files).
     """
-    resolution = _check_resolution(resolution)
-    channels = _check_channels(channels)
-    fit = _check_fit(fit)
+    resolution, channels, fit = check_image_args(resolution, channels, fit)
+    return _preprocess_image(image, resolution, channels, fit)
+
+
+def _preprocess_image(image, resolution: int, channels: int, fit: str) -> tf.Tensor:
+    """:func:`preprocess_image` with checked arguments."""
     image = tf.convert_to_tensor(image)
     if image.shape.rank == 2:
         image = image[:, :, tf.newaxis]
     if image.shape.rank != 3:
-        raise ValueError(
+        raise ConfigError(
             f"`image` must have shape [H, W] or [H, W, C], got {image.shape}.")
     return _preprocess(image, resolution, channels, fit)
 

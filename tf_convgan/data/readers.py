@@ -1,6 +1,10 @@
 """File formats and where to find them: numpy ``.npy`` / ``.npz`` files, IDX files and the
-Fashion-MNIST directory (``$TF_CONVGAN_FASHION_MNIST_DIR`` and default directories), image file
-checks, and tensorflow-datasets builders (never downloading by themselves).
+Fashion-MNIST directory (``$TF_CONVGAN_FASHION_MNIST_DIR`` and default directories), image
+folders and image file checks, and tensorflow-datasets builders (never downloading by
+themselves).
+
+A file that is missing raises ``FileNotFoundError``; a file that is there but is not what it
+should be raises :class:`~tf_convgan.errors.ConfigError` naming it.
 """
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ import zlib
 from typing import Optional, Sequence
 
 import numpy as np
+
+from tf_convgan.errors import ConfigError
 
 FASHION_MNIST_ENV_VAR = "TF_CONVGAN_FASHION_MNIST_DIR"
 _FASHION_MNIST_DEFAULT_DIRS = (
@@ -30,17 +36,17 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _load_numpy(path: str, name: str):
-    """np.load of a .npy or .npz file (no pickles); anything else is a ValueError naming it."""
+    """np.load of a .npy or .npz file (no pickles); anything else is a ConfigError naming it."""
     with open(path, "rb") as f:
         head = f.read(6)
     if head[:6] != _NPY_MAGIC and head[:4] != _ZIP_MAGIC:
-        raise ValueError(f"`{name}` {path!r} is neither a .npy nor a .npz file (it starts with "
-                         f"{head!r}).")
+        raise ConfigError(f"`{name}` {path!r} is neither a .npy nor a .npz file (it starts with "
+                          f"{head!r}).")
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
-        raise ValueError(f"`{name}` {path!r} cannot be read as numpy data: "
-                         f"{str(e).splitlines()[0] if str(e) else type(e).__name__}.") from None
+        raise ConfigError(f"`{name}` {path!r} cannot be read as numpy data: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}.") from None
 
 
 # --------------------------------------------------------------------------- IDX
@@ -62,18 +68,18 @@ def read_idx(path: str) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (EOFError, OSError, zlib.error) as e:
-            raise ValueError(f"{path!r}: damaged gzip data ({e}).") from None
+            raise ConfigError(f"{path!r}: damaged gzip data ({e}).") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path!r} is not an IDX file (bad magic {raw[:4]!r}).")
+        raise ConfigError(f"{path!r} is not an IDX file (bad magic {raw[:4]!r}).")
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path!r}: truncated IDX header.")
+        raise ConfigError(f"{path!r}: truncated IDX header.")
     shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
     count = int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != count * dtype.itemsize:
-        raise ValueError(f"{path!r}: IDX header says shape {shape} ({count} values) but the "
-                         f"file has {len(raw) - header} data bytes.")
+        raise ConfigError(f"{path!r}: IDX header says shape {shape} ({count} values) but the "
+                          f"file has {len(raw) - header} data bytes.")
     data = np.frombuffer(raw, dtype, count=count, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -121,9 +127,15 @@ def _find_idx_directory(directory: Optional[str], prefix: str, extra: str = "") 
     raise FileNotFoundError(_fashion_mnist_help(tried, prefix, extra))
 
 
-def _load_idx_split(directory: Optional[str], split: str, extra: str = ""):
+def check_idx_split(split) -> str:
+    """`split`; ConfigError unless it is 'train', 't10k' or 'test' (= 't10k')."""
     if split not in _IDX_SPLITS:
-        raise ValueError(f"`split` must be one of {tuple(_IDX_SPLITS)}, got {split!r}.")
+        raise ConfigError(f"`split` must be one of {tuple(_IDX_SPLITS)}, got {split!r}.")
+    return split
+
+
+def _load_idx_split(directory: Optional[str], split: str, extra: str = ""):
+    """(directory found, file prefix, images, labels or None) of a checked `split`."""
     prefix = _IDX_SPLITS[split]
     found = _find_idx_directory(directory, prefix, extra)
     images = read_idx(_idx_file(found, prefix, "images", 3))
@@ -136,7 +148,7 @@ def _load_idx_split(directory: Optional[str], split: str, extra: str = ""):
 
 
 def _check_image_file(path: str) -> None:
-    """Raises ValueError naming `path` unless it starts like a PNG, JPEG, GIF or BMP image
+    """Raises ConfigError naming `path` unless it starts like a PNG, JPEG, GIF or BMP image
     (what tf.io.decode_image reads) and, for PNG, GIF and BMP, ends like one: a text file with
     an image's name or a truncated file fails here, before training, not at the step that
     first reads it. (Two small reads per file.)"""
@@ -163,7 +175,28 @@ def _check_image_file(path: str) -> None:
         problem = (f"not a PNG, JPEG, GIF or BMP image (it starts with {head[:8]!r})"
                    if head else "empty")
     if problem:
-        raise ValueError(f"image file {path!r} is {problem}.")
+        raise ConfigError(f"image file {path!r} is {problem}.")
+
+
+def _find_image_files(directory: str, extensions: tuple) -> list:
+    """The image files under `directory` (recursive) whose names end with one of the lower-case
+    `extensions`, as paths relative to `directory` sorted by path components; each is checked
+    by _check_image_file. FileNotFoundError without the directory, ConfigError without files."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"`directory` {directory!r} does not exist or is not a directory.")
+    relative = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in files:
+            if name.lower().endswith(extensions):
+                relative.append(os.path.relpath(os.path.join(root, name), directory))
+    relative.sort(key=lambda p: p.split(os.sep))
+    if not relative:
+        raise ConfigError(f"`directory` {directory!r} contains no image files with extensions "
+                          f"{extensions}.")
+    for path in relative:
+        _check_image_file(os.path.join(directory, path))
+    return relative
 
 
 # --------------------------------------------------------------------------- tfds
@@ -176,7 +209,7 @@ def _tfds_builder(name: str, data_dir: Optional[str]):
         return tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(
+        raise ConfigError(
             f"tfds_source: unknown tensorflow-datasets dataset `name`={name!r} (not a "
             f"registered builder and no prepared copy in data_dir={data_dir!r}): {first_line} "
             "See tfds.list_builders() for the registered names.") from None

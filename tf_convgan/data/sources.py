@@ -38,12 +38,12 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from tf_convgan.data.preprocessing import (_check_channels, _check_fit, _check_int,
-                                           _check_resolution, _check_seed, _check_static_fit,
-                                           _preprocess, preprocess_image)
-from tf_convgan.data.readers import (_IDX_SPLITS, TFDSNotPreparedError, _check_image_file,
-                                     _load_idx_split, _load_numpy, _not_prepared_message,
-                                     _tfds_builder)
+from tf_convgan.data.preprocessing import (_preprocess, _preprocess_image, check_image_args,
+                                           check_static_fit)
+from tf_convgan.data.readers import (TFDSNotPreparedError, _find_image_files, _load_idx_split,
+                                     _load_numpy, _not_prepared_message, _tfds_builder,
+                                     check_idx_split)
+from tf_convgan.errors import ConfigError, check_int, check_seed
 
 _log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class IndexedImageSource(ImageSource):
                  channels: int, num_classes: Optional[int], description: str,
                  batched: bool = False):
         if num_examples <= 0:
-            raise ValueError(f"{description}: the source has no examples.")
+            raise ConfigError(f"{description}: the source has no examples.")
         self.num_examples = int(num_examples)
         self.num_classes = num_classes
         self.resolution = resolution
@@ -137,8 +137,8 @@ class IndexedImageSource(ImageSource):
         self._batched = batched
 
     def dataset(self, *, seed: int, start: int = 0) -> tf.data.Dataset:
-        seed = _check_seed(seed)
-        start = _check_int(start, "start", minimum=0)
+        seed = check_seed("`seed`", seed)
+        start = check_int("`start`", start, minimum=0)
         ds = _index_stream(self.num_examples, seed, start)
         if self._batched:
             ds = ds.batch(self._LOAD_CHUNK, drop_remainder=True)
@@ -153,26 +153,26 @@ def _validate_images_array(images) -> np.ndarray:
                 "(or another integer type) in [0, max], or float already in [-1, 1]")
     images = np.asarray(images)
     if images.ndim not in (3, 4):
-        raise ValueError(f"`images` has shape {images.shape}; {accepted}.")
+        raise ConfigError(f"`images` has shape {images.shape}; {accepted}.")
     if images.ndim == 3:
         images = images[..., np.newaxis]
     if images.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"`images` has {images.shape[-1]} channels (shape {images.shape}); "
-                         f"{accepted}.")
+        raise ConfigError(f"`images` has {images.shape[-1]} channels (shape {images.shape}); "
+                          f"{accepted}.")
     if images.shape[0] == 0 or images.shape[1] == 0 or images.shape[2] == 0:
-        raise ValueError(f"`images` is empty (shape {images.shape}).")
+        raise ConfigError(f"`images` is empty (shape {images.shape}).")
     if images.dtype == np.bool_ or not (np.issubdtype(images.dtype, np.integer)
                                         or np.issubdtype(images.dtype, np.floating)):
-        raise ValueError(f"`images` has dtype {images.dtype}; {accepted}.")
+        raise ConfigError(f"`images` has dtype {images.dtype}; {accepted}.")
     if np.issubdtype(images.dtype, np.floating):
         images = images.astype(np.float32, copy=False)
         lo, hi = float(images.min()), float(images.max())
         if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1.0 - 1e-6 or hi > 1.0 + 1e-6:
-            raise ValueError(
+            raise ConfigError(
                 f"float `images` must already be scaled to [-1, 1], got range [{lo}, {hi}] "
                 "(pass uint8 images in [0, 255] to have them scaled).")
     elif np.issubdtype(images.dtype, np.signedinteger) and images.min() < 0:
-        raise ValueError("integer `images` must be non-negative ([0, dtype max]).")
+        raise ConfigError("integer `images` must be non-negative ([0, dtype max]).")
     return images
 
 
@@ -181,25 +181,23 @@ def _validate_labels_array(labels, n: int) -> np.ndarray:
     if labels.ndim == 2 and labels.shape[1] == 1:
         labels = labels[:, 0]
     if labels.ndim != 1:
-        raise ValueError(f"`labels` must have shape [N], got {labels.shape}.")
+        raise ConfigError(f"`labels` must have shape [N], got {labels.shape}.")
     if labels.shape[0] != n:
-        raise ValueError(
+        raise ConfigError(
             f"`labels` has length {labels.shape[0]} but `images` has {n} examples.")
     if labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"`labels` must be integers, got dtype {labels.dtype}.")
+        raise ConfigError(f"`labels` must be integers, got dtype {labels.dtype}.")
     if labels.min() < 0 or labels.max() > np.iinfo(np.int32).max:
-        raise ValueError(
+        raise ConfigError(
             f"`labels` must be in [0, 2**31), got range [{labels.min()}, {labels.max()}].")
     return labels.astype(np.int32)
 
 
 def _array_source(images, labels, *, resolution, channels, fit, description) -> IndexedImageSource:
-    resolution = _check_resolution(resolution)
-    channels = _check_channels(channels)
-    fit = _check_fit(fit)
+    """The source of in-memory arrays; resolution, channels and fit are checked by the caller."""
     images = _validate_images_array(images)
     n, h, w = images.shape[:3]
-    _check_static_fit(h, w, resolution, fit, "`images`")
+    check_static_fit(h, w, resolution, fit, "`images`")
     images_t = tf.constant(images)  # held in memory once; examples are gathered by index
     if labels is not None:
         labels_np = _validate_labels_array(labels, n)
@@ -234,6 +232,7 @@ def array_source(*, images, labels=None, resolution: int, channels: int = 3,
         without labels every label is 0 and ``num_classes`` is None.
       resolution, channels, fit: see :func:`preprocess_image`.
     """
+    resolution, channels, fit = check_image_args(resolution, channels, fit)
     return _array_source(images, labels, resolution=resolution, channels=channels, fit=fit,
                          description="array")
 
@@ -247,6 +246,7 @@ def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str 
     ``.npz``: images are ``archive[images_key]``; labels are ``archive[labels_key]`` when the
     archive has that key (otherwise no labels). ``labels_path`` (a ``.npy``) overrides both.
     """
+    resolution, channels, fit = check_image_args(resolution, channels, fit)
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"`path` {path!r} does not exist or is not a file.")
@@ -255,8 +255,8 @@ def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str 
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
             if images_key not in loaded.files:
-                raise ValueError(f"`images_key` {images_key!r} not found in {path!r}; "
-                                 f"the archive has keys {sorted(loaded.files)}.")
+                raise ConfigError(f"`images_key` {images_key!r} not found in {path!r}; "
+                                  f"the archive has keys {sorted(loaded.files)}.")
             images = loaded[images_key]
             if labels_path is None and labels_key in loaded.files:
                 labels = loaded[labels_key]
@@ -271,8 +271,8 @@ def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str 
         if isinstance(labels, np.lib.npyio.NpzFile):
             with labels:
                 if labels_key not in labels.files:
-                    raise ValueError(f"`labels_key` {labels_key!r} not found in "
-                                     f"{labels_path!r}; keys: {sorted(labels.files)}.")
+                    raise ConfigError(f"`labels_key` {labels_key!r} not found in "
+                                      f"{labels_path!r}; keys: {sorted(labels.files)}.")
                 labels = labels[labels_key]
     return _array_source(images, labels, resolution=resolution, channels=channels, fit=fit,
                          description=f"npy:{path}")
@@ -293,9 +293,8 @@ def idx_source(*, directory: Optional[str] = None, split: str = "train", resolut
     working directory) and ``/usr/share/datasets/fashion-mnist`` that has the images file is
     used; ``FileNotFoundError`` (listing the places and how to get the data) otherwise.
     """
-    resolution = _check_resolution(resolution)
-    channels = _check_channels(channels)
-    fit = _check_fit(fit)
+    resolution, channels, fit = check_image_args(resolution, channels, fit)
+    split = check_idx_split(split)
     found, prefix, images, labels = _load_idx_split(directory, split)
     return _array_source(images, labels, resolution=resolution, channels=channels, fit=fit,
                          description=f"idx:{os.path.join(os.path.abspath(found), prefix)}")
@@ -318,35 +317,20 @@ def image_folder_source(*, directory: str, resolution: int, channels: int = 3,
     ``directory`` are then an error); otherwise every label is 0. The returned source has a
     ``files`` attribute: the relative paths in example-index order.
     """
-    resolution = _check_resolution(resolution)
-    channels = _check_channels(channels)
-    fit = _check_fit(fit)
+    resolution, channels, fit = check_image_args(resolution, channels, fit)
     if isinstance(extensions, str):
         extensions = (extensions,)
     extensions = tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
     if not extensions:
-        raise ValueError("`extensions` must not be empty.")
+        raise ConfigError("`extensions` must not be empty.")
     directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"`directory` {directory!r} does not exist or is not a directory.")
-    relative = []
-    for root, dirs, files in os.walk(directory):
-        dirs.sort()
-        for name in files:
-            if name.lower().endswith(extensions):
-                relative.append(os.path.relpath(os.path.join(root, name), directory))
-    relative.sort(key=lambda p: p.split(os.sep))
-    if not relative:
-        raise ValueError(f"`directory` {directory!r} contains no image files with extensions "
-                         f"{extensions}.")
-    for path in relative:
-        _check_image_file(os.path.join(directory, path))
+    relative = _find_image_files(directory, extensions)
     num_classes, labels = None, [0] * len(relative)
     if labels_from_subdirs:
         top_level = [p.split(os.sep)[0] if os.sep in p else None for p in relative]
         loose = [p for p, t in zip(relative, top_level) if t is None]
         if loose:
-            raise ValueError(
+            raise ConfigError(
                 f"labels_from_subdirs=True but `directory` {directory!r} has image files "
                 f"outside class subdirectories, e.g. {loose[0]!r}.")
         class_names = sorted(set(top_level))
@@ -360,7 +344,7 @@ def image_folder_source(*, directory: str, resolution: int, channels: int = 3,
         contents = tf.io.read_file(tf.gather(paths_t, index))
         image = tf.io.decode_image(contents, channels=0, dtype=tf.uint8,
                                    expand_animations=False)
-        image = preprocess_image(image, resolution=resolution, channels=channels, fit=fit)
+        image = _preprocess_image(image, resolution, channels, fit)
         return image, tf.gather(labels_t, index)
 
     source = IndexedImageSource(num_examples=len(relative), load_fn=load,
@@ -399,8 +383,8 @@ class TFDSImageSource(ImageSource):
         ``skip(start)`` (O(start) record reads, no decoding), then decode + preprocess."""
         import tensorflow_datasets as tfds
 
-        seed = _check_seed(seed)
-        start = _check_int(start, "start", minimum=0)
+        seed = check_seed("`seed`", seed)
+        start = check_int("`start`", start, minimum=0)
         read_config = tfds.ReadConfig(
             shuffle_seed=seed, shuffle_reshuffle_each_iteration=True,
             options=_deterministic_options())
@@ -426,7 +410,7 @@ class TFDSImageSource(ImageSource):
                     image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
             else:
                 image = encoded
-            image = preprocess_image(image, resolution=resolution, channels=channels, fit=fit)
+            image = _preprocess_image(image, resolution, channels, fit)
             label = (tf.cast(ex[label_key], tf.int32) if label_key
                      else tf.constant(0, tf.int32))
             return image, label
@@ -444,18 +428,16 @@ def tfds_source(*, name: str, split: str = "train", data_dir: Optional[str] = No
 
     Never downloads unless ``download=True``: a dataset not prepared in ``data_dir``
     (default: tfds' default data dir) raises :class:`TFDSNotPreparedError` (a
-    ``FileNotFoundError``) naming the searched directory. Unknown ``name`` -> ``ValueError``.
+    ``FileNotFoundError``) naming the searched directory. Unknown ``name`` -> ``ConfigError``.
     When the dataset has no ``label_key`` feature (celeb_a has 'attributes', lsun has none)
     every label is 0. Resuming at ``start`` re-reads ``start`` encoded records (see
     :meth:`TFDSImageSource.dataset`); the shuffle is approximate (buffer of
     ``shuffle_buffer`` encoded examples after seeded file shuffling).
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"`name` must be a non-empty string, got {name!r}.")
-    resolution = _check_resolution(resolution)
-    channels = _check_channels(channels)
-    fit = _check_fit(fit)
-    shuffle_buffer = _check_int(shuffle_buffer, "shuffle_buffer", minimum=1)
+        raise ConfigError(f"`name` must be a non-empty string, got {name!r}.")
+    resolution, channels, fit = check_image_args(resolution, channels, fit)
+    shuffle_buffer = check_int("`shuffle_buffer`", shuffle_buffer, minimum=1)
     builder = _tfds_builder(name, data_dir)
     if not builder.is_prepared():
         if not download:
@@ -465,18 +447,18 @@ def tfds_source(*, name: str, split: str = "train", data_dir: Optional[str] = No
     try:
         splits[split]
     except Exception:
-        raise ValueError(f"`split` {split!r} is not available for {name!r}; available splits: "
-                         f"{sorted(splits.keys())}.") from None
+        raise ConfigError(f"`split` {split!r} is not available for {name!r}; available splits: "
+                          f"{sorted(splits.keys())}.") from None
     features = builder.info.features
     if image_key not in features:
-        raise ValueError(f"`image_key` {image_key!r} is not a feature of {name!r}; features: "
-                         f"{sorted(features.keys())}.")
+        raise ConfigError(f"`image_key` {image_key!r} is not a feature of {name!r}; features: "
+                          f"{sorted(features.keys())}.")
     if label_key is not None and label_key in features:
         spec = features[label_key]
         shape, dtype = getattr(spec, "shape", None), getattr(spec, "dtype", None)
         if shape != () or dtype is None or not tf.as_dtype(dtype).is_integer:
-            raise ValueError(f"`label_key` {label_key!r} of {name!r} is not a scalar integer "
-                             f"feature ({spec}); pass label_key=None for unlabelled use.")
+            raise ConfigError(f"`label_key` {label_key!r} of {name!r} is not a scalar integer "
+                              f"feature ({spec}); pass label_key=None for unlabelled use.")
     elif label_key is not None:
         _log.info("tfds_source: %r has no feature %r; all labels are 0.", name, label_key)
     return TFDSImageSource(builder=builder, split=split, resolution=resolution,
@@ -505,11 +487,8 @@ def fashion_mnist_source(*, split: str = "train", data_dir: Optional[str] = None
     differ (tfds stores the split in its own order), so a run must not switch back-ends.
     ``source.description`` says which back-end was used. ``split``: 'train', 'test' / 't10k'.
     """
-    resolution = _check_resolution(resolution)
-    channels = _check_channels(channels)
-    fit = _check_fit(fit)
-    if split not in _IDX_SPLITS:
-        raise ValueError(f"`split` must be one of {tuple(_IDX_SPLITS)}, got {split!r}.")
+    resolution, channels, fit = check_image_args(resolution, channels, fit)
+    split = check_idx_split(split)
     tfds_split = "train" if split == "train" else "test"
     tfds_note = ""
     try:
