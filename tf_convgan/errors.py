@@ -1,5 +1,7 @@
-"""The library's error type for bad user input (configuration, data, hyperparameters)."""
+"""The library's error type for bad user input (configuration, data, hyperparameters), and the
+generic checks that raise it."""
 import contextlib
+import numbers
 import sys
 
 from absl import flags
@@ -10,6 +12,32 @@ class ConfigError(ValueError):
 
     `run.py` prints the message of a ConfigError (no traceback) and exits with status 2.
     """
+
+
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def is_int(value) -> bool:
+    """True for an integer (a Python int or a numpy integer), False for a bool and anything
+    else (floats with integral values included)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name: str, value, minimum=None) -> int:
+    """`value` as a Python int. Raises ConfigError unless it is an integer (see `is_int`) and,
+    when `minimum` is given, >= minimum: `{name} must be an integer >= {minimum}, got ...`."""
+    if not is_int(value) or (minimum is not None and int(value) < minimum):
+        bound = f" >= {minimum}" if minimum is not None else ""
+        raise ConfigError(f"{name} must be an integer{bound}, got {value!r}")
+    return int(value)
+
+
+def check_seed(name: str, value) -> int:
+    """`value` as a Python int. Raises ConfigError unless it is an integer in the int64 range
+    (what stateless random ops and tf.data seeds take)."""
+    if not is_int(value) or not INT64_MIN <= int(value) <= INT64_MAX:
+        raise ConfigError(f"{name} must be an integer in the int64 range, got {value!r}")
+    return int(value)
 
 
 def check_nonnegative(name: str, value) -> None:

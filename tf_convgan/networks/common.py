@@ -1,26 +1,22 @@
 """Shared helpers for the network modules: argument validation, small ops, `build`."""
-import numbers
-
 import numpy as np
 from keras import ops
+
+from tf_convgan.errors import is_int
 
 
 # ----------------------------------------------------------------------------- validation
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def check_int(name, value, *, minimum=1):
     """Raise ValueError unless `value` is an int >= minimum."""
-    if not _is_int(value) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def check_power_of_two(name, value, *, minimum, maximum):
     """Raise ValueError unless `value` is a power of two in [minimum, maximum]."""
-    if (not _is_int(value) or value < minimum or value > maximum
+    if (not is_int(value) or value < minimum or value > maximum
             or (value & (value - 1)) != 0):
         raise ValueError(f"{name} must be a power of two between {minimum} and {maximum}, "
                          f"got {value!r}")
@@ -29,7 +25,7 @@ def check_power_of_two(name, value, *, minimum, maximum):
 
 def check_multiple(name, value, *, of, minimum):
     """Raise ValueError unless `value` is a multiple of `of` and >= minimum."""
-    if not _is_int(value) or value < minimum or value % of != 0:
+    if not is_int(value) or value < minimum or value % of != 0:
         raise ValueError(f"{name} must be a multiple of {of} that is >= {minimum}, "
                          f"got {value!r}")
     return int(value)

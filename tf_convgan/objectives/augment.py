@@ -28,7 +28,7 @@ import gin
 import tensorflow as tf
 
 from tf_convgan import noise
-from tf_convgan.errors import ConfigError, check_nonnegative
+from tf_convgan.errors import ConfigError, check_int, check_nonnegative
 
 # Purposes folded into an augmentation's seed.
 _SHIFT, _FLIP, _CUTOUT, _NOISE = 0, 1, 2, 3
@@ -38,11 +38,6 @@ def _check_images(x):
     if x.shape.rank != 4 or not x.shape.is_fully_defined():
         raise ConfigError(f"augmentations expect images [batch, H, W, C] of static shape, got "
                           f"{x.shape}")
-
-
-def _check_int(name, value, minimum=0):
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _random_ints(batch, seed, low, high):
@@ -109,7 +104,7 @@ def cutout_mask(shape, cy, cx, size):
 def shift_flip(x, seed, *, max_shift=4, flip_prob=0.5):
     """Random shift by up to `max_shift` pixels in each direction and horizontal flip with
     probability `flip_prob`, independently per example."""
-    _check_int("shift_flip.max_shift", max_shift)
+    check_int("shift_flip.max_shift", max_shift, minimum=0)
     if not 0.0 <= float(flip_prob) <= 1.0:
         raise ConfigError(f"shift_flip.flip_prob must be in [0, 1], got {flip_prob!r}")
     x = tf.convert_to_tensor(x)
@@ -124,7 +119,7 @@ def shift_flip(x, seed, *, max_shift=4, flip_prob=0.5):
 @gin.configurable
 def cutout(x, seed, *, size=16):
     """Cutout: a size x size square per example, centre uniform over the image, set to 0."""
-    _check_int("cutout.size", size, minimum=1)
+    check_int("cutout.size", size, minimum=1)
     x = tf.convert_to_tensor(x)
     _check_images(x)
     batch, height, width, _ = x.shape.as_list()

@@ -21,7 +21,8 @@ from absl import flags
 
 from tf_convgan.run_dir import images as images_lib
 from tf_convgan import run_dir
-from tf_convgan.errors import ConfigError, FlagError, blame, command_status, parse_flags
+from tf_convgan.errors import (ConfigError, FlagError, blame, check_int, command_status,
+                               parse_flags)
 from tf_convgan.serving.export import sample_inputs
 from tf_convgan.run_dir import generators
 
@@ -123,8 +124,7 @@ def interpolation_latents(*, z_dim, nzs, nsubsteps, seed, method="linear", chain
         raise ConfigError(f"interpolation method must be one of {INTERPOLATIONS}, got {method!r}")
     for name, value, minimum in (("nzs", nzs, 2), ("nsubsteps", nsubsteps, 1),
                                  ("chains", chains, 1)):
-        if not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        check_int(name, value, minimum=minimum)
     keys = tf.random.stateless_normal([nzs, chains, z_dim], seed=[seed, 2]).numpy()
     interpolate = lerp if method == "linear" else slerp
     frames = []

@@ -1,0 +1,228 @@
+"""File formats and where to find them: numpy ``.npy`` / ``.npz`` files, IDX files and the
+Fashion-MNIST directory (``$TF_CONVGAN_FASHION_MNIST_DIR`` and default directories), image
+folders and image file checks, and tensorflow-datasets builders (never downloading by
+themselves).
+
+A file that is missing raises ``FileNotFoundError``; a file that is there but is not what it
+should be raises :class:`~tf_convgan.errors.ConfigError` naming it.
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from typing import Optional, Sequence
+
+import numpy as np
+
+from tf_convgan.errors import ConfigError
+
+FASHION_MNIST_ENV_VAR = "TF_CONVGAN_FASHION_MNIST_DIR"
+_FASHION_MNIST_DEFAULT_DIRS = (
+    os.path.join("..", "shared", "data", "fashion_mnist"),  # relative to the working dir
+    "/usr/share/datasets/fashion-mnist",  # Debian package dataset-fashion-mnist
+)
+
+
+class TFDSNotPreparedError(FileNotFoundError):
+    """A tensorflow-datasets dataset is not prepared in the searched data_dir."""
+
+
+# --------------------------------------------------------------------------- numpy
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _load_numpy(path: str, name: str):
+    """np.load of a .npy or .npz file (no pickles); anything else is a ConfigError naming it."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head[:6] != _NPY_MAGIC and head[:4] != _ZIP_MAGIC:
+        raise ConfigError(f"`{name}` {path!r} is neither a .npy nor a .npz file (it starts with "
+                          f"{head!r}).")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ConfigError(f"`{name}` {path!r} cannot be read as numpy data: "
+                          f"{str(e).splitlines()[0] if str(e) else type(e).__name__}.") from None
+
+
+# --------------------------------------------------------------------------- IDX
+
+_IDX_DTYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
+               0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Reads an IDX file (optionally gzip-compressed, detected by content) into numpy.
+
+    Format: 2 zero bytes, a type code (0x08 = uint8, ...), the number of dimensions, then
+    that many big-endian uint32 sizes, then the data in row-major order.
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as e:
+            raise ConfigError(f"{path!r}: damaged gzip data ({e}).") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise ConfigError(f"{path!r} is not an IDX file (bad magic {raw[:4]!r}).")
+    dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ConfigError(f"{path!r}: truncated IDX header.")
+    shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - header != count * dtype.itemsize:
+        raise ConfigError(f"{path!r}: IDX header says shape {shape} ({count} values) but the "
+                          f"file has {len(raw) - header} data bytes.")
+    data = np.frombuffer(raw, dtype, count=count, offset=header).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))
+
+
+_IDX_SPLITS = {"train": "train", "t10k": "t10k", "test": "t10k"}
+
+
+def _idx_file(directory: str, prefix: str, kind: str, ndim: int) -> Optional[str]:
+    for name in (f"{prefix}-{kind}-idx{ndim}-ubyte", f"{prefix}-{kind}-idx{ndim}-ubyte.gz",
+                 f"{prefix}-{kind}.idx{ndim}-ubyte", f"{prefix}-{kind}.idx{ndim}-ubyte.gz"):
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _fashion_mnist_help(tried: Sequence[str], prefix: str, extra: str = "") -> str:
+    places = "\n".join(f"  - {p}" for p in tried)
+    return (
+        f"Fashion-MNIST / IDX files '{prefix}-images-idx3-ubyte[.gz]' not found. Looked in:\n"
+        f"{places}\n{extra}"
+        "To get the data: set the environment variable "
+        f"{FASHION_MNIST_ENV_VAR}=/path/to/dir (or gin `idx_source.directory` / "
+        "`fashion_mnist_source.directory`), or `apt-get install dataset-fashion-mnist` "
+        "(installs /usr/share/datasets/fashion-mnist), or download the four files "
+        "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz from https://github.com/zalandoresearch/fashion-mnist "
+        "into one directory.")
+
+
+def _find_idx_directory(directory: Optional[str], prefix: str, extra: str = "") -> str:
+    if directory is not None:
+        candidates = [("`directory`", os.fspath(directory))]
+    else:
+        candidates = []
+        env = os.environ.get(FASHION_MNIST_ENV_VAR)
+        if env:
+            candidates.append((f"${FASHION_MNIST_ENV_VAR}", env))
+        candidates += [("default", d) for d in _FASHION_MNIST_DEFAULT_DIRS]
+    tried = []
+    for origin, candidate in candidates:
+        if _idx_file(candidate, prefix, "images", 3) is not None:
+            return candidate
+        tried.append(f"{candidate} ({origin}; absolute: {os.path.abspath(candidate)})")
+    raise FileNotFoundError(_fashion_mnist_help(tried, prefix, extra))
+
+
+def check_idx_split(split) -> str:
+    """`split`; ConfigError unless it is 'train', 't10k' or 'test' (= 't10k')."""
+    if split not in _IDX_SPLITS:
+        raise ConfigError(f"`split` must be one of {tuple(_IDX_SPLITS)}, got {split!r}.")
+    return split
+
+
+def _load_idx_split(directory: Optional[str], split: str, extra: str = ""):
+    """(directory found, file prefix, images, labels or None) of a checked `split`."""
+    prefix = _IDX_SPLITS[split]
+    found = _find_idx_directory(directory, prefix, extra)
+    images = read_idx(_idx_file(found, prefix, "images", 3))
+    labels_file = _idx_file(found, prefix, "labels", 1)
+    labels = read_idx(labels_file) if labels_file is not None else None
+    return found, prefix, images, labels
+
+
+# --------------------------------------------------------------------------- image folder
+
+
+def _check_image_file(path: str) -> None:
+    """Raises ConfigError naming `path` unless it starts like a PNG, JPEG, GIF or BMP image
+    (what tf.io.decode_image reads) and, for PNG, GIF and BMP, ends like one: a text file with
+    an image's name or a truncated file fails here, before training, not at the step that
+    first reads it. (Two small reads per file.)"""
+    with open(path, "rb") as f:
+        head = f.read(26)
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64))
+        tail = f.read()
+    problem = None
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        if b"IEND" not in tail:
+            problem = "a truncated PNG (no IEND chunk at its end)"
+    elif head.startswith(b"\xff\xd8\xff"):
+        pass  # JPEG: decoders accept data after the end marker, so the end says little
+    elif head.startswith((b"GIF87a", b"GIF89a")):
+        if b"\x3b" not in tail[-16:]:
+            problem = "a truncated GIF (no trailer byte at its end)"
+    elif head.startswith(b"BM") and len(head) >= 6:
+        declared = int.from_bytes(head[2:6], "little")
+        if declared > size:
+            problem = f"a truncated BMP ({size} of {declared} bytes)"
+    else:
+        problem = (f"not a PNG, JPEG, GIF or BMP image (it starts with {head[:8]!r})"
+                   if head else "empty")
+    if problem:
+        raise ConfigError(f"image file {path!r} is {problem}.")
+
+
+def _find_image_files(directory: str, extensions: tuple) -> list:
+    """The image files under `directory` (recursive) whose names end with one of the lower-case
+    `extensions`, as paths relative to `directory` sorted by path components; each is checked
+    by _check_image_file. FileNotFoundError without the directory, ConfigError without files."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"`directory` {directory!r} does not exist or is not a directory.")
+    relative = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in files:
+            if name.lower().endswith(extensions):
+                relative.append(os.path.relpath(os.path.join(root, name), directory))
+    relative.sort(key=lambda p: p.split(os.sep))
+    if not relative:
+        raise ConfigError(f"`directory` {directory!r} contains no image files with extensions "
+                          f"{extensions}.")
+    for path in relative:
+        _check_image_file(os.path.join(directory, path))
+    return relative
+
+
+# --------------------------------------------------------------------------- tfds
+
+
+def _tfds_builder(name: str, data_dir: Optional[str]):
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise ConfigError(
+            f"tfds_source: unknown tensorflow-datasets dataset `name`={name!r} (not a "
+            f"registered builder and no prepared copy in data_dir={data_dir!r}): {first_line} "
+            "See tfds.list_builders() for the registered names.") from None
+
+
+def _not_prepared_message(name: str, builder, data_dir: Optional[str]) -> str:
+    root = data_dir if data_dir is not None else os.fspath(
+        getattr(builder, "data_dir_root", None) or "tfds default ($TFDS_DATA_DIR or "
+        "~/tensorflow_datasets)")
+    return (
+        f"tensorflow-datasets dataset {name!r} is not prepared: searched `data_dir`={root!r} "
+        f"(expected {os.fspath(builder.data_dir)!r}) and downloading is off (download=False). "
+        f"Prepare it on a machine with internet: `tfds build {name} --data_dir=DIR` (or "
+        f"tfds.builder({name!r}, data_dir=DIR).download_and_prepare()) and copy DIR here, then "
+        "pass data_dir=DIR (gin `tfds_source.data_dir`); or point data_dir at a prepared copy "
+        "(e.g. a GCS bucket); or pass download=True on a machine with internet.")
