@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import types
 
 import gin
 import numpy as np
@@ -15,15 +16,17 @@ from tf_convgan.training.loop import train
 from tests.fid_helpers import FID_WEIGHTS, needs_weights, run_evaluate, write_folder
 
 
-class _ScriptedEvaluator:
+class _ScriptedEvaluator(hook.EvaluationHook):
     """Returns the given FIDs in turn (no network): tests the bookkeeping of train()."""
 
     def __init__(self, fids):
         self.fids = list(fids)
         self.steps = []
+        self.arguments = []
 
-    def __call__(self, generator_ema, step, *, strategy=None, data=None):
+    def evaluate(self, generator_ema, step, *, strategy=None, data=None):
         self.steps.append(step)
+        self.arguments.append((generator_ema, strategy, data))
         fid = self.fids.pop(0)
         return {"fid": fid, "kid": fid / 100, "kid_std": 0.0}
 
@@ -70,6 +73,34 @@ def test_training_logs_eval_metrics_and_keeps_the_best_checkpoint(tmp_path, npy_
     kept = tf.train.load_checkpoint(path)
     name = [n for n in kept.get_variable_to_shape_map() if n.startswith("generator_ema/")][0]
     assert not np.array_equal(kept.get_tensor(name), latest.get_tensor(name))  # step 4 != 5
+
+
+def test_the_hook_evaluates_its_context_and_records(tmp_path):
+    """The call the training loop makes: hook(context) evaluates context.gan.generator_ema at
+    context.step with the context's strategy and data, returns the values, and records them in
+    context.model_dir (CSV, TensorBoard, plot, best/ holding context.checkpoint)."""
+    scripted = _ScriptedEvaluator([5.0, 3.0, 4.0])
+    generator_ema, data = object(), object()
+    gan = types.SimpleNamespace(generator=None, discriminator=None, generator_ema=generator_ema)
+    variable = tf.Variable(0.0)
+    checkpoint = tf.train.Checkpoint(v=variable)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    for step in (1, 2, 3):
+        variable.assign(float(step))
+        context = types.SimpleNamespace(gan=gan, step=step, num_steps=3, model_dir=str(tmp_path),
+                                        writer=writer, strategy=None, data=data,
+                                        checkpoint=checkpoint)
+        values = scripted(context)
+    assert values == {"fid": 4.0, "kid": 0.04, "kid_std": 0.0}
+    assert scripted.steps == [1, 2, 3]
+    assert scripted.arguments == [(generator_ema, None, data)] * 3
+    table = hook.read_metrics_csv(str(tmp_path / "metrics.csv"))
+    np.testing.assert_allclose(table["fid"], [5.0, 3.0, 4.0])
+    assert _event_scalars(str(tmp_path), "eval/kid") == pytest.approx({1: 0.05, 2: 0.03, 3: 0.04})
+    assert open(tmp_path / "fid.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert hook.read_best(str(tmp_path))["step"] == 2
+    kept = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(tmp_path / "best")))
+    assert kept.get_tensor("v/.ATTRIBUTES/VARIABLE_VALUE") == 2.0
 
 
 @needs_weights

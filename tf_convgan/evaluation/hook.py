@@ -1,10 +1,20 @@
 """The in-training evaluator (`fid_evaluator`): FID/KID of the EMA generator every
 `train.eval_every` steps, logged to TensorBoard (eval/<metric>), model_dir/metrics.csv and
-model_dir/fid.png, with the best checkpoint so far in model_dir/best/."""
+model_dir/fid.png, with the best checkpoint so far in model_dir/best/.
+
+It is a training hook: the loop calls `hook(context)`, where the context has the attributes
+  gan         the GAN model (.generator, .discriminator, .generator_ema)
+  step        completed steps (int); num_steps: the steps of the whole run
+  model_dir   the run directory (str); writer: its tf.summary writer
+  strategy    a tf.distribute strategy, or None: evaluate on the chief's own device
+  data        the training ImageSource
+  checkpoint  a tf.train.Checkpoint of the full training state (what best/ saves)
+"""
 import csv
 import json
 import os
 import time
+import types
 
 import gin
 import numpy as np
@@ -17,13 +27,54 @@ from tf_convgan import run_dir
 from tf_convgan.run_dir.checkpoints import CheckpointKeeper
 
 
+class EvaluationHook:
+    """An evaluation as a training hook. Subclasses define
+    `evaluate(generator_ema, step, *, strategy=None, data=None)` -> {metric: float}; calling the
+    hook with the loop's context evaluates the context's EMA generator and records the values."""
+
+    def evaluate(self, generator_ema, step, *, strategy=None, data=None):
+        raise NotImplementedError
+
+    def __call__(self, context):
+        """Evaluates context.gan.generator_ema at context.step (on context.strategy, with
+        context.data), logs to TensorBoard (eval/<metric>), appends to model_dir/metrics.csv,
+        re-plots model_dir/fid.png, and when the FID is the lowest so far saves
+        context.checkpoint in model_dir/best/ (CheckpointManager, 1 kept) with best/best.json.
+        Returns the values."""
+        step, model_dir, writer = context.step, context.model_dir, context.writer
+        start = time.time()
+        values = dict(self.evaluate(context.gan.generator_ema, step, strategy=context.strategy,
+                                    data=context.data))
+        seconds = time.time() - start
+        with writer.as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(f"eval/{name}", value)
+        writer.flush()
+        csv_path = os.path.join(model_dir, run_dir.METRICS_CSV)
+        run_dir.append_csv_row(csv_path, step, {**values, "eval_seconds": seconds})
+        if "fid" in values:
+            plot_metric(csv_path, os.path.join(model_dir, run_dir.FID_PLOT), "fid")
+            best = read_best(model_dir)
+            if best is None or values["fid"] < best["fid"]:
+                best_dir = run_dir.best_dir(model_dir)
+                saved = CheckpointKeeper(context.checkpoint, best_dir, keep_last=1).save(step)
+                run_dir.write_text(os.path.join(best_dir, run_dir.BEST_JSON), json.dumps(
+                    {"step": int(step), "checkpoint": os.path.basename(saved),
+                     **{k: float(v) for k, v in values.items()}}, indent=1))
+        text = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+        print(f"eval step {step}: {text} ({seconds:.0f}s)", flush=True)
+        return values
+
+
 @gin.configurable("fid_evaluator")
-class FIDEvaluator:
+class FIDEvaluator(EvaluationHook):
     """FID/KID of the EMA generator against a data source, for `train.evaluator`.
 
-    `evaluator(generator_ema, step, strategy=..., data=...)` -> {'fid', 'kid', 'kid_std'}.
-    Reference features (of `data`, default: the training data) are computed once and cached;
-    the generator's samples are the same z for every evaluation (a function of `seed`)."""
+    A training hook: `evaluator(context)` evaluates and records (EvaluationHook).
+    `evaluator.evaluate(generator_ema, step, strategy=..., data=...)` -> {'fid', 'kid', 'kid_std'}
+    only computes. Reference features (of `data`, default: the training data) are computed once
+    and cached; the generator's samples are the same z for every evaluation (a function of
+    `seed`)."""
 
     def __init__(self, *, num_samples=10000, num_reference=None, data=None, batch_size=50,
                  kid=True, kid_subsets=100, kid_subset_size=1000, precision_recall=False,
@@ -54,7 +105,7 @@ class FIDEvaluator:
                 jit_compile=self.jit_compile, verbose=self.verbose)
         return self._extractor
 
-    def __call__(self, generator_ema, step, *, strategy=None, data=None):
+    def evaluate(self, generator_ema, step, *, strategy=None, data=None):
         extractor = self.extractor(strategy)
         if self._real is None:
             source = self.data or data
@@ -114,27 +165,10 @@ def read_best(model_dir):
 
 def evaluate_during_training(evaluator, *, generator_ema, checkpoint, step, model_dir, writer,
                              strategy=None, data=None):
-    """What train() does every `eval_every` steps: evaluate, log to TensorBoard (eval/<metric>),
-    append to model_dir/metrics.csv, re-plot model_dir/fid.png, and when the FID is the lowest so
-    far save `checkpoint` in model_dir/best/ (CheckpointManager, 1 kept) with best/best.json."""
-    start = time.time()
-    values = dict(evaluator(generator_ema, step, strategy=strategy, data=data))
-    seconds = time.time() - start
-    with writer.as_default(step=step):
-        for name, value in values.items():
-            tf.summary.scalar(f"eval/{name}", value)
-    writer.flush()
-    csv_path = os.path.join(model_dir, run_dir.METRICS_CSV)
-    run_dir.append_csv_row(csv_path, step, {**values, "eval_seconds": seconds})
-    if "fid" in values:
-        plot_metric(csv_path, os.path.join(model_dir, run_dir.FID_PLOT), "fid")
-        best = read_best(model_dir)
-        if best is None or values["fid"] < best["fid"]:
-            best_dir = run_dir.best_dir(model_dir)
-            saved = CheckpointKeeper(checkpoint, best_dir, keep_last=1).save(step)
-            run_dir.write_text(os.path.join(best_dir, run_dir.BEST_JSON), json.dumps(
-                {"step": int(step), "checkpoint": os.path.basename(saved),
-                 **{k: float(v) for k, v in values.items()}}, indent=1))
-    text = " ".join(f"{k}={v:.4g}" for k, v in values.items())
-    print(f"eval step {step}: {text} ({seconds:.0f}s)", flush=True)
-    return values
+    """What training/loop.py calls every `eval_every` steps until it calls its hooks itself: builds
+    the hook context (its GAN holds only `generator_ema`; num_steps is None) and returns
+    `evaluator(context)`, the hook's call the loop will make."""
+    context = types.SimpleNamespace(
+        gan=types.SimpleNamespace(generator_ema=generator_ema), step=step, num_steps=None,
+        model_dir=model_dir, writer=writer, strategy=strategy, data=data, checkpoint=checkpoint)
+    return evaluator(context)
