@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from tf_convgan.evaluation import features as evaluation  # noqa: E402
+from tf_convgan.evaluation import features  # noqa: E402
 
 
 def measure(extractor, images):
@@ -39,8 +39,8 @@ def main():
           f"{[d.device_type for d in tf.config.list_logical_devices()]}, "
           f"CPU cores visible: {os.cpu_count()}, jit_compile={args.jit_compile}")
     for bs in [int(b) for b in args.batch_sizes.split(",")]:
-        extractor = evaluation.FeatureExtractor(batch_size=bs, jit_compile=args.jit_compile,
-                                                verbose=False)
+        extractor = features.FeatureExtractor(batch_size=bs, jit_compile=args.jit_compile,
+                                              verbose=False)
         no_resize = measure(extractor, full)
         with_resize = measure(extractor, small)
         print(f"batch {bs:4d}: network only (299x299 uint8) {no_resize:7.1f} images/s | "

@@ -1,6 +1,7 @@
 """Test session set-up: two logical CPU devices (for the MirroredStrategy equality tests),
 deterministic ops, and quiet TensorFlow logging. Must run before TensorFlow initialises devices.
-Shared fixtures: the tiny training data, and a tiny trained run directory."""
+Shared fixtures: the tiny training data, a tiny trained run directory, and the FID feature
+extractor."""
 import collections
 import os
 
@@ -42,3 +43,12 @@ def trained_run(tmp_path_factory):
     train_in_process(tmp / "run", str(tmp / "images.npy"), "train.num_steps = 4",
                      "train.keep_last = 10")
     return TrainedRun(tmp / "run", str(tmp / "images.npy"))
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    """The FID feature extractor on the shared weights, batches of 4 (a test module may define
+    its own)."""
+    from tf_convgan.evaluation.features import FeatureExtractor
+    from tests.fid_helpers import FID_WEIGHTS
+    return FeatureExtractor(weights_path=FID_WEIGHTS, batch_size=4, verbose=False)

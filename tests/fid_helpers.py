@@ -1,7 +1,12 @@
-"""Paths of the shared FID data (env vars with ../shared defaults) and skip markers."""
+"""Paths of the shared FID data (env vars with ../shared defaults), skip markers, and helpers of
+the evaluation tests: image folders and the `evaluate` command run in process."""
 import os
 
+import numpy as np
 import pytest
+
+from tf_convgan.cli import evaluate
+from tf_convgan.run_dir import images as images_lib
 
 _SHARED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 FID_WEIGHTS = os.environ.get(
@@ -24,3 +29,17 @@ needs_fashion_mnist = pytest.mark.skipif(
     not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
     reason=f"Fashion-MNIST IDX files not found in {FASHION_MNIST_DIR} "
            f"(set TF_CONVGAN_FASHION_MNIST_DIR)")
+
+
+def write_folder(directory, images):
+    """Writes uint8 images [N, H, W, C] as directory/0000.png, 0001.png, ...; returns the path."""
+    for i, image in enumerate(np.asarray(images)):
+        images_lib.write_png(os.path.join(directory, f"{i:04d}.png"), image)
+    return str(directory)
+
+
+def run_evaluate(capsys, *args):
+    """`python -m tf_convgan.evaluate *args` in process: (exit status, stdout, stderr)."""
+    status = evaluate.main(["evaluate", *args])
+    out, err = capsys.readouterr()
+    return status, out, err

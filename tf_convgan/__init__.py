@@ -17,7 +17,7 @@ from tf_convgan.studies import dirac  # noqa: F401
 from tf_convgan.studies import dirac_study
 from tf_convgan.objectives import instance_noise
 from tf_convgan.studies import toy2d
-from tf_convgan.evaluation import features as evaluation  # noqa: F401  (registers fid_evaluator)
+from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
 from tf_convgan.gan_stability import config as gan_stability_config  # noqa: F401  (GAN_stability YAML configs)
 from tf_convgan.cli import config  # noqa: F401  (registers run)
 

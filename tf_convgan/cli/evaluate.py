@@ -6,7 +6,7 @@
 
 The reference is a dataset (`--dataset fashion_mnist` or a tensorflow-datasets name, `--split`)
 or an image folder (`--reference_dir`), at the evaluated images' resolution unless `--resolution`
-says otherwise; its features are cached (see tf_convgan.evaluation.reference_features). Prints the
+says otherwise; its features are cached (see tf_convgan.evaluation.reference). Prints the
 metrics as one JSON line (also written to `--output_json`). Bad input prints one line naming the
 flag and exits with status 2.
 """
@@ -20,7 +20,7 @@ from absl import flags  # noqa: E402
 
 from tf_convgan import data as data_lib  # noqa: E402
 from tf_convgan import run_dir  # noqa: E402
-from tf_convgan.evaluation import features as evaluation
+from tf_convgan.evaluation import features, reference  # noqa: E402
 from tf_convgan.errors import ConfigError, FlagError, blame, parse_flags  # noqa: E402
 from tf_convgan.run_dir import generators  # noqa: E402
 
@@ -122,7 +122,7 @@ def _extractor(f):
     key = (f.weights, f.batch_size, f.jit_compile)
     if key not in _EXTRACTORS:
         with blame("weights"):
-            _EXTRACTORS[key] = evaluation.FeatureExtractor(
+            _EXTRACTORS[key] = features.FeatureExtractor(
                 weights_path=f.weights, batch_size=f.batch_size, jit_compile=f.jit_compile)
     return _EXTRACTORS[key]
 
@@ -134,7 +134,7 @@ def evaluate(f):
     info = {}
     if kind == "image_dir":
         with blame("image_dir"):
-            resolution, count = evaluation.image_folder_resolution(f.image_dir)
+            resolution, count = features.image_folder_resolution(f.image_dir)
             folder = data_lib.image_folder_source(directory=f.image_dir, resolution=resolution)
         num = min(count, f.num_samples)
         if num < 2:
@@ -159,17 +159,17 @@ def evaluate(f):
         fake = extractor.features_of_source(folder, num, seed=f.seed, description=f.image_dir)
     else:
         fake = extractor.features_of_generator(
-            evaluation.generator_fn(generator), num=num, z_dim=generator.z_dim,
+            features.generator_fn(generator), num=num, z_dim=generator.z_dim,
             num_classes=generator.num_classes, seed=f.seed)
     with blame("num_reference"):
-        real = evaluation.reference_features(
+        real = reference.reference_features(
             source, num_reference, extractor=extractor, dataset=dataset, split=split,
             seed=f.seed, directory=f.cache_dir, weights_path=f.weights)
-    result = evaluation.compute_metrics(fake, real, kid_subsets=f.kid_subsets,
-                                        kid_subset_size=f.kid_subset_size,
-                                        precision_recall=f.precision_recall, seed=f.seed)
+    result = reference.compute_metrics(fake, real, kid_subsets=f.kid_subsets,
+                                       kid_subset_size=f.kid_subset_size,
+                                       precision_recall=f.precision_recall, seed=f.seed)
     result.update(num_samples=num, num_reference=num_reference, reference=source.description,
-                  resize=evaluation.RESIZE_CONVENTION, **info)
+                  resize=features.RESIZE_CONVENTION, **info)
     return result
 
 

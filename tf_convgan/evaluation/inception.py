@@ -16,7 +16,7 @@ the mixed blocks are 3x3 stride 1 'SAME' (average pools exclude the padding, as 
 reduction pools are 3x3 stride 2 VALID max pools.
 
 Input: NHWC float32 [N, 299, 299, 3] with values (uint8 - 128) / 128. Resizing and the uint8
-convention live in `tf_convgan.evaluation`.
+convention live in `tf_convgan.evaluation.features`.
 
 Weights file: `weights_path` argument, else $TF_CONVGAN_FID_WEIGHTS, else
 `../shared/data/fid_inception/fid_inception_2015-12-05_pool3_weights.npz` relative to the project
