@@ -10,19 +10,11 @@
 
 The command line is tf_convgan.cli.evaluate (`python -m tf_convgan.evaluate`).
 """
-from tf_convgan.evaluation import features
 from tf_convgan.evaluation.features import (RESIZE_CONVENTION, FeatureExtractor, generator_fn,
                                             image_folder_resolution, inception_inputs)
 from tf_convgan.evaluation.reference import compute_metrics, reference_features
-from tf_convgan.evaluation.hook import (EvaluationHook, FIDEvaluator, evaluate_during_training,
-                                        read_best, read_metrics_csv)
+from tf_convgan.evaluation.hook import EvaluationHook, FIDEvaluator, read_best, read_metrics_csv
 
 __all__ = ["RESIZE_CONVENTION", "FeatureExtractor", "generator_fn", "image_folder_resolution",
            "inception_inputs", "compute_metrics", "reference_features", "EvaluationHook",
-           "FIDEvaluator", "evaluate_during_training", "read_best", "read_metrics_csv"]
-
-# Transitional: training/loop.py (being converted to hooks) still binds `evaluation` to the
-# features module and calls evaluation.evaluate_during_training. The package's __init__ runs
-# before any of its modules can be imported, so the name is there whenever the loop is. Remove
-# this line when the loop imports the hook.
-features.evaluate_during_training = evaluate_during_training
+           "FIDEvaluator", "read_best", "read_metrics_csv"]

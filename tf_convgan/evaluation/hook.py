@@ -161,14 +161,3 @@ def read_best(model_dir):
         return None
     with open(path) as f:
         return json.load(f)
-
-
-def evaluate_during_training(evaluator, *, generator_ema, checkpoint, step, model_dir, writer,
-                             strategy=None, data=None):
-    """What training/loop.py calls every `eval_every` steps until it calls its hooks itself: builds
-    the hook context (its GAN holds only `generator_ema`; num_steps is None) and returns
-    `evaluator(context)`, the hook's call the loop will make."""
-    context = types.SimpleNamespace(
-        gan=types.SimpleNamespace(generator_ema=generator_ema), step=step, num_steps=None,
-        model_dir=model_dir, writer=writer, strategy=strategy, data=data, checkpoint=checkpoint)
-    return evaluator(context)

@@ -176,8 +176,8 @@ def train(*, model_dir,
         trips); num_steps and every interval must be multiples of it.
       mixed_precision: None (float32), 'mixed_float16' (GPU; with dynamic loss scaling) or
         'mixed_bfloat16' (TPU, recent CPUs/GPUs): the Keras dtype policy of the networks.
-      evaluator: None, or e.g. @fid_evaluator(): called with the EMA generator every `eval_every`
-        steps and at the end (see tf_convgan.evaluation.evaluate_during_training).
+      evaluator: None, or a hook such as @fid_evaluator() (tf_convgan.evaluation.hook), run on the
+        chief every `eval_every` steps and at the end (see training.hooks for the context).
     Returns the GAN model.
     Raises:
       TrainingDivergedError: a loss term, gradient norm or weight became non-finite; nothing
