@@ -1,5 +1,6 @@
 """Lazy regularization: k = 1 is the eager penalty exactly; k = 2 applies the penalty with weight
-2 on even D steps only and does not evaluate it on the others; lazy_adam's adjustment."""
+2 on even D steps only and does not evaluate it on the others; what lazy_adam applies (StyleGAN2's
+lr * c and beta ** c, nothing more)."""
 import functools
 
 import numpy as np
@@ -68,15 +69,51 @@ def test_lazy_interval_2_applies_twice_the_penalty_on_even_d_steps():
     assert len(calls) == 2  # evaluated on D steps 0 and 2, not on step 1
 
 
-def test_lazy_adam_adjusts_as_stylegan2():
-    opt = optimizers.lazy_adam(learning_rate=2e-3, beta_1=0.0, beta_2=0.99, interval=16)
-    c = 16 / 17
-    np.testing.assert_allclose(float(opt.learning_rate), 2e-3 * c, rtol=1e-6)
-    assert float(opt.beta_1) == 0.0
-    np.testing.assert_allclose(float(opt.beta_2), 0.99 ** c, rtol=1e-7)
+def test_lazy_adam_is_adam_with_lr_times_c_and_betas_to_the_power_c():
+    """What lazy_adam applies, exactly: c = k / (k + 1), learning_rate * c (stored in float32),
+    beta_1 ** c, beta_2 ** c, epsilon as given; nothing else."""
+    opt = optimizers.lazy_adam(learning_rate=2e-3, beta_1=0.0, beta_2=0.99, epsilon=1e-7,
+                               interval=16)
+    c = 16 / (16 + 1.0)
+    assert float(opt.learning_rate) == float(np.float32(2e-3 * c))
+    assert opt.beta_1 == 0.0
+    assert opt.beta_2 == 0.99 ** c
+    assert opt.epsilon == 1e-7
+    assert opt.lazy_interval == 16
     opt = optimizers.lazy_adam(learning_rate=1e-3, beta_1=0.5, beta_2=0.999, interval=4)
-    np.testing.assert_allclose(float(opt.beta_1), 0.5 ** 0.8, rtol=1e-7)
+    assert opt.beta_1 == 0.5 ** 0.8 and opt.beta_2 == 0.999 ** 0.8
+    assert float(opt.learning_rate) == float(np.float32(1e-3 * 0.8))
     assert opt.lazy_interval == 4
+
+
+def _keras_adam(w, gradients, *, lr, beta_1, beta_2, eps):
+    """Keras' Adam in float64: m, v as moving averages, lr_t = lr sqrt(1 - b2^t) / (1 - b1^t),
+    w <- w - lr_t m / (sqrt(v) + eps)."""
+    m = v = np.zeros_like(w)
+    for t, g in enumerate(gradients, start=1):
+        m = m + (g - m) * (1 - beta_1)
+        v = v + (g * g - v) * (1 - beta_2)
+        w = w - lr * np.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t) * m / (np.sqrt(v) + eps)
+    return w
+
+
+def test_lazy_adam_updates_are_adams_with_the_adjusted_values():
+    """Three updates of lazy_adam (k = 3, c = 3/4) equal Keras' Adam formula with lr * c and
+    betas ** c, and differ from the unadjusted Adam by far more than the tolerance."""
+    lr, b1, b2, eps, c = 0.1, 0.5, 0.9, 1e-8, 0.75
+    w0 = np.array([1.0, -2.0, 0.5], np.float32)
+    gradients = [np.array(g, np.float32) for g in ([0.3, -1.0, 2.0], [-0.2, 0.5, 1.0],
+                                                    [0.4, 0.1, -3.0])]
+    opt = optimizers.lazy_adam(learning_rate=lr, beta_1=b1, beta_2=b2, epsilon=eps, interval=3)
+    w = tf.Variable(w0)
+    for g in gradients:
+        opt.apply_gradients([(tf.constant(g), w)])
+    g64 = [g.astype(np.float64) for g in gradients]
+    expected = _keras_adam(w0.astype(np.float64), g64, lr=lr * c, beta_1=b1 ** c,
+                           beta_2=b2 ** c, eps=eps)
+    np.testing.assert_allclose(w.numpy(), expected, rtol=1e-6, atol=1e-7)
+    plain = _keras_adam(w0.astype(np.float64), g64, lr=lr, beta_1=b1, beta_2=b2, eps=eps)
+    assert np.abs(plain - expected).max() > 1e-2
 
 
 def test_lazy_errors_name_the_parameter():

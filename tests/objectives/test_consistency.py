@@ -83,8 +83,9 @@ def test_cr_gradient_flows_through_both_logits():
 
 
 def test_zcr_terms_on_linear_networks():
-    """Linear G(z) = z A: G(z) - G(z + dz) = -dz A, so the G term is -lambda_gen ||dz A||^2 and
-    the D term lambda_dis <w, dz A>^2, with dz = sigma_noise * N(0, I) of the seed."""
+    """Linear G(z) = z A: G(z) - G(z + dz) = -dz A, so the G term is -lambda_gen mean((dz A)^2)
+    (mean over the example's elements) and the D term lambda_dis <w, dz A>^2, with
+    dz = sigma_noise * N(0, I) of the seed."""
     a = RNG.normal(size=(5, 8 * 8 * 3)).astype(np.float32)
     z = tf.constant(RNG.normal(size=(4, 5)), tf.float32)
     zc = consistency.zcr(lambda_dis=5.0, lambda_gen=0.5, sigma_noise=0.03)
@@ -95,9 +96,44 @@ def test_zcr_terms_on_linear_networks():
     fake, fake_p = g(z), g(z_p)
     diff = (dz @ a).reshape(4, 8, 8, 3)
     np.testing.assert_allclose(zc.g_term(fake, fake_p).numpy(),
-                               -0.5 * np.sum(diff ** 2, axis=(1, 2, 3)), rtol=1e-3)
+                               -0.5 * np.mean(diff ** 2, axis=(1, 2, 3)), rtol=1e-3)
     np.testing.assert_allclose(zc.d_term(linear_d(), fake, fake_p).numpy(),
                                5.0 * _dot(W, diff) ** 2, rtol=2e-2, atol=1e-6)
+
+
+def test_zcr_g_term_is_the_mean_over_elements_at_32x32x3():
+    """StudioGAN's convention, with which lambda_gen = 0.5 was tuned: -lambda_gen times the mean
+    over the example's H * W * C elements of (G(z) - G(z + dz))^2 (a sum over pixels would be
+    3072 times larger at 32x32x3). Linear G(z) = z A; the expected values are computed in float64
+    NumPy from the same two outputs."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(6, 32 * 32 * 3)).astype(np.float32)
+    z = rng.normal(size=(3, 6)).astype(np.float32)
+    dz = (0.03 * rng.normal(size=(3, 6))).astype(np.float32)
+    g = lambda z: tf.reshape(tf.matmul(tf.constant(z), a), [-1, 32, 32, 3])  # noqa: E731
+    fake, fake_p = g(z), g(z + dz)
+    out = consistency.zcr_g(fake, fake_p, lambda_gen=0.5).numpy()
+    diff = fake.numpy().astype(np.float64) - fake_p.numpy().astype(np.float64)
+    assert out.shape == (3,)
+    np.testing.assert_allclose(out, -0.5 * np.mean(diff ** 2, axis=(1, 2, 3)), rtol=1e-5)
+    # and the closed form -lambda_gen mean((dz A)^2), to the float32 rounding of G's outputs
+    closed = (dz.astype(np.float64) @ a.astype(np.float64)).reshape(3, 32, 32, 3)
+    np.testing.assert_allclose(out, -0.5 * np.mean(closed ** 2, axis=(1, 2, 3)), rtol=1e-3)
+
+
+def test_zcr_d_term_is_one_squared_logit_gap_per_example_at_32x32x3():
+    """D's term is on D's logits, one scalar per example: lambda_dis (D(G(z)) - D(G(z + dz)))^2,
+    no reduction over pixels (StudioGAN: MSE of the [B] logits, the batch mean taken by the
+    step)."""
+    rng = np.random.default_rng(6)
+    w = rng.normal(size=(32, 32, 3)).astype(np.float32)
+    fake = tf.constant(rng.normal(size=(3, 32, 32, 3)), tf.float32)
+    fake_p = fake + tf.constant(0.01 * rng.normal(size=(3, 32, 32, 3)), tf.float32)
+    d = linear_d(w, b=0.0)
+    gap = d(fake).numpy().astype(np.float64) - d(fake_p).numpy()
+    out = consistency.zcr_d(d, fake, fake_p, lambda_dis=5.0).numpy()
+    assert out.shape == (3,)
+    np.testing.assert_allclose(out, 5.0 * gap ** 2, rtol=1e-6)
 
 
 @pytest.mark.parametrize("call,param", [

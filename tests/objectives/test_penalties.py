@@ -6,6 +6,7 @@ import tensorflow as tf
 from tf_convgan import noise
 from tf_convgan.objectives import penalties
 from tf_convgan.errors import ConfigError
+from helpers import two_cpu_strategy
 
 RNG = np.random.default_rng(0)
 REAL = tf.constant(RNG.normal(size=(4, 3, 2, 2)), tf.float32)
@@ -88,13 +89,100 @@ def test_interpolates_are_on_the_segment_with_the_seeded_weights():
         2.0 * np.maximum(norms - 1, 0) ** 2, rtol=1e-5)
 
 
-def test_dragan_perturbs_real_data_by_its_own_std():
-    u = noise.uniform(REAL.shape, SEED).numpy()
-    std = REAL.numpy().reshape(4, -1).std(axis=1).reshape(4, 1, 1, 1)
-    points = REAL.numpy() + 0.5 * std * u
-    norms = np.linalg.norm(points.reshape(4, -1), axis=1)
-    out = penalties.dragan(quadratic_d, REAL, FAKE, SEED, gamma=4.0, c=0.5).numpy()
-    np.testing.assert_allclose(out, 2.0 * (norms - 1) ** 2, rtol=1e-5)
+# Examples of very different spread: per-example, per-replica-slice and global-batch std differ.
+SPREAD = tf.constant(RNG.normal(size=(4, 3, 2, 2)) * np.array([0.5, 1.0, 3.0, 6.0])[:, None, None,
+                                                                                  None], tf.float32)
+
+
+def _dragan_closed_form(real, std, c, gamma):
+    """quadratic_d's gradient is x itself: the penalty at x~ = real + c std u is
+    gamma/2 (||x~|| - 1)^2 with u the seeded U[0, 1) draw."""
+    u = noise.uniform(real.shape, SEED).numpy().astype(np.float64)
+    points = real.numpy().astype(np.float64) + c * std * u
+    norms = np.linalg.norm(points.reshape(len(points), -1), axis=1)
+    return gamma / 2 * (norms - 1) ** 2
+
+
+def test_batch_std_is_numpys_std_of_the_whole_batch():
+    np.testing.assert_allclose(float(penalties.batch_std(SPREAD)),
+                               np.std(SPREAD.numpy().astype(np.float64)), rtol=1e-6)
+
+
+def test_dragan_perturbs_real_data_by_the_std_of_the_whole_batch():
+    """The default (Kodali et al.'s X + c * X.std() * U[0, 1)): one std for the whole batch."""
+    std = np.std(SPREAD.numpy().astype(np.float64))
+    out = penalties.dragan(quadratic_d, SPREAD, FAKE, SEED, gamma=4.0, c=0.5).numpy()
+    np.testing.assert_allclose(out, _dragan_closed_form(SPREAD, std, 0.5, 4.0), rtol=1e-5)
+    explicit = penalties.dragan(quadratic_d, SPREAD, FAKE, SEED, gamma=4.0, c=0.5,
+                                std_over="batch").numpy()
+    np.testing.assert_array_equal(explicit, out)
+
+
+def test_dragan_std_over_example_perturbs_real_data_by_its_own_std():
+    std = SPREAD.numpy().astype(np.float64).reshape(4, -1).std(axis=1).reshape(4, 1, 1, 1)
+    out = penalties.dragan(quadratic_d, SPREAD, FAKE, SEED, gamma=4.0, c=0.5,
+                           std_over="example").numpy()
+    np.testing.assert_allclose(out, _dragan_closed_form(SPREAD, std, 0.5, 4.0), rtol=1e-5)
+
+
+def _per_replica_rows(strategy, x):
+    rows = x.shape[0] // strategy.num_replicas_in_sync
+    return strategy.experimental_distribute_values_from_function(
+        lambda ctx: x[ctx.replica_id_in_sync_group * rows:(ctx.replica_id_in_sync_group + 1) * rows])
+
+
+@pytest.mark.parametrize("std_over", ["batch", "example"])
+def test_dragan_on_two_replicas_equals_one_device(std_over):
+    """2 replicas, each with half of the batch: the concatenated per-replica penalties equal the
+    one-device penalties of the whole batch (the std is the global batch's, all-reduced; u is drawn
+    for the global batch, each replica keeping its rows)."""
+    single = penalties.dragan(quadratic_d, SPREAD, FAKE, SEED, gamma=4.0, std_over=std_over)
+    strategy = two_cpu_strategy()
+    real, fake = _per_replica_rows(strategy, SPREAD), _per_replica_rows(strategy, FAKE)
+
+    @tf.function
+    def run(real, fake):
+        return strategy.run(lambda r, f: penalties.dragan(quadratic_d, r, f, SEED, gamma=4.0,
+                                                          std_over=std_over), args=(real, fake))
+
+    mirrored = np.concatenate([t.numpy() for t in
+                               strategy.experimental_local_results(run(real, fake))])
+    np.testing.assert_allclose(mirrored, single.numpy(), rtol=1e-5)
+    std = penalties.batch_std(SPREAD).numpy()
+    halves = [penalties.batch_std(SPREAD[:2]).numpy(), penalties.batch_std(SPREAD[2:]).numpy()]
+    assert min(abs(h - std) for h in halves) > 0.1 * std  # a per-slice std would not pass
+
+
+def test_dragan_batch_std_inside_a_cond_under_mirrored_strategy_says_what_to_change():
+    """MirroredStrategy refuses an all-reduce inside a tf.cond branch (lazy regularization):
+    a ConfigError naming dragan.std_over; the per-example form works there. (autograph=False:
+    AutoGraph would re-raise the ConfigError as a StagingError with the same message.)"""
+    strategy = two_cpu_strategy()
+    real, fake = _per_replica_rows(strategy, SPREAD), _per_replica_rows(strategy, FAKE)
+
+    def lazily(std_over):
+        @tf.function(autograph=False)
+        def run(real, fake):
+            def step(r, f):
+                return tf.cond(tf.constant(True),
+                               lambda: penalties.dragan(quadratic_d, r, f, SEED, std_over=std_over),
+                               lambda: tf.zeros([2]))
+            return strategy.run(step, args=(real, fake))
+        return run(real, fake)
+
+    with pytest.raises(ConfigError, match="dragan.std_over = 'example'"):
+        lazily("batch")
+    out = np.concatenate([t.numpy() for t in strategy.experimental_local_results(
+        lazily("example"))])
+    np.testing.assert_allclose(
+        out, penalties.dragan(quadratic_d, SPREAD, FAKE, SEED, std_over="example").numpy(),
+        rtol=1e-5)
+
+
+def test_dragan_std_over_must_be_batch_or_example():
+    with pytest.raises(ConfigError, match=r"dragan\.std_over must be one of \('batch', 'example'\), "
+                                          r"got 'replica'"):
+        penalties.dragan(quadratic_d, REAL, FAKE, SEED, std_over="replica")
 
 
 def test_penalty_is_differentiable_wrt_discriminator_weights():

@@ -17,7 +17,10 @@ exactly the one above):
     (logged `zcr_g`);
   lazy_interval k: the penalty is evaluated only on D steps whose global index
     (d_optimizer.iterations) is a multiple of k, weighted by k, inside a tf.cond (Karras et al.
-    2020); see optimizers.lazy_adam for the paper's optimizer adjustment;
+    2020), as part of D's regular update (no extra optimizer step, unlike StyleGAN2), so
+    optimizers.lazy_adam's StyleGAN2 values (lr * c, beta ** c, c = k / (k + 1)) compensate
+    nothing here: they only lower D's learning rate and raise its betas. Under MirroredStrategy a
+    penalty that all-reduces (dragan with std_over='batch') cannot run inside that tf.cond;
   consensus_gamma: ConOpt (Mescheder et al. 2017): one simultaneous update of both players, each
     minimising its loss + gamma/2 ||v||^2 (consensus.consensus_gradients); replaces steps 1-2 and
     needs d_steps = 1.

@@ -238,15 +238,19 @@ def torch_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8):
 
 @gin.configurable
 def lazy_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, interval=16):
-    """Keras' Adam adjusted for lazy regularization with `interval` k (Karras et al. 2020,
-    StyleGAN2, appendix B): c = k / (k + 1), learning_rate * c, beta_1 ** c, beta_2 ** c.
+    """Keras' Adam with StyleGAN2's lazy-regularization settings for interval k (Karras et al.
+    2020, appendix B): c = k / (k + 1), learning rate learning_rate * c, betas beta_1 ** c and
+    beta_2 ** c (epsilon unchanged). That substitution is all it does.
 
-    StyleGAN2 applies the lazy penalty as a separate optimizer step every k minibatches, k + 1
-    updates per k minibatches; the adjustment keeps Adam's per-minibatch step size and momentum
-    horizons as without lazy regularization. tf_convgan adds k * penalty to D's loss in the same
-    update (GAN.lazy_interval), so the number of updates does not change: use this helper to
-    reproduce the paper's optimizer settings, plain `adam` for an unadjusted one. The optimizer
-    records k (`lazy_interval`); GAN checks that it equals GAN.lazy_interval."""
+    It compensates nothing here. In StyleGAN2 the lazy penalty is an optimizer step of its own
+    every k minibatches (k + 1 updates per k minibatches), and c keeps the learning rate and the
+    betas per minibatch as without laziness (k + 1 steps of lr * c over k minibatches;
+    (beta ** c) ** ((k + 1) / k) = beta). tf_convgan adds k * penalty to D's loss inside the
+    regular D update (GAN.lazy_interval): k updates per k minibatches, so with this optimizer D
+    just trains with a c times smaller learning rate and betas closer to 1 (Adam's moment averages
+    about 1 / c times longer; beta = 0 stays 0). Use it to reproduce StyleGAN2's optimizer numbers;
+    plain `adam` keeps the configured ones. The optimizer records k (`lazy_interval`); GAN checks
+    that it equals GAN.lazy_interval."""
     if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
         raise ConfigError(f"lazy_adam.interval must be an integer >= 1, got {interval!r}")
     _check_decay("lazy_adam.beta_1", beta_1)

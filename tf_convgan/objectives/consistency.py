@@ -17,16 +17,24 @@ D-side image terms (`GAN.consistency`) share the penalties' signature
 zCR (Zhao et al. 2021, sec. 3.2) perturbs the latent, z~ = z + dz with dz ~ N(0, sigma_noise^2 I):
 
   D term:  lambda_dis * (D(G(z)) - D(G(z~)))^2        (added to D's loss, G fixed)
-  G term: -lambda_gen * ||G(z) - G(z~)||^2            (added to G's loss; the squared L2 norm over
-                                                      all pixels of the example: G is pushed to
-                                                      react to dz, against mode collapse)
+  G term: -lambda_gen * mean_j (G(z)_j - G(z~)_j)^2   (added to G's loss: G is pushed to react to
+                                                      dz, against mode collapse)
+
+Reductions. The G term is the squared difference *averaged* over the example's elements j (all
+non-batch axes, H * W * C of an image), not summed: the convention of StudioGAN (Kang et al.),
+a public implementation of ICR, whose G term is -lambda_gen * MSELoss(G(z), G(z~)), the mean
+over every element; Zhao et al. 2021's lambda_gen = 0.5 goes with it. A sum over pixels
+would weigh the term 3072 times more at 32x32x3 and make lambda_gen resolution-dependent. The D term
+is on D's logits, one scalar per example, so there is nothing to reduce (StudioGAN: MSELoss of the
+[B] logits). Both return one value per example; the train step averages them over the global batch
+(tf.nn.compute_average_loss), which is the batch part of StudioGAN's mean.
 
 `zcr(...)` is gin-configurable and returns a `LatentConsistency` of the three pieces (note the
 parentheses in gin: `GAN.latent_consistency = @zcr()`), which the train step composes.
 
 Papers' settings on CIFAR-10: CR lambda = 10 (Zhang et al. 2020, Algorithm 1); ICR
-lambda_real = lambda_fake = 10, lambda_dis = 5, lambda_gen = 0.5, sigma_noise = 0.03 (the values
-the issue gives for Zhao et al. 2021).
+lambda_real = lambda_fake = 10, lambda_dis = 5, lambda_gen = 0.5, sigma_noise = 0.03 (Zhao et al.
+2021), with the reductions above.
 """
 from typing import Callable, NamedTuple
 
@@ -40,8 +48,9 @@ from tf_convgan.errors import ConfigError, check_nonnegative
 _REAL, _FAKE = 0, 1
 
 
-def _squared_norm(x):
-    return tf.reduce_sum(tf.square(x), axis=list(range(1, x.shape.rank)))
+def _mean_square(x):
+    """Per-example mean over all non-batch axes of x^2: [B, ...] -> [B]."""
+    return tf.reduce_mean(tf.square(x), axis=list(range(1, x.shape.rank)))
 
 
 def _check_augment(name, augment):
@@ -80,15 +89,18 @@ def _seed(seed):
 
 
 def zcr_d(d_fn, fake, fake_perturbed, *, lambda_dis):
-    """zCR's D term: lambda_dis * (D(G(z)) - D(G(z + dz)))^2 per example."""
+    """zCR's D term: lambda_dis * (D(G(z)) - D(G(z + dz)))^2 per example (D's logit is one scalar
+    per example: no reduction)."""
     check_nonnegative("zcr.lambda_dis", lambda_dis)
     return lambda_dis * tf.square(d_fn(fake) - d_fn(fake_perturbed))
 
 
 def zcr_g(fake, fake_perturbed, *, lambda_gen):
-    """zCR's G term: -lambda_gen * ||G(z) - G(z + dz)||^2 per example (squared L2 over pixels)."""
+    """zCR's G term: -lambda_gen * mean_j (G(z)_j - G(z + dz)_j)^2 per example, the mean over the
+    example's elements j (all non-batch axes): StudioGAN's MSELoss convention, with which Zhao et
+    al. 2021's lambda_gen = 0.5 was used (see the module docstring)."""
     check_nonnegative("zcr.lambda_gen", lambda_gen)
-    return -lambda_gen * _squared_norm(fake - fake_perturbed)
+    return -lambda_gen * _mean_square(fake - fake_perturbed)
 
 
 def perturb_latent(z, seed, *, sigma_noise):

@@ -30,7 +30,9 @@ Weight convention, the one of Mescheder et al. 2018: every penalty is gamma/2 * 
   one-sided WGAN-GP: gamma/2 * E max(0, ||grad D(x^)|| - g0)^2.
   WGAN-GP0 (zero-centred, Thanh-Tung et al. 2019 / the paper's g0 = 0 case): gamma/2 * E||grad D(x^)||^2.
   DRAGAN (Kodali et al. 2017): gamma/2 * E(||grad D(x~)|| - g0)^2 at perturbed real data
-      x~ = real + c * std(real_i) * u, u ~ U[0, 1) elementwise (std per example).
+      x~ = real + c * std * u, u ~ U[0, 1) elementwise, std the standard deviation of all elements
+      of the global batch of real data (the reference form; `std_over='example'`: each example's
+      own std). See `dragan`.
 Converting from other code: GAN_stability's `reg_param` has no 1/2, so its reg_param=10 is gamma=20;
 Gulrajani et al.'s lambda=10 is gamma=20 as well.
 """
@@ -38,7 +40,7 @@ import gin
 import tensorflow as tf
 
 from tf_convgan import noise
-from tf_convgan.errors import check_nonnegative
+from tf_convgan.errors import ConfigError, check_nonnegative
 
 _NORM_EPS = 1e-12  # keeps the gradient of ||g|| finite at g = 0
 
@@ -155,15 +157,80 @@ def wgan_gp0(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=Non
     return 0.5 * gamma * squared_norm(grads)
 
 
+def batch_std(x):
+    """The standard deviation of all elements of the *global* batch x (a scalar), the same however
+    the batch is split over replicas; no gradient flows into it.
+
+    In replica context with R > 1 replicas (`strategy.run`), each replica holds a slice of the
+    global batch: the element sum and count are summed over replicas (all-reduce), which gives the
+    global mean, then the sum of squared deviations from that mean is summed over replicas:
+    std = sqrt(sum (x - mean)^2 / n), the population std (NumPy's default, ddof = 0). Two passes,
+    as tf.math.reduce_std, rather than E[x^2] - E[x]^2, which cancels digits in float32. Outside a
+    replica context (or with one replica) it is tf.math.reduce_std of x. Computed in float32 (at
+    least) and returned in x's dtype."""
+    x = tf.stop_gradient(tf.convert_to_tensor(x))
+    dtype = x.dtype
+    compute = tf.float64 if dtype == tf.float64 else tf.float32
+    x = tf.cast(x, compute)
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return tf.cast(tf.math.reduce_std(x), dtype)
+    total_and_count = _all_reduce_sum(
+        ctx, tf.stack([tf.reduce_sum(x), tf.cast(tf.size(x), compute)]))
+    count = total_and_count[1]
+    mean = total_and_count[0] / count
+    squares = _all_reduce_sum(ctx, tf.reduce_sum(tf.square(x - mean)))
+    return tf.cast(tf.sqrt(squares / count), dtype)
+
+
+def _all_reduce_sum(ctx, value):
+    """The replica sum of `value`. MirroredStrategy all-reduces through a merge_call, which it
+    refuses inside control flow (a tf.cond branch such as GAN.lazy_interval's): that is reported
+    as a ConfigError that says what to change."""
+    try:
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, value)
+    except RuntimeError as e:
+        if "merge_call" not in str(e):
+            raise
+        raise ConfigError(
+            "dragan.std_over = 'batch' needs the std of the global batch, an all-reduce over "
+            "replicas, which this strategy cannot run inside control flow (GAN.lazy_interval "
+            "evaluates the penalty in a tf.cond): set dragan.std_over = 'example' or "
+            "GAN.lazy_interval = None") from e
+
+
+def _example_std(x):
+    """Each example's standard deviation over its own elements, [B, 1, ..., 1]."""
+    return tf.math.reduce_std(tf.stop_gradient(x), axis=_non_batch_axes(x), keepdims=True)
+
+
+_STD_OVER = ("batch", "example")
+
+
 @gin.configurable
 def dragan(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=20.0,
-           g0=1.0, c=0.5):
-    """DRAGAN: gamma/2 * (||grad D(x~)|| - g0)^2 at x~ = real + c * std(real_i) * U[0, 1)."""
+           g0=1.0, c=0.5, std_over="batch"):
+    """DRAGAN (Kodali et al. 2017): gamma/2 * (||grad D(x~)|| - g0)^2 at perturbed real data
+    x~ = real + c * std * u, u ~ U[0, 1) elementwise (drawn for the global batch, see noise.py).
+
+    std_over='batch' (default, the reference form): std is the standard deviation of all elements
+      of the global batch of real data (`batch_std`: all-reduced over replicas, so the result does
+      not depend on how the batch is split). Kodali et al.'s code perturbs
+      `X + 0.5 * X.std() * np.random.random(X.shape)` (NumPy's std of the whole minibatch);
+      compare_gan takes the std from tf.nn.moments over all axes of the batch as well.
+    std_over='example': std is each example's own standard deviation over its elements (an
+      example-local variant, independent of the rest of the batch).
+
+    gamma = 20 is the papers' lambda = 10 (the module's gamma/2 convention), c = 0.5 and g0 = 1 are
+    Kodali et al.'s. compare_gan differs beyond the std: u - 1/2 instead of u, c = 1, x~ clipped
+    to [0, 1] and sqrt(||g||^2 + 1e-4); this follows Kodali et al.'s c * U[0, 1)."""
     del fake, real_gradients  # the gradients are taken at perturbed real data
     check_nonnegative("dragan.gamma", gamma)
     check_nonnegative("dragan.g0", g0)
     check_nonnegative("dragan.c", c)
-    std = tf.math.reduce_std(real, axis=_non_batch_axes(real), keepdims=True)
+    if std_over not in _STD_OVER:
+        raise ConfigError(f"dragan.std_over must be one of {_STD_OVER}, got {std_over!r}")
+    std = batch_std(real) if std_over == "batch" else _example_std(real)
     perturbed = real + c * std * _uniform(real.shape.as_list(), seed, real.dtype)
     norm = _norm(input_gradients(d_fn, perturbed, loss_scale=loss_scale))
     return 0.5 * gamma * tf.square(norm - g0)
