@@ -423,18 +423,23 @@ class GAN(keras.Model):
             d_total += penalty
             logs["penalty"] = penalty
         grads = _all_reduce_sum(grads)
+        # The scale this step's loss was multiplied by: apply_gradients may change it (doubled
+        # after dynamic_growth_steps finite steps, halved on overflow).
+        loss_scale = self._loss_scale(self.d_optimizer)
         self.d_optimizer.apply_gradients(zip(grads, variables))
         logs["d_total"] = d_total
         if self.instance_noise is not None:
             logs["instance_noise_sigma"] = self._replica_share(self.instance_noise(self.step))
         logs = _all_reduce_sum(logs)
-        logs["d_grad_norm"] = _global_norm(grads) / self._loss_scale(self.d_optimizer)
+        logs["d_grad_norm"] = _global_norm(grads) / loss_scale
         return logs
 
     def _loss_scale_variable(self, optimizer):
         return optimizer.dynamic_scale if self.loss_scaling else None
 
     def _loss_scale(self, optimizer):
+        """The optimizer's current loss scale as a float32 tensor (1 without loss scaling): a
+        read of the variable, ordered before the step's later apply_gradients."""
         if not self.loss_scaling:
             return tf.constant(1.0)
         return tf.cast(optimizer.dynamic_scale, tf.float32)
@@ -465,10 +470,11 @@ class GAN(keras.Model):
                 logs["zcr_g"] = zcr_g
             g_total_scaled = _scaled(self.g_optimizer, g_total)
         grads = _all_reduce_sum(_dense(tape.gradient(g_total_scaled, variables)))
+        loss_scale = self._loss_scale(self.g_optimizer)  # before apply_gradients changes it
         self.g_optimizer.apply_gradients(zip(grads, variables))
         logs["g_loss"] = g_loss
         logs = _all_reduce_sum(logs)
-        logs["g_grad_norm"] = _global_norm(grads) / self._loss_scale(self.g_optimizer)
+        logs["g_grad_norm"] = _global_norm(grads) / loss_scale
         return logs
 
     def _consensus_step(self, real, labels, seed):
