@@ -141,6 +141,50 @@ def test_one_step_logs_and_d_update_equal_independent_computations(sgd_gan, loss
     np.testing.assert_allclose(float(logs["g_loss"]), float(g_loss), rtol=1e-5)
 
 
+def test_generator_step_descends_g_loss_at_the_updated_discriminator(sgd_gan):
+    """The G step of one eager step (SGD, prescribed noise) changes G by exactly
+    -lr * grad_G mean(g_loss(D'(G(z_G)))), D' the discriminator after the D step, computed here
+    from D's step alone (the private D-only path) and a GradientTape of our own; it leaves D as
+    the D step left it; g_grad_norm is that gradient's norm. The gradient at the D before its
+    update differs by far more than the tolerance, so a G step at the stale D fails."""
+    gan, models, initial = sgd_gan
+    for model, w in zip(models, initial):
+        model.set_weights(w)
+    gan.loss, gan.penalty = losses.non_saturating(), None
+    real, labels = random_batch(BATCH, seed=2)
+    x, y = tf.constant(real[:, 0]), tf.constant(labels[:, 0])
+    z_g = PrescribedNoise(seed=5).value("normal", [BATCH, gan.generator.z_dim], 1)
+    g_vars = gan.generator.trainable_variables
+
+    def g_gradients():
+        with tf.GradientTape() as tape:
+            d_fake = gan.discriminator(gan.generator(z_g, y, training=True), y, training=True)
+            g_loss = tf.reduce_mean(gan.loss.g_loss(d_fake))
+        return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(g_loss, g_vars)]
+
+    stale = g_gradients()  # at D before its update
+    with noise.source_scope(PrescribedNoise(seed=5)):  # D's step alone, same z as the full step
+        gan._discriminator_step(x, y, tf.constant([0, 0], tf.int64))
+    d_after_d_step = [v.numpy() for v in gan.discriminator.trainable_variables]
+    want = g_gradients()  # at the updated D
+    for model, w in zip(models, initial):
+        model.set_weights(w)
+    g_before = [v.numpy() for v in g_vars]
+    gan.noise_source = PrescribedNoise(seed=5)
+
+    logs = gan.train_step((tf.constant(real), tf.constant(labels)))
+
+    for got, expected in zip(gan.discriminator.trainable_variables, d_after_d_step):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-7, err_msg=got.path)
+    update = [v.numpy() - b for v, b in zip(g_vars, g_before)]
+    assert_close_per_tensor(update, [-LR * g for g in want], rtol=1e-3, atol=1e-8,
+                            names=[v.path for v in g_vars])
+    np.testing.assert_allclose(logs["g_grad_norm"], np.sqrt(sum(np.sum(g ** 2) for g in want)),
+                               rtol=1e-5)
+    gap = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(stale, want))
+    assert gap > 1e-2  # ten times the update's tolerance
+
+
 def test_ema_is_the_exponential_average():
     """After one step from equal weights: w_ema = beta w_0 + (1 - beta) w_1."""
     gan = make_gan(ema_beta=0.75)
