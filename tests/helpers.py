@@ -1,4 +1,6 @@
-"""Small networks and GANs shared by the tests; running run.py and train() on the tiny config."""
+"""Small networks and GANs shared by the tests; a noise source of known numbers; running run.py
+and train() on the tiny config."""
+import collections
 import contextlib
 import io
 import os
@@ -95,6 +97,36 @@ def assert_close_per_tensor(got, want, rtol, atol=0.0, names=None):
         error, scale = np.abs(a - b).max(), np.abs(b).max()
         assert error <= rtol * scale + atol, (
             f"{name}: max abs error {error:.3g} > {rtol} * {scale:.3g} + {atol}")
+
+
+class PrescribedNoise:
+    """A noise source (tf_convgan.noise) whose numbers the test knows in advance: the i-th draw of a
+    kind ("normal", "uniform") and shape is `value(kind, shape, i)`, NumPy's numbers for that key,
+    whatever seed the step asks with. `calls` counts the draws per (kind, shape). For eager steps
+    (a traced step draws once, while tracing)."""
+
+    _KINDS = {"normal": 0, "uniform": 1}
+
+    def __init__(self, seed=0):
+        self.seed = seed
+        self.calls = collections.Counter()
+
+    def value(self, kind, shape, index=0):
+        rng = np.random.default_rng([self.seed, self._KINDS[kind], index, *shape])
+        draw = rng.standard_normal(shape) if kind == "normal" else rng.uniform(size=shape)
+        return draw.astype(np.float32)
+
+    def _draw(self, kind, shape, dtype):
+        key = (kind, tuple(shape))
+        index = self.calls[key]
+        self.calls[key] += 1
+        return tf.constant(self.value(kind, list(shape), index), dtype)
+
+    def normal(self, per_replica_shape, seed, dtype=tf.float32):
+        return self._draw("normal", per_replica_shape, dtype)
+
+    def uniform(self, per_replica_shape, seed, dtype=tf.float32):
+        return self._draw("uniform", per_replica_shape, dtype)
 
 
 def two_cpu_strategy():

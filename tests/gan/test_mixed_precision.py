@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import make_gan, random_batch, run_steps
+from helpers import make_gan, random_batch, run_eager_steps, run_steps
 from tf_convgan.gan import optimizers
 from tf_convgan.objectives import penalties
 
@@ -83,3 +83,25 @@ def test_loss_scaled_steps_skipped_for_non_finite_gradients_still_count():
     for b, w in zip(before, gan.discriminator.trainable_weights):
         np.testing.assert_array_equal(b, w.numpy())
     assert float(gan.d_optimizer.dynamic_scale.numpy()) == pytest.approx(5e29)
+
+
+def test_logged_gradient_norms_use_the_loss_scale_of_their_step():
+    """With dynamic_growth_steps = 1 the LossScaleOptimizer doubles its scale in every finite
+    apply_gradients: the logged norms must be unscaled by the scale the step's loss was multiplied
+    by (the one before the update), and then equal float32's norms; the scale after the update is
+    twice that and gives half the norm."""
+    reference = _make_gan_with_policy("float32")
+    mixed = _make_gan_with_policy("mixed_float16")
+    mixed.discriminator.set_weights(reference.discriminator.get_weights())
+    mixed.generator.set_weights(reference.generator.get_weights())
+    for optimizer in (mixed.d_optimizer, mixed.g_optimizer):
+        optimizer.dynamic_growth_steps = 1
+    scales = [float(o.dynamic_scale.numpy()) for o in (mixed.d_optimizer, mixed.g_optimizer)]
+    batch = random_batch(4)
+    want = run_eager_steps(reference, [batch])
+    got = run_eager_steps(mixed, [batch])
+    for optimizer, scale in zip((mixed.d_optimizer, mixed.g_optimizer), scales):
+        assert float(optimizer.dynamic_scale.numpy()) == 2 * scale  # the scale changed in the step
+    for name in ("d_grad_norm", "g_grad_norm"):
+        assert want[name] > 0
+        assert got[name] == pytest.approx(want[name], rel=2e-2), name

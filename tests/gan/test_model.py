@@ -1,4 +1,6 @@
-"""The composed train_step: every loss x penalty x network trains; distribution and XLA agree."""
+"""The composed train_step: every loss x penalty logs and updates by independent computations;
+distribution and XLA agree."""
+import functools
 import itertools
 
 import numpy as np
@@ -6,10 +8,9 @@ import pytest
 import tensorflow as tf
 
 from tf_convgan import noise
-from tf_convgan.objectives import losses
 from tf_convgan.gan import optimizers
-from tf_convgan.objectives import penalties
-from helpers import (TINY_NETWORKS, assert_close_per_tensor, make_gan, random_batch,
+from tf_convgan.objectives import losses, penalties
+from helpers import (PrescribedNoise, assert_close_per_tensor, make_gan, random_batch,
                      run_eager_steps, run_steps, two_cpu_strategy, weights)
 
 LOSSES = [losses.minimax, losses.non_saturating, losses.wasserstein, losses.hinge,
@@ -22,37 +23,168 @@ def _two_cpu_strategy():
     return two_cpu_strategy()
 
 
-def _changed_and_finite(before, after):
-    changed = [not np.array_equal(b, a) for b, a in zip(before, after)]
-    finite = all(np.isfinite(a).all() for a in after)
-    return changed, finite
+# The tiny D's input gradients at the interpolates have norms 0.037 to 0.040: the one-sided
+# penalty with g0 = 1 would be 0. With g0 in between (some examples penalised, some not) and a
+# gamma that makes the penalty's share of D's update clear:
+ONE_SIDED_G0, ONE_SIDED_GAMMA = 0.0385, 1e4
+ONE_SIDED = functools.partial(penalties.wgan_gp_one_sided, g0=ONE_SIDED_G0, gamma=ONE_SIDED_GAMMA)
+ONE_SIDED.__name__ = "wgan_gp_one_sided"
+LR = 0.1  # SGD: a step changes every weight by exactly -LR * its gradient
+BATCH = 4
 
 
-# The default suite runs the GAN_stability ResNet; the other networks run with -m slow.
-@pytest.mark.parametrize("network", [n if n == "resnet" else pytest.param(n, marks=pytest.mark.slow)
-                                     for n in sorted(TINY_NETWORKS)])
-def test_one_step_every_loss_and_penalty(network):
-    """One eager step of every loss x penalty on this network changes G, D and EMA, finitely."""
-    gan = make_gan(network, ema_beta=0.5)
+def _input_gradients(d, x):
+    """grad_x sum_i D(x_i): each example's own input gradient (D has no batch statistics)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(d(x))
+    return tape.gradient(total, x)
+
+
+def _squared_norm(g):
+    return tf.reduce_sum(tf.square(g), axis=[1, 2, 3])
+
+
+def _expected_penalty(penalty, d, real, fake, source):
+    """Each penalty written out (gamma/2 * ...; see penalties.py) with its default
+    hyperparameters (ONE_SIDED: its own), on the interpolation weights / perturbations the
+    prescribed noise source hands the step."""
+    if penalty is penalties.r1:
+        return 10.0 / 2 * _squared_norm(_input_gradients(d, real))
+    if penalty is penalties.r2:
+        return 10.0 / 2 * _squared_norm(_input_gradients(d, fake))
+    if penalty is penalties.r1_r2:
+        return 10.0 / 2 * (_squared_norm(_input_gradients(d, real))
+                           + _squared_norm(_input_gradients(d, fake)))
+    if penalty is penalties.dragan:  # x~ = real + 0.5 std(real_i) u, u ~ U[0, 1) elementwise
+        std = np.std(real.numpy(), axis=(1, 2, 3), keepdims=True)
+        u = source.value("uniform", real.shape.as_list())
+        x = tf.constant(real.numpy() + 0.5 * std * u)
+        return 20.0 / 2 * tf.square(tf.norm(tf.reshape(_input_gradients(d, x), [BATCH, -1]),
+                                            axis=1) - 1.0)
+    eps = source.value("uniform", [BATCH, 1, 1, 1])  # interpolates eps real + (1 - eps) fake
+    x = eps * real + (1.0 - eps) * fake
+    norm = tf.norm(tf.reshape(_input_gradients(d, x), [BATCH, -1]), axis=1)
+    if penalty is penalties.wgan_gp:
+        return 20.0 / 2 * tf.square(norm - 1.0)
+    if penalty is ONE_SIDED:  # g0 between the examples' norms: some are penalised, some not
+        assert 0 < int(tf.reduce_sum(tf.cast(norm > ONE_SIDED_G0, tf.int32))) < BATCH
+        return ONE_SIDED_GAMMA / 2 * tf.square(tf.maximum(norm - ONE_SIDED_G0, 0.0))
+    assert penalty is penalties.wgan_gp0
+    return 10.0 / 2 * tf.square(norm)
+
+
+def _sgd_updates(gradients, variables):
+    """-LR * gradient per variable; 0 for a variable the loss does not reach (None)."""
+    return [np.zeros(v.shape, np.float32) if g is None else -LR * tf.convert_to_tensor(g).numpy()
+            for g, v in zip(gradients, variables)]
+
+
+@pytest.fixture(scope="module")
+def sgd_gan():
+    """One tiny GAN (SGD) for every loss x penalty case, and its initial weights."""
+    gan = make_gan(optimizer=lambda: optimizers.sgd(learning_rate=LR), ema_beta=0.5)
     models = (gan.generator, gan.discriminator, gan.generator_ema)
-    initial = [m.get_weights() for m in models]
-    batch = random_batch(4)
-    for loss, penalty in itertools.product(LOSSES, PENALTIES):
-        for model, w in zip(models, initial):  # every combination starts from the same weights
-            model.set_weights(w)
-        gan.loss, gan.penalty = loss(), penalty
-        g_before = [w.numpy() for w in gan.generator.trainable_weights]
-        d_before = [w.numpy() for w in gan.discriminator.trainable_weights]
-        e_before = [w.numpy() for w in gan.generator_ema.trainable_weights]
-        logs = gan.train_step(tuple(tf.constant(x) for x in batch))
-        name = f"{network}/{loss.__name__}/{getattr(penalty, '__name__', None)}"
-        for before, model in ((g_before, gan.generator), (d_before, gan.discriminator),
-                              (e_before, gan.generator_ema)):
-            changed, finite = _changed_and_finite(before, [w.numpy() for w in model.trainable_weights])
-            assert finite, name
-            assert sum(changed) >= len(changed) // 2, f"{name}: {model.name} barely changed"
-        assert all(np.isfinite(float(v)) for v in logs.values()), name
-        assert ("penalty" in logs) == (penalty is not None)
+    return gan, models, [m.get_weights() for m in models]
+
+
+# Every loss and every penalty at least once in the default suite; the whole product with -m slow.
+DEFAULT_PAIRS = {(losses.non_saturating, penalties.r1), (losses.minimax, penalties.r2),
+                 (losses.least_squares, penalties.r1_r2), (losses.wasserstein, penalties.wgan_gp),
+                 (losses.hinge, ONE_SIDED),
+                 (losses.non_saturating, penalties.wgan_gp0), (losses.minimax, penalties.dragan),
+                 (losses.hinge, None)}
+
+
+@pytest.mark.parametrize("loss,penalty", [
+    pytest.param(loss, penalty, marks=() if (loss, penalty) in DEFAULT_PAIRS else pytest.mark.slow,
+                 id=f"{loss.__name__}-{getattr(penalty, '__name__', None)}")
+    for loss, penalty in itertools.product(LOSSES, [
+        ONE_SIDED if p is penalties.wgan_gp_one_sided else p for p in PENALTIES])])
+def test_one_step_logs_and_d_update_equal_independent_computations(sgd_gan, loss, penalty):
+    """One eager step with prescribed noise (z for D, z for G, the penalty's draws): the logged
+    d_loss, penalty, d_total and g_loss, and D's SGD update, equal the loss functions and the
+    penalty written out here with their own GradientTapes, on the discriminator's logits computed
+    separately: d_loss and the penalty at D's weights before the step, D's update -lr * their
+    gradient, g_loss at the updated D on G(z_G)."""
+    gan, models, initial = sgd_gan
+    for model, w in zip(models, initial):  # every case starts from the same weights
+        model.set_weights(w)
+    gan.loss, gan.penalty = loss(), penalty
+    gan.noise_source = source = PrescribedNoise(seed=3)
+    real, labels = random_batch(BATCH, seed=1)
+    x, y = tf.constant(real[:, 0]), tf.constant(labels[:, 0])
+    z_shape = [BATCH, gan.generator.z_dim]
+    z_d, z_g = source.value("normal", z_shape, 0), source.value("normal", z_shape, 1)
+    fake = gan.generator(z_d, y, training=True)
+    fake_g = gan.generator(z_g, y, training=True)
+    d = lambda images: gan.discriminator(images, y, training=True)  # noqa: E731
+    d_vars = gan.discriminator.trainable_variables
+    with tf.GradientTape() as tape:
+        d_loss = tf.reduce_mean(gan.loss.d_loss(d(x), d(fake)))
+        d_penalty = (tf.reduce_mean(_expected_penalty(penalty, d, x, fake, source))
+                     if penalty is not None else tf.constant(0.0))
+        d_total = d_loss + d_penalty
+    expected_update = _sgd_updates(tape.gradient(d_total, d_vars), d_vars)
+    d_before = [v.numpy() for v in d_vars]
+
+    logs = gan.train_step((tf.constant(real), tf.constant(labels)))
+
+    assert source.calls[("normal", tuple(z_shape))] == 2  # z of the D step, z of the G step
+    assert ("penalty" in logs) == (penalty is not None)
+    np.testing.assert_allclose(float(logs["d_loss"]), float(d_loss), rtol=1e-5)
+    if penalty is not None:
+        np.testing.assert_allclose(float(logs["penalty"]), float(d_penalty), rtol=1e-4)
+        assert float(d_penalty) > 1e-3 * abs(float(d_loss))  # large enough to tell
+    np.testing.assert_allclose(float(logs["d_total"]), float(d_total), rtol=1e-5)
+    assert_close_per_tensor([v.numpy() - b for v, b in zip(d_vars, d_before)], expected_update,
+                            rtol=1e-3, atol=1e-7)
+    g_loss = tf.reduce_mean(gan.loss.g_loss(d(fake_g)))  # D updated, G not (fake_g from before)
+    np.testing.assert_allclose(float(logs["g_loss"]), float(g_loss), rtol=1e-5)
+
+
+def test_generator_step_descends_g_loss_at_the_updated_discriminator(sgd_gan):
+    """The G step of one eager step (SGD, prescribed noise) changes G by exactly
+    -lr * grad_G mean(g_loss(D'(G(z_G)))), D' the discriminator after the D step, computed here
+    from D's step alone (the private D-only path) and a GradientTape of our own; it leaves D as
+    the D step left it; g_grad_norm is that gradient's norm. The gradient at the D before its
+    update differs by far more than the tolerance, so a G step at the stale D fails."""
+    gan, models, initial = sgd_gan
+    for model, w in zip(models, initial):
+        model.set_weights(w)
+    gan.loss, gan.penalty = losses.non_saturating(), None
+    real, labels = random_batch(BATCH, seed=2)
+    x, y = tf.constant(real[:, 0]), tf.constant(labels[:, 0])
+    z_g = PrescribedNoise(seed=5).value("normal", [BATCH, gan.generator.z_dim], 1)
+    g_vars = gan.generator.trainable_variables
+
+    def g_gradients():
+        with tf.GradientTape() as tape:
+            d_fake = gan.discriminator(gan.generator(z_g, y, training=True), y, training=True)
+            g_loss = tf.reduce_mean(gan.loss.g_loss(d_fake))
+        return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(g_loss, g_vars)]
+
+    stale = g_gradients()  # at D before its update
+    with noise.source_scope(PrescribedNoise(seed=5)):  # D's step alone, same z as the full step
+        gan._discriminator_step(x, y, tf.constant([0, 0], tf.int64))
+    d_after_d_step = [v.numpy() for v in gan.discriminator.trainable_variables]
+    want = g_gradients()  # at the updated D
+    for model, w in zip(models, initial):
+        model.set_weights(w)
+    g_before = [v.numpy() for v in g_vars]
+    gan.noise_source = PrescribedNoise(seed=5)
+
+    logs = gan.train_step((tf.constant(real), tf.constant(labels)))
+
+    for got, expected in zip(gan.discriminator.trainable_variables, d_after_d_step):
+        np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-7, err_msg=got.path)
+    update = [v.numpy() - b for v, b in zip(g_vars, g_before)]
+    assert_close_per_tensor(update, [-LR * g for g in want], rtol=1e-3, atol=1e-8,
+                            names=[v.path for v in g_vars])
+    np.testing.assert_allclose(logs["g_grad_norm"], np.sqrt(sum(np.sum(g ** 2) for g in want)),
+                               rtol=1e-5)
+    gap = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(stale, want))
+    assert gap > 1e-2  # ten times the update's tolerance
 
 
 def test_ema_is_the_exponential_average():

@@ -1,4 +1,6 @@
-"""CR, bCR and zCR against closed forms on linear networks; CR with the identity is exactly 0."""
+"""CR, bCR and zCR against closed forms on linear networks; bCR with a known shift on a non-linear
+D against the shift made by hand."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -62,11 +64,38 @@ def test_cr_with_a_known_shift_is_the_logit_gap_to_the_manual_roll():
                                rtol=1e-4)
 
 
-@pytest.mark.parametrize("term", [consistency.cr, consistency.bcr])
-def test_identity_augmentation_gives_exactly_zero(term):
+def _shifted_by_hand(x, dy, dx):
+    """x translated by (dy, dx) pixels, dy >= 0 >= dx, the vacated pixels 0 (np.roll + zeroing)."""
+    rolled = np.roll(x, (dy, dx), axis=(1, 2))
+    rolled[:, :dy] = 0
+    rolled[:, :, rolled.shape[2] + dx:] = 0
+    return rolled
+
+
+def test_bcr_with_a_known_shift_weights_the_real_and_fake_gaps_by_their_lambdas():
+    """bCR with T = shift by (1, -2) for every example (deterministic) on a non-linear D (SNDCGAN):
+    per example lambda_real (D(x) - D(T x))^2 + lambda_fake (D(f) - D(T f))^2 with T made by hand.
+    The lambdas differ and so do the two gaps: the real and fake halves swapped (or either half
+    on the other batch) gives other numbers."""
+    keras.utils.set_random_seed(0)
     d = build(sndcgan_discriminator(resolution=8))
-    out = term(lambda x: d(x, training=False), REAL, FAKE, SEED, augment=augment.identity)
-    np.testing.assert_array_equal(out.numpy(), np.zeros(4, np.float32))
+    d_fn = lambda x: d(x, training=False)  # noqa: E731
+    dy, dx = np.ones(4, np.int32), -2 * np.ones(4, np.int32)
+    aug = lambda x, s: augment.shift(x, dy, dx, 2)  # noqa: E731
+    out = consistency.bcr(d_fn, REAL, FAKE, SEED, lambda_real=2.0, lambda_fake=7.0,
+                          augment=aug).numpy()
+
+    def gap(x):
+        x = x.numpy()
+        return (d_fn(x).numpy().astype(np.float64)
+                - d_fn(_shifted_by_hand(x, 1, -2)).numpy()) ** 2
+
+    gap_real, gap_fake = gap(REAL), gap(FAKE)
+    assert out.shape == (4,)
+    assert np.all(gap_real > 0) and np.all(gap_fake > 0)
+    np.testing.assert_allclose(out, 2.0 * gap_real + 7.0 * gap_fake, rtol=1e-4)
+    for wrong in (7.0 * gap_real + 2.0 * gap_fake, 9.0 * gap_real, 9.0 * gap_fake):
+        assert not np.allclose(out, wrong, rtol=1e-2, atol=0)  # swapped halves, one batch twice
 
 
 def test_cr_gradient_flows_through_both_logits():
