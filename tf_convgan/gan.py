@@ -139,7 +139,8 @@ class GAN(keras.Model):
       ema_beta: EMA decay of the generator copy (0.999 as GAN_stability; 0 copies G).
       g_optimizer, d_optimizer: Keras optimizers (default PyTorch's RMSprop lr 1e-4, the
         paper's: optimizers.torch_rmsprop()).
-      seed: seeds every random draw of training together with the step counter.
+      seed: seeds every random draw of training together with the step counter; train()
+        passes train.seed here (see tf_convgan.train.build_gan).
       instance_noise: a schedule step -> sigma (e.g. `@sigma_schedule`), or None.
       consistency: a D-side consistency term from `tf_convgan.consistency` (`@cr`, `@bcr`), or None.
       latent_consistency: `@zcr()` (a `consistency.LatentConsistency`), or None.

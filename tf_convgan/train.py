@@ -63,13 +63,38 @@ class Preempted(Exception):
         self.signum = int(signum)
 
 
-def build_gan(generator_fn, discriminator_fn, strategy, gan_cls=GAN):
-    """Builds G, D, the EMA copy of G and the GAN model (gin supplies the GAN's other args)."""
+def _gin_binding(name):
+    """The value gin binds to `name` ('GAN.seed'), or None when it binds none."""
+    try:
+        return gin.query_parameter(name)
+    except ValueError:
+        return None
+
+
+def _check_one_seed(seed):
+    bound = _gin_binding("GAN.seed")
+    if bound is not None and bound != seed:
+        raise ConfigError(
+            f"GAN.seed = {bound!r} and train.seed = {seed!r}: train.seed seeds the run (the data "
+            f"order and every random draw of the step: it is passed on as GAN.seed); remove the "
+            f"GAN.seed binding and set train.seed")
+
+
+def build_gan(generator_fn, discriminator_fn, strategy, *, seed=None, gan_cls=GAN):
+    """Builds G, D, the EMA copy of G and the GAN model (gin supplies the GAN's other args).
+
+    `seed` (train() passes train.seed) becomes GAN.seed, the seed of every random draw of the
+    training step; None leaves GAN.seed to gin (default 0). A run has one seed: a GAN.seed bound
+    in gin to another value than `seed` is a ConfigError naming both."""
+    kwargs = {}
+    if seed is not None:
+        _check_one_seed(seed)
+        kwargs["seed"] = seed
     with strategy.scope():
         generator = build(generator_fn())
         discriminator = build(discriminator_fn())
         generator_ema = build(generator_fn())
-        return gan_cls(generator, discriminator, generator_ema)
+        return gan_cls(generator, discriminator, generator_ema, **kwargs)
 
 
 def sample_grid(generator, *, num_samples, seed):
@@ -233,7 +258,10 @@ def train(*, model_dir,
       num_steps: generator steps to train in total (a resumed run stops at the same step).
       strategy: a tf.distribute strategy (gin: @mirrored_strategy() etc.); default: one device.
       jit_compile: compile the step with XLA.
-      seed: seeds the data order and every random draw of training.
+      seed: the run's one seed: the initial weights, the data order and every random draw of
+        the step (z, penalties, augmentations, instance noise: it is passed on as
+        GAN.seed). Binding GAN.seed in gin as well is a ConfigError unless the two are
+        equal.
       checkpoint_every: steps between checkpoints (the last step is always saved).
       keep_last, keep_every: retention: the last `keep_last` checkpoints, plus every one whose
         step is a multiple of `keep_every` (None: no others).
@@ -276,6 +304,7 @@ def train(*, model_dir,
         raise ConfigError(f"train.keep_every must be None or a positive integer, "
                           f"got {keep_every!r}")
 
+    _check_one_seed(seed)
     if not isinstance(data, data_lib.ImageSource):
         raise ConfigError(
             f"train.data must be an image source such as @fashion_mnist_source() (note the "
@@ -296,7 +325,7 @@ def train(*, model_dir,
         previous_policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(mixed_precision or "float32")
         try:
-            gan = build_gan(generator_fn, discriminator_fn, strategy)
+            gan = build_gan(generator_fn, discriminator_fn, strategy, seed=seed)
         finally:
             keras.mixed_precision.set_global_policy(previous_policy)
         num_classes = gan.generator.num_classes
