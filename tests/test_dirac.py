@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -116,6 +117,27 @@ def test_study_table_matches_the_paper(tmp_path):
     for name in dirac.METHODS:
         assert (tmp_path / f"dirac_{name}.png").stat().st_size > 1000
     assert (tmp_path / "dirac_all.png").exists()
+
+
+def test_slow_convergence_is_called_convergent(tmp_path):
+    """ConOpt with gamma = 0.3: the simGD map's eigenvalues are 1 + h (-gamma f'(0)^2 +- f'(0) i),
+    rho = 0.99376 < 1, so it converges, slowly: still > 1e-3 from (0, 0) after 500 steps. The
+    verdict follows rho, not the distance after T steps."""
+    gin.bind_parameter("dirac_method.gamma", 0.3)
+    try:
+        rows = dirac_study(model_dir=str(tmp_path), methods=["conopt"], learning_rate=0.1,
+                           num_steps=500)
+    finally:
+        gin.clear_config()
+    h, gamma = 0.1, 0.3
+    expected = abs(1 + h * complex(-gamma * F1 ** 2, F1))
+    sim, alt = rows[0]["sim"], rows[0]["alt"]
+    assert sim["spectral_radius"] == pytest.approx(expected, abs=1e-9)
+    assert expected == pytest.approx(0.99376, abs=1e-5)
+    for m in (sim, alt):
+        assert m["spectral_radius"] < 1.0 and m["distance"] > 1e-3 and m["converges"]
+    assert "| conopt | minimax | -0.075 - 0.5i, -0.075 + 0.5i | 0.993759 | 0.063 | converges |" in (
+        tmp_path / "dirac_table.md").read_text()
 
 
 def test_wgan_clipping_projects_psi():
