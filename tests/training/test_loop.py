@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import TINY_GIN, checkpoint_values, run_py, tiny_args
+from helpers import TINY_GIN, checkpoint_values, random_batch, run_py, run_steps, tiny_args
 from tf_convgan.cli import config
 from tf_convgan.errors import ConfigError
 from tf_convgan.training.loop import train
@@ -47,6 +47,50 @@ def _train_in_process(model_dir, npy, num_steps):
         return train(model_dir=str(model_dir))
     finally:
         gin.clear_config()
+
+
+def _built_gan(model_dir, npy, *bindings):
+    """The GAN that train() builds for the tiny config (train.num_steps = 0: nothing trained)."""
+    gin.clear_config()
+    config.parse([TINY_GIN], [f"npy_source.path = '{npy}'", "train.num_steps = 0", *bindings])
+    try:
+        return train(model_dir=str(model_dir))
+    finally:
+        gin.clear_config()
+
+
+def test_train_seed_seeds_the_draws_of_the_step(tmp_path, npy_path):
+    """train.seed reaches the step: from identical weights (set_weights) and data, one step of
+    the GANs that train() built with train.seed 1 and 2 draws different z (different fakes: other
+    D(fake) logits, G loss and updated weights), and train.seed 1 twice draws the same."""
+    gans = {name: _built_gan(tmp_path / name, npy_path, f"train.seed = {seed}")
+            for name, seed in (("a", 1), ("b", 2), ("a_again", 1))}
+    weights_g, weights_d = gans["a"].generator.get_weights(), gans["a"].discriminator.get_weights()
+    batch = random_batch(4)
+    logs, after = {}, {}
+    for name, gan in gans.items():
+        gan.generator.set_weights(weights_g)
+        gan.discriminator.set_weights(weights_d)
+        logs[name] = run_steps(gan, [batch])
+        after[name] = gan.generator.get_weights() + gan.discriminator.get_weights()
+    for key in ("d_fake_logits", "g_loss", "d_real_logits"):
+        assert logs["a"][key] == logs["a_again"][key], key
+    assert logs["a"]["d_real_logits"] == logs["b"]["d_real_logits"]  # same weights, same data
+    assert logs["a"]["d_fake_logits"] != logs["b"]["d_fake_logits"]
+    assert logs["a"]["g_loss"] != logs["b"]["g_loss"]
+    for x, y in zip(after["a"], after["a_again"]):
+        np.testing.assert_array_equal(x, y)
+    assert sum(not np.array_equal(x, y) for x, y in zip(after["a"], after["b"])) > len(after["a"]) // 2
+    assert [gan.seed for gan in gans.values()] == [1, 2, 1]
+
+
+def test_gan_seed_is_not_a_gin_parameter(npy_path):
+    """One seed per run: train.seed; binding GAN.seed in gin is refused when the config is
+    parsed, naming it."""
+    gin.clear_config()
+    with pytest.raises(ValueError, match=r"'GAN' has denylisted kwarg 'seed'"):
+        config.parse([TINY_GIN], [f"npy_source.path = '{npy_path}'", "GAN.seed = 3"])
+    gin.clear_config()
 
 
 @pytest.mark.slow  # test_faults' kill -9 test checks the same through run.py

@@ -54,7 +54,7 @@ from tf_convgan.objectives.consensus import consensus_gradients
 _Z_D, _PENALTY, _Z_G, _CONSISTENCY, _ZCR, _INSTANCE_NOISE = 0, 1, 2, 3, 4, 5
 
 
-@gin.configurable
+@gin.configurable(denylist=["seed"])  # train.seed is the run's one seed (build_gan)
 class GAN(keras.Model):
     """Generator, discriminator and EMA generator trained by one composed `train_step`.
 
@@ -67,7 +67,8 @@ class GAN(keras.Model):
       ema_beta: EMA decay of the generator copy (0.999 as GAN_stability; 0 copies G).
       g_optimizer, d_optimizer: Keras optimizers (default PyTorch's RMSprop lr 1e-4, the
         paper's: optimizers.torch_rmsprop()).
-      seed: seeds every random draw of training together with the step counter.
+      seed: seeds every random draw of training together with the step counter; train()
+        passes train.seed here (training.loop.build_gan); not a gin parameter.
       instance_noise: a schedule step -> sigma (e.g. `@sigma_schedule`), or None.
       consistency: a D-side consistency term from `tf_convgan.consistency` (`@cr`, `@bcr`), or None.
       latent_consistency: `@zcr()` (a `consistency.LatentConsistency`), or None.

@@ -15,7 +15,8 @@ points the uninterrupted stream had there.
 
 Distance to the data: `wasserstein2(a, b)`, the exact 2-Wasserstein distance between two
 equal-size point sets (optimal transport = an assignment, scipy's linear_sum_assignment).
-Ring: `mode_coverage(points)`: the share of high-quality samples (within 3 std of a mode) and
+`data_floor(source)`: W2 between two independent data samples of the evaluation's size, the
+distance a perfect generator would get. Ring: `mode_coverage(points)`: the share of high-quality samples (within 3 std of a mode) and
 the fraction of the 8 modes that received at least 1% of the samples as high-quality ones.
 `toy2d_writer(problem=...)` is `train.sample_writer` for 2D: per sample step it writes a scatter
 plot of G's samples over D's logit contours, logs W2 (and mode coverage) to TensorBoard and
@@ -152,6 +153,14 @@ def evaluate(generator, source, *, num_points=1000, seed=0):
     if source.problem == "ring8":
         metrics["modes"], metrics["high_quality"] = mode_coverage(fake)
     return metrics, fake, real
+
+
+def data_floor(source, *, num_points=1000, seed=0):
+    """W2 between the evaluation's data points (`evaluate`'s, for this seed) and an independent
+    sample of the data of the same size (stream (seed, -2)): what a perfect generator would score,
+    the finite-sample floor of `evaluate`'s W2."""
+    other = sample_points(source.problem, num_points, tf.constant([seed, -2], tf.int64)).numpy()
+    return wasserstein2(source.sample(num_points, seed), other)
 
 
 def discriminator_grid(discriminator, *, limit, size=60):

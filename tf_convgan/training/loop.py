@@ -62,13 +62,17 @@ class Preempted(Exception):
         self.signum = int(signum)
 
 
-def build_gan(generator_fn, discriminator_fn, strategy, gan_cls=GAN):
-    """Builds G, D, the EMA copy of G and the GAN model (gin supplies the GAN's other args)."""
+def build_gan(generator_fn, discriminator_fn, strategy, *, seed=0, gan_cls=GAN):
+    """Builds G, D, the EMA copy of G and the GAN model (gin supplies the GAN's other args).
+
+    `seed` (train() passes train.seed) becomes GAN.seed, the seed of every random draw of the
+    training step. A run has one seed: GAN.seed is not a gin parameter (binding it is refused
+    when the config is parsed)."""
     with strategy.scope():
         generator = build(generator_fn())
         discriminator = build(discriminator_fn())
         generator_ema = build(generator_fn())
-        return gan_cls(generator, discriminator, generator_ema)
+        return gan_cls(generator, discriminator, generator_ema, seed=seed)
 
 
 def check_data_fits_networks(element_spec, generator):
@@ -164,7 +168,10 @@ def train(*, model_dir,
       num_steps: generator steps to train in total (a resumed run stops at the same step).
       strategy: a tf.distribute strategy (gin: @mirrored_strategy() etc.); default: one device.
       jit_compile: compile the step with XLA.
-      seed: seeds the data order and every random draw of training.
+      seed: the run's one seed: the initial weights, the data order and every random draw of
+        the step (z, penalties, augmentations, instance noise: it is passed on as
+        GAN.seed). Binding GAN.seed in gin as well is a ConfigError unless the two are
+        equal.
       checkpoint_every: steps between checkpoints (the last step is always saved).
       keep_last, keep_every: retention: the last `keep_last` checkpoints, plus every one whose
         step is a multiple of `keep_every` (None: no others).
@@ -290,7 +297,7 @@ def _build(generator_fn, discriminator_fn, strategy, *, seed, mixed_precision, d
     previous_policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(mixed_precision or "float32")
     try:
-        gan = build_gan(generator_fn, discriminator_fn, strategy)
+        gan = build_gan(generator_fn, discriminator_fn, strategy, seed=seed)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     num_classes = gan.generator.num_classes
