@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from tf_convgan import noise
+from tf_convgan.errors import ConfigError
 from tf_convgan.gan import optimizers
 from tf_convgan.objectives import losses, penalties
 from helpers import (PrescribedNoise, assert_close_per_tensor, make_gan, random_batch,
@@ -185,6 +186,49 @@ def test_generator_step_descends_g_loss_at_the_updated_discriminator(sgd_gan):
                                rtol=1e-5)
     gap = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(stale, want))
     assert gap > 1e-2  # ten times the update's tolerance
+
+
+def test_simultaneous_updates_take_both_gradients_at_the_same_state(sgd_gan):
+    """update_rule='simultaneous' (simGD): D changes by -lr * grad_D L_D and G by
+    -lr * grad_G L_G, both gradients at the weights before the step (written out here with our
+    own GradientTapes on the prescribed z), not G's at the updated D as in alternating steps."""
+    gan, models, initial = sgd_gan
+    for model, w in zip(models, initial):
+        model.set_weights(w)
+    gan.loss, gan.penalty = losses.non_saturating(), None
+    real, labels = random_batch(BATCH, seed=4)
+    x, y = tf.constant(real[:, 0]), tf.constant(labels[:, 0])
+    source = PrescribedNoise(seed=6)
+    z_shape = [BATCH, gan.generator.z_dim]
+    z_d, z_g = source.value("normal", z_shape, 0), source.value("normal", z_shape, 1)
+    g_vars, d_vars = gan.generator.trainable_variables, gan.discriminator.trainable_variables
+    with tf.GradientTape() as tape:
+        fake = tf.stop_gradient(gan.generator(z_d, y, training=True))
+        d_loss = tf.reduce_mean(gan.loss.d_loss(gan.discriminator(x, y, training=True),
+                                                gan.discriminator(fake, y, training=True)))
+    want_d = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(d_loss, d_vars)]
+    with tf.GradientTape() as tape:
+        g_loss = tf.reduce_mean(gan.loss.g_loss(gan.discriminator(
+            gan.generator(z_g, y, training=True), y, training=True)))
+    want_g = [tf.convert_to_tensor(g).numpy() for g in tape.gradient(g_loss, g_vars)]
+    before = [[v.numpy() for v in vs] for vs in (g_vars, d_vars)]
+    gan.noise_source = PrescribedNoise(seed=6)
+    gan.simultaneous = True
+    try:
+        gan.train_step((tf.constant(real), tf.constant(labels)))
+    finally:
+        gan.simultaneous = False
+    for variables, old, want in ((g_vars, before[0], want_g), (d_vars, before[1], want_d)):
+        update = [v.numpy() - b for v, b in zip(variables, old)]
+        assert_close_per_tensor(update, [-LR * g for g in want], rtol=1e-3, atol=1e-8,
+                                names=[v.path for v in variables])
+
+
+def test_simultaneous_updates_need_one_d_step():
+    with pytest.raises(ConfigError, match="update_rule = 'simultaneous'.*d_steps = 1"):
+        make_gan(d_steps=2, update_rule="simultaneous")
+    with pytest.raises(ConfigError, match="GAN.update_rule must be one of"):
+        make_gan(update_rule="jacobi")
 
 
 def test_ema_is_the_exponential_average():

@@ -95,3 +95,19 @@ def check_consensus(consensus_gamma, *, d_steps, consistency, latent_consistency
         raise ConfigError("GAN.consensus_gamma (ConOpt) does not support mixed_float16 loss "
                           "scaling; use float32 or mixed_bfloat16")
     return float(consensus_gamma)
+
+
+UPDATE_RULES = ("alternating", "simultaneous")
+
+
+def check_update_rule(update_rule, *, consensus_gamma, d_steps):
+    """Whether the players update simultaneously; ConOpt's step is simultaneous by itself."""
+    if update_rule not in UPDATE_RULES:
+        raise ConfigError(f"GAN.update_rule must be one of {UPDATE_RULES}, got {update_rule!r}")
+    if update_rule == "simultaneous" and d_steps != 1:
+        raise ConfigError(f"GAN.update_rule = 'simultaneous' takes both players' gradients at "
+                          f"the same state and needs GAN.d_steps = 1, got {d_steps}")
+    if update_rule == "simultaneous" and consensus_gamma is not None:
+        raise ConfigError("GAN.update_rule = 'simultaneous' and GAN.consensus_gamma: ConOpt's "
+                          "step is simultaneous already; leave update_rule at 'alternating'")
+    return update_rule == "simultaneous"

@@ -76,6 +76,9 @@ class GAN(keras.Model):
       consensus_gamma: gamma >= 0 of ConOpt's consensus term (simultaneous updates), or None.
       noise_source: where every random draw of the step comes from (see tf_convgan.noise);
         default: noise.PhiloxNoise(), stateless and the same under XLA.
+      update_rule: 'alternating' (GAN_stability's and the default: d_steps D updates, then G's
+        at the updated D) or 'simultaneous' (simGD: both players' gradients at the same state,
+        then both applied; needs d_steps = 1).
     """
 
     def __init__(self, generator, discriminator, generator_ema, *,
@@ -92,6 +95,7 @@ class GAN(keras.Model):
                  lazy_interval: Optional[int] = None,
                  consensus_gamma: Optional[float] = None,
                  noise_source=None,
+                 update_rule: str = "alternating",
                  **kwargs):
         super().__init__(**kwargs)
         loss = losses_lib.non_saturating() if loss is None else loss
@@ -112,6 +116,8 @@ class GAN(keras.Model):
         self.latent_consistency = latent_consistency
         self.lazy_interval = lazy_interval
         self.noise_source = noise.PhiloxNoise() if noise_source is None else noise_source
+        self.simultaneous = checks.check_update_rule(update_rule, consensus_gamma=consensus_gamma,
+                                                     d_steps=d_steps)
         self.conditional = generator.num_classes > 1
         self.step_counter = keras.Variable(0, dtype="int64", trainable=False,
                                            aggregation="only_first_replica", name="step")
@@ -172,15 +178,29 @@ class GAN(keras.Model):
         if self.consensus_gamma is not None:
             logs = self._consensus_step(real[:, 0], labels[:, 0], noise.fold_in(step_seed, 0))
         else:
-            d_logs = [self._discriminator_step(real[:, k], labels[:, k],
-                                               noise.fold_in(step_seed, k))
-                      for k in range(self.d_steps)]
-            logs = {name: tf.add_n([l[name] for l in d_logs]) / self.d_steps
-                    for name in d_logs[0]}
-            logs.update(self._generator_step(labels[:, -1],
-                                             noise.fold_in(step_seed, self.d_steps)))
+            logs = self._players_step(real, labels, step_seed)
         self._update_ema()
         self.step_counter.assign_add(1)
+        return logs
+
+    def _players_step(self, real, labels, step_seed):
+        """Alternating (default): d_steps D updates, then G's update at the updated D.
+        Simultaneous (d_steps = 1): D's and G's gradients both at the current state, then both
+        applied."""
+        d_logs = []
+        for k in range(self.d_steps):
+            logs, apply_d = self._discriminator_update(real[:, k], labels[:, k],
+                                                       noise.fold_in(step_seed, k))
+            if not self.simultaneous:
+                apply_d()
+            d_logs.append(logs)
+        logs = {name: tf.add_n([l[name] for l in d_logs]) / self.d_steps for name in d_logs[0]}
+        g_logs, apply_g = self._generator_update(labels[:, -1],
+                                                 noise.fold_in(step_seed, self.d_steps))
+        if self.simultaneous:
+            apply_d()
+        apply_g()
+        logs.update(g_logs)
         return logs
 
     def _noisy(self, images, seed):
@@ -196,6 +216,13 @@ class GAN(keras.Model):
         return tf.stop_gradient(tf.cast(self.generator(z, labels, training=True), dtype))
 
     def _discriminator_step(self, real, labels, seed):
+        """One D update; returns its logs."""
+        logs, apply = self._discriminator_update(real, labels, seed)
+        apply()
+        return logs
+
+    def _discriminator_update(self, real, labels, seed):
+        """(logs, a function that applies D's update), the gradients taken now."""
         z = noise.normal([real.shape[0], self.generator.z_dim], noise.fold_in(seed, _Z_D))
         clean_fake = self._fakes(z, labels, real.dtype)
         real = self._noisy(real, noise.fold_in(seed, 0))
@@ -222,7 +249,7 @@ class GAN(keras.Model):
             grads = [g + p for g, p in zip(grads, penalty_grads)]
             d_total += logs["penalty"]
         logs.update(d_total=d_total, **self._sigma_log())
-        return self._apply(self.d_optimizer, grads, variables, logs, norm_name="d_grad_norm")
+        return self._reduce(self.d_optimizer, grads, variables, logs, norm_name="d_grad_norm")
 
     def _discriminator_terms(self, d_fn, real, fake, clean_fake, z, labels, seed,
                              real_gradients):
@@ -248,15 +275,16 @@ class GAN(keras.Model):
             return {}
         return {"instance_noise_sigma": replica_share(self.instance_noise(self.step))}
 
-    def _apply(self, optimizer, grads, variables, logs, *, norm_name):
-        """Sums the gradients over replicas and applies them; returns the logs summed over the
-        replicas, with the gradients' norm unscaled by the loss scale this update used."""
+    def _reduce(self, optimizer, grads, variables, logs, *, norm_name):
+        """Sums the gradients and the logs over replicas; returns (logs with the gradients' norm
+        unscaled by the loss scale of this update, a function that applies the update)."""
         grads = all_reduce_sum(grads)
-        scale = loss_scale(optimizer)  # read before the update, which may change it
-        optimizer.apply_gradients(zip(grads, variables))
         logs = all_reduce_sum(logs)
-        logs[norm_name] = global_norm(grads) / scale
-        return logs
+        logs[norm_name] = global_norm(grads) / loss_scale(optimizer)  # before the update
+
+        def apply():
+            optimizer.apply_gradients(zip(grads, variables))
+        return logs, apply
 
     def _lazy_penalty(self, real, fake, seed, labels, variables):
         """Lazy regularization: on D steps whose global index (d_optimizer.iterations) is a
@@ -290,6 +318,13 @@ class GAN(keras.Model):
         return out[0], out[1:]
 
     def _generator_step(self, labels, seed):
+        """One G update; returns its logs."""
+        logs, apply = self._generator_update(labels, seed)
+        apply()
+        return logs
+
+    def _generator_update(self, labels, seed):
+        """(logs, a function that applies G's update), the gradients taken now."""
         z = noise.normal([labels.shape[0], self.generator.z_dim], noise.fold_in(seed, _Z_G))
         variables = self.generator.trainable_variables
         logs = {}
@@ -307,7 +342,7 @@ class GAN(keras.Model):
                 g_total += logs["zcr_g"]
             g_total_scaled = scaled(self.g_optimizer, g_total)
         grads = dense(tape.gradient(g_total_scaled, variables))
-        return self._apply(self.g_optimizer, grads, variables, logs, norm_name="g_grad_norm")
+        return self._reduce(self.g_optimizer, grads, variables, logs, norm_name="g_grad_norm")
 
     def _consensus_step(self, real, labels, seed):
         """ConOpt: one simultaneous update of D and G, each on its loss + gamma/2 ||v||^2 with
