@@ -231,6 +231,33 @@ def test_simultaneous_updates_need_one_d_step():
         make_gan(update_rule="jacobi")
 
 
+@pytest.mark.parametrize("strategy", [None, "two_cpus"])
+def test_d_weight_clip_clips_every_d_weight_after_its_update(strategy):
+    """WGAN's clipping: after a step with a large learning rate every trainable weight of D lies
+    in [-c, c], and some sit at the bound (they were pushed past it); without clipping some lie
+    outside. Under 2 replicas the clipped weights equal one device's."""
+    c = 0.01
+    results = []
+    for clip in (c, None):
+        strategy_obj = two_cpu_strategy() if strategy else None
+        gan = make_gan(strategy=strategy_obj, d_weight_clip=clip,
+                       optimizer=lambda: optimizers.sgd(learning_rate=1.0),
+                       loss=losses.wasserstein())
+        run_steps(gan, [random_batch(4)], strategy=strategy_obj)
+        results.append(np.concatenate([v.numpy().ravel()
+                                       for v in gan.discriminator.trainable_variables]))
+    clipped, free = results
+    assert np.abs(clipped).max() <= c + 1e-7
+    assert np.sum(np.isclose(np.abs(clipped), c)) > 10
+    assert np.abs(free).max() > c
+
+
+def test_d_weight_clip_must_be_positive():
+    for bad in (0.0, -1.0):
+        with pytest.raises(ConfigError, match="GAN.d_weight_clip"):
+            make_gan(d_weight_clip=bad)
+
+
 def test_ema_is_the_exponential_average():
     """After one step from equal weights: w_ema = beta w_0 + (1 - beta) w_1."""
     gan = make_gan(ema_beta=0.75)

@@ -54,6 +54,10 @@ def parse(gin_files=(), bindings=(), *, finalize=True):
     except ConfigError:  # a GAN_stability config's own message
         raise
     except (ValueError, KeyError, SyntaxError, TypeError) as e:
+        if "'GAN' has denylisted kwarg 'seed'" in str(e):
+            raise GinError("gin: GAN.seed is not a parameter: a run has one seed, train.seed "
+                           "(set train.seed instead; a GAN.seed line from an older run's "
+                           "operative_config.gin can be deleted)") from None
         raise GinError(f"gin: {e}") from e
     except OSError as e:  # an `include` that is missing or not a readable file
         lines = [line.strip() for line in str(e).splitlines()]

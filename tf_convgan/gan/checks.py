@@ -111,3 +111,13 @@ def check_update_rule(update_rule, *, consensus_gamma, d_steps):
         raise ConfigError("GAN.update_rule = 'simultaneous' and GAN.consensus_gamma: ConOpt's "
                           "step is simultaneous already; leave update_rule at 'alternating'")
     return update_rule == "simultaneous"
+
+
+def check_weight_clip(d_weight_clip):
+    """None, or the positive float c of WGAN's weight clipping."""
+    if d_weight_clip is None:
+        return None
+    check_nonnegative("GAN.d_weight_clip", d_weight_clip)
+    if float(d_weight_clip) == 0.0:
+        raise ConfigError("GAN.d_weight_clip must be > 0 (or None: no clipping), got 0")
+    return float(d_weight_clip)

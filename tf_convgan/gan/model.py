@@ -79,6 +79,8 @@ class GAN(keras.Model):
       update_rule: 'alternating' (GAN_stability's and the default: d_steps D updates, then G's
         at the updated D) or 'simultaneous' (simGD: both players' gradients at the same state,
         then both applied; needs d_steps = 1).
+      d_weight_clip: c > 0 clips every trainable weight of D to [-c, c] after each D update
+        (the original WGAN, Arjovsky et al. 2017: c = 0.01); None: no clipping.
     """
 
     def __init__(self, generator, discriminator, generator_ema, *,
@@ -96,6 +98,7 @@ class GAN(keras.Model):
                  consensus_gamma: Optional[float] = None,
                  noise_source=None,
                  update_rule: str = "alternating",
+                 d_weight_clip: Optional[float] = None,
                  **kwargs):
         super().__init__(**kwargs)
         loss = losses_lib.non_saturating() if loss is None else loss
@@ -116,6 +119,7 @@ class GAN(keras.Model):
         self.latent_consistency = latent_consistency
         self.lazy_interval = lazy_interval
         self.noise_source = noise.PhiloxNoise() if noise_source is None else noise_source
+        self.d_weight_clip = checks.check_weight_clip(d_weight_clip)
         self.simultaneous = checks.check_update_rule(update_rule, consensus_gamma=consensus_gamma,
                                                      d_steps=d_steps)
         self.conditional = generator.num_classes > 1
@@ -249,7 +253,15 @@ class GAN(keras.Model):
             grads = [g + p for g, p in zip(grads, penalty_grads)]
             d_total += logs["penalty"]
         logs.update(d_total=d_total, **self._sigma_log())
-        return self._reduce(self.d_optimizer, grads, variables, logs, norm_name="d_grad_norm")
+        logs, apply = self._reduce(self.d_optimizer, grads, variables, logs,
+                                   norm_name="d_grad_norm")
+        if self.d_weight_clip is None:
+            return logs, apply
+
+        def apply_and_clip():
+            apply()
+            self._clip_discriminator()
+        return logs, apply_and_clip
 
     def _discriminator_terms(self, d_fn, real, fake, clean_fake, z, labels, seed,
                              real_gradients):
@@ -384,6 +396,20 @@ class GAN(keras.Model):
         logs["d_grad_norm"] = global_norm(d_grads)
         logs["g_grad_norm"] = global_norm(g_grads)
         return logs
+
+    def _clip_discriminator(self):
+        """w <- clip(w, -c, c) for D's trainable weights, once per variable in cross-replica
+        context (the weights are identical on every replica after the update)."""
+        c = self.d_weight_clip
+
+        def clip(distribution, variables):
+            for var in variables:
+                distribution.extended.update(
+                    var, lambda v: v.assign(tf.clip_by_value(v, -c, c)), group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            clip, tf.distribute.get_strategy(),
+            [v.value for v in self.discriminator.trainable_variables])
 
     def _update_ema(self):
         """w_ema <- beta w_ema + (1 - beta) w on trainable weights; copy of the other state.
