@@ -343,8 +343,7 @@ def test_tfds_array_record_source_resumes_without_reading_skipped_records(tmp_pa
     """Prepared as array_record, a tfds split is read by index with the per-epoch permutation
     stream: the stream at position 10_000 of a 12-record split (833 epochs in) equals the
     uninterrupted stream there, and resuming reads only the records taken plus less than one
-    epoch of read-ahead. The
-    same split prepared as tfrecord falls back to skip(start) and says so at resume."""
+    epoch of read-ahead. The same split prepared as tfrecord falls back to skip(start) and says so at resume."""
     pytest.importorskip("tensorflow_datasets")
     pytest.importorskip("array_record")
     builder = _tiny_builder_class()(data_dir=str(tmp_path / "ar"))

@@ -395,8 +395,6 @@ class TFDSImageSource(ImageSource):
         return self._data_source is not None
 
     def _open_data_source(self):
-        import tensorflow_datasets as tfds
-
         file_format = getattr(self._builder.info, "file_format", None)
         if getattr(file_format, "value", file_format) != "array_record":
             return None
