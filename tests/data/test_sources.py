@@ -323,3 +323,85 @@ def test_resolution_channels_and_fit_are_checked_once(tmp_path, monkeypatch):
         source = make()
         take(source.dataset(seed=0, start=0), 2)
         assert calls == [32], source.description
+
+
+class _CountingDataSource:
+    """Wraps a random-access data source, counting the records read."""
+
+    def __init__(self, inner):
+        self.inner, self.reads = inner, 0
+
+    def __len__(self):
+        return len(self.inner)
+
+    def __getitem__(self, index):
+        self.reads += 1
+        return self.inner[index]
+
+
+def test_tfds_array_record_source_resumes_without_reading_skipped_records(tmp_path, caplog):
+    """Prepared as array_record, a tfds split is read by index with the per-epoch permutation
+    stream: the stream at position 10_000 of a 12-record split (833 epochs in) equals the
+    uninterrupted stream there, and resuming reads only the records taken plus less than one
+    epoch of read-ahead. The same split prepared as tfrecord falls back to skip(start) and says so at resume."""
+    pytest.importorskip("tensorflow_datasets")
+    pytest.importorskip("array_record")
+    builder = _tiny_builder_class()(data_dir=str(tmp_path / "ar"))
+    builder.download_and_prepare(file_format="array_record")
+    source = data.tfds_source(name=builder.name, data_dir=str(tmp_path / "ar"), resolution=6,
+                              fit="resize_crop")
+    assert source.random_access and source.num_examples == 12 and source.num_classes == 4
+    n, start, count = 12, 10_000, 10
+
+    def indices_of(images):
+        values = np.round((images[:, 0, 0, 0] + 1) * 127.5).astype(int)
+        assert np.all(values % 20 == 0)
+        return values // 20
+
+    # tfds stores the examples in its own order: generated example i (width 8 + i) is record r
+    example_of_record = np.array([tf.io.decode_png(source._data_source[r]["image"]).shape[1] - 8
+                                  for r in range(n)])
+    assert sorted(example_of_record) == list(range(n))
+
+    # the documented stream: record of stream position p = permutation(epoch)[offset]
+    def expected(first, k):
+        out = []
+        for p in range(first, first + k):
+            epoch, offset = divmod(p, n)
+            out.append(tf.random.experimental.stateless_shuffle(
+                tf.range(n, dtype=tf.int64), seed=[3, epoch]).numpy()[offset])
+        return example_of_record[np.array(out)]
+
+    images, labels = take(source.dataset(seed=3, start=0), 30)
+    np.testing.assert_array_equal(indices_of(images), expected(0, 30))
+    np.testing.assert_array_equal(labels, expected(0, 30) % 4)
+    tail, tail_labels = take(source.dataset(seed=3, start=7), 23)
+    np.testing.assert_array_equal(tail, images[7:])
+    np.testing.assert_array_equal(tail_labels, labels[7:])
+
+    counting = _CountingDataSource(source._data_source)
+    source._data_source = counting
+    resumed, resumed_labels = take(source.dataset(seed=3, start=start), count)
+    # O(1) in start: the records taken plus the parallel map's read-ahead (< one epoch), not
+    # the 10_000 skipped ones
+    assert counting.reads < count + n, counting.reads
+    np.testing.assert_array_equal(indices_of(resumed), expected(start, count))
+    np.testing.assert_array_equal(resumed_labels, expected(start, count) % 4)
+    # the same through the batched pipeline: the batch at step s is stream [s*B*d, ...)
+    counting.reads = 0
+    real, batch_labels = next(iter(data.make_input_pipeline(
+        source, global_batch_size=5, d_steps=2, seed=3, start_step=start // 10)))
+    assert counting.reads < 10 + n, counting.reads
+    np.testing.assert_array_equal(batch_labels.numpy().reshape(-1), expected(start, 10) % 4)
+    np.testing.assert_array_equal(indices_of(real.numpy().reshape(-1, 6, 6, 3)),
+                                  expected(start, 10))
+
+    # sequential fallback (tfrecord): says at resume how many records it re-reads
+    builder = _tiny_builder_class()(data_dir=str(tmp_path / "tfr"))
+    builder.download_and_prepare()
+    sequential = data.tfds_source(name=builder.name, data_dir=str(tmp_path / "tfr"),
+                                  resolution=6, fit="resize_crop")
+    assert not sequential.random_access
+    with caplog.at_level("WARNING", logger="tf_convgan.data.sources"):
+        sequential.dataset(seed=3, start=500)
+    assert "resuming at position 500 reads 500 records" in caplog.text

@@ -23,10 +23,19 @@ O(start). Indices (or file paths) are shuffled; images are gathered/decoded afte
 nothing big is buffered. Stateless random ops are deterministic for a given TensorFlow
 version; resume with the same version that started a run.
 
-:func:`tfds_source` (tensorflow-datasets, not random access in general) reads the split
-with seeded file shuffling, repeats it, shuffles the *encoded* examples with a seeded
-buffer, skips ``start`` encoded examples (cost O(start) record reads, no decoding) and
-then decodes. It never downloads unless ``download=True``.
+:func:`tfds_source` (tensorflow-datasets) has two modes, chosen by how the split was prepared:
+
+* random access (prepared with ``file_format='array_record'``, e.g. ``tfds build NAME
+  --file_format=array_record``): the split is read through ``builder.as_data_source`` and the
+  stream is the per-epoch permutation stream above over record indices, so resuming at any
+  ``start`` reads no skipped record (O(1) in ``start``, O(n) for one permutation);
+* sequential (``tfrecord``, tfds' default; no random access): the split is read with seeded
+  file shuffling, repeated, the *encoded* examples are shuffled with a seeded buffer that spans
+  epochs, so the stream cannot be entered at an epoch boundary: ``start`` encoded examples are
+  skipped (O(start) record reads, no decoding; logged once at resume).
+
+The two modes give different streams for the same seed: a run must not switch modes. It never
+downloads unless ``download=True``.
 """
 from __future__ import annotations
 
@@ -377,32 +386,51 @@ class TFDSImageSource(ImageSource):
         self.num_classes = None
         if self._label_key is not None:
             self.num_classes = getattr(features[self._label_key], "num_classes", None)
+        # A random-access view (``__len__``, ``__getitem__`` -> dict of encoded features) of
+        # the split when it was prepared as array_record, else None (sequential mode).
+        self._data_source = self._open_data_source()
 
-    def dataset(self, *, seed: int, start: int = 0) -> tf.data.Dataset:
-        """Seeded file shuffle, repeat, seeded shuffle buffer of encoded examples,
-        ``skip(start)`` (O(start) record reads, no decoding), then decode + preprocess."""
+    @property
+    def random_access(self) -> bool:
+        return self._data_source is not None
+
+    def _open_data_source(self):
+        file_format = getattr(self._builder.info, "file_format", None)
+        if getattr(file_format, "value", file_format) != "array_record":
+            return None
+        try:
+            data_source = self._builder.as_data_source(
+                split=self._split, decoders=self._skip_image_decoding())
+        except Exception as e:  # e.g. array_record not installed: read sequentially
+            _log.warning("tfds_source: %s is array_record but not randomly accessible (%s); "
+                         "reading it sequentially (resuming then re-reads the skipped "
+                         "records).", self.description, e)
+            return None
+        if self.num_examples is None:
+            self.num_examples = len(data_source)
+        if len(data_source) != self.num_examples or not len(data_source):
+            _log.warning("tfds_source: %s has %d random-access records but %s examples; "
+                         "reading it sequentially.", self.description, len(data_source),
+                         self.num_examples)
+            return None
+        return data_source
+
+    def _skip_image_decoding(self):
         import tensorflow_datasets as tfds
 
-        seed = check_seed("`seed`", seed)
-        start = check_int("`start`", start, minimum=0)
-        read_config = tfds.ReadConfig(
-            shuffle_seed=seed, shuffle_reshuffle_each_iteration=True,
-            options=_deterministic_options())
-        features = self._builder.info.features
-        image_feature = features[self._image_key]
-        ds = self._builder.as_dataset(
-            split=self._split, shuffle_files=True, read_config=read_config,
-            decoders={self._image_key: tfds.decode.SkipDecoding()})
-        keys = [self._image_key] + ([self._label_key] if self._label_key else [])
-        ds = ds.map(lambda ex: {k: ex[k] for k in keys})  # drop unused (large) features
-        ds = ds.repeat().shuffle(self._shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
-        if start:
-            ds = ds.skip(start)
+        if isinstance(self._builder.info.features[self._image_key], tfds.features.Image):
+            return {self._image_key: tfds.decode.SkipDecoding()}
+        return None
+
+    def _decode_fn(self):
+        import tensorflow_datasets as tfds
+
+        image_feature = self._builder.info.features[self._image_key]
         resolution, channels, fit = self.resolution, self.channels, self._fit
-        label_key = self._label_key
+        image_key, label_key = self._image_key, self._label_key
 
         def decode(ex):
-            encoded = ex[self._image_key]
+            encoded = ex[image_key]
             if encoded.dtype == tf.string:
                 if isinstance(image_feature, tfds.features.Image):
                     image = image_feature.decode_example(encoded)
@@ -415,8 +443,69 @@ class TFDSImageSource(ImageSource):
                      else tf.constant(0, tf.int32))
             return image, label
 
-        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return decode
+
+    def _random_access_records(self, seed: int, start: int) -> tf.data.Dataset:
+        """The per-epoch permutation stream of record indices, each read by index."""
+        features = self._builder.info.features
+        image_key, label_key = self._image_key, self._label_key
+        image_is_encoded = self._skip_image_decoding() is not None
+        if image_is_encoded:
+            image_dtype = tf.string
+        else:
+            image_dtype = tf.as_dtype(features[image_key].np_dtype)
+        data_source = self._data_source
+
+        def read(index):
+            example = data_source[int(index)]
+            image = example[image_key]
+            image = (np.array(image, dtype=object) if image_is_encoded
+                     else np.asarray(image, image_dtype.as_numpy_dtype))
+            label = np.int64(example[label_key] if label_key else 0)
+            return image, label
+
+        def load(index):
+            image, label = tf.numpy_function(read, [index], [image_dtype, tf.int64],
+                                             stateful=False)
+            image.set_shape([] if image_is_encoded else [None, None, None])
+            label.set_shape([])
+            return {image_key: image, **({label_key: label} if label_key else {})}
+
+        return _index_stream(self.num_examples, seed, start).map(
+            load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def dataset(self, *, seed: int, start: int = 0) -> tf.data.Dataset:
+        """Random access: the per-epoch permutation stream of record indices (resuming reads
+        nothing it skips). Sequential: seeded file shuffle, repeat, seeded shuffle buffer of
+        encoded examples, ``skip(start)`` (O(start) record reads, no decoding). Either way the
+        examples are then decoded + preprocessed."""
+        seed = check_seed("`seed`", seed)
+        start = check_int("`start`", start, minimum=0)
+        if self.random_access:
+            ds = self._random_access_records(seed, start)
+        else:
+            ds = self._sequential_records(seed, start)
+        ds = ds.map(self._decode_fn(), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return ds.with_options(_deterministic_options())
+
+    def _sequential_records(self, seed: int, start: int) -> tf.data.Dataset:
+        import tensorflow_datasets as tfds
+
+        read_config = tfds.ReadConfig(
+            shuffle_seed=seed, shuffle_reshuffle_each_iteration=True,
+            options=_deterministic_options())
+        ds = self._builder.as_dataset(
+            split=self._split, shuffle_files=True, read_config=read_config,
+            decoders={self._image_key: tfds.decode.SkipDecoding()})
+        keys = [self._image_key] + ([self._label_key] if self._label_key else [])
+        ds = ds.map(lambda ex: {k: ex[k] for k in keys})  # drop unused (large) features
+        ds = ds.repeat().shuffle(self._shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+        if start:
+            _log.warning("tfds_source: %s is not randomly accessible (not prepared as "
+                         "array_record): resuming at position %d reads %d records.",
+                         self.description, start, start)
+            ds = ds.skip(start)
+        return ds
 
 
 @gin.configurable
@@ -430,8 +519,10 @@ def tfds_source(*, name: str, split: str = "train", data_dir: Optional[str] = No
     (default: tfds' default data dir) raises :class:`TFDSNotPreparedError` (a
     ``FileNotFoundError``) naming the searched directory. Unknown ``name`` -> ``ConfigError``.
     When the dataset has no ``label_key`` feature (celeb_a has 'attributes', lsun has none)
-    every label is 0. Resuming at ``start`` re-reads ``start`` encoded records (see
-    :meth:`TFDSImageSource.dataset`); the shuffle is approximate (buffer of
+    every label is 0. A split prepared as ``array_record`` is read by index (exact per-epoch
+    permutations, resuming reads no skipped record; ``shuffle_buffer`` is unused); otherwise
+    resuming at ``start`` re-reads ``start`` encoded records (see
+    :meth:`TFDSImageSource.dataset`) and the shuffle is approximate (buffer of
     ``shuffle_buffer`` encoded examples after seeded file shuffling).
     """
     if not isinstance(name, str) or not name:

@@ -112,37 +112,116 @@ def inception_score(logits, num_splits=10):
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def _pairwise_distances(x, y, batch=2048):
-    """Euclidean distances [len(x), len(y)] in float64, in row batches."""
-    y_sq = (y * y).sum(axis=1)
-    out = np.empty((len(x), len(y)))
-    for s in range(0, len(x), batch):
-        xb = x[s:s + batch]
-        d2 = (xb * xb).sum(axis=1)[:, None] + y_sq[None, :] - 2.0 * xb @ y.T
-        out[s:s + batch] = np.sqrt(np.clip(d2, 0.0, None))
-    return out
+def _squared_norms(x):
+    return (x * x).sum(axis=1)
 
 
-def knn_radii(features, k=3):
-    """Distance of each sample to its k-th nearest neighbour in the same set (itself excluded)."""
+def _squared_distances(xb, xb_sq, y, y_sq):
+    """|x|^2 + |y|^2 - 2 x.y [len(xb), len(y)] in float64 (may be slightly negative); the
+    distance is sqrt(max(., 0)) of it."""
+    d2 = xb_sq[:, None] + y_sq[None, :]
+    d2 -= 2.0 * xb @ y.T
+    return d2
+
+
+def _distance_from_squared(d2):
+    return np.sqrt(np.clip(d2, 0.0, None))
+
+
+def _squared_thresholds(radii):
+    """The largest float64 t per radius r with sqrt(max(t, 0)) <= r: since that function is
+    monotone, `distance <= r` holds exactly when `squared distance <= t` (no sqrt per pair)."""
+    t = radii * radii
+    while True:
+        too_big = _distance_from_squared(t) > radii
+        if not too_big.any():
+            break
+        t = np.where(too_big, np.nextafter(t, -np.inf), t)
+    while True:
+        up = np.nextafter(t, np.inf)
+        grow = _distance_from_squared(up) <= radii
+        if not grow.any():
+            return t
+        t = np.where(grow, up, t)
+
+
+def _check_block_size(block_size):
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) \
+            or block_size < 1:
+        raise ValueError(f"`block_size` must be a positive integer, got {block_size!r}")
+    return int(block_size)
+
+
+def knn_radii(features, k=3, block_size=1024):
+    """Distance of each sample to its k-th nearest neighbour in the same set (itself excluded).
+
+    Computed in blocks: `block_size` rows against `block_size` columns at a time, keeping only
+    the k + 1 smallest distances per row (np.partition), so the memory is
+    O(block_size^2 + N k), not N^2. The k-th order statistic does not depend on the blocking:
+    the result equals that of the full distance matrix (same float64 formula)."""
     features = np.asarray(features, np.float64)
-    if len(features) <= k:
-        raise ValueError(f"k-NN radii need more than k={k} samples, got {len(features)}")
-    d = _pairwise_distances(features, features)
-    return np.partition(d, k, axis=1)[:, k]  # index 0 is the sample itself (distance 0)
+    block_size = _check_block_size(block_size)
+    n = len(features)
+    if n <= k:
+        raise ValueError(f"k-NN radii need more than k={k} samples, got {n}")
+    sq = _squared_norms(features)
+    radii = np.empty(n)
+    for s in range(0, n, block_size):
+        xb, xb_sq = features[s:s + block_size], sq[s:s + block_size]
+        best = None  # [rows, <= k + 1]: the smallest distances seen so far, unordered
+        for c in range(0, n, block_size):
+            d = _squared_distances(xb, xb_sq, features[c:c + block_size], sq[c:c + block_size])
+            if best is not None:
+                d = np.concatenate([best, d], axis=1)
+            best = np.partition(d, k, axis=1)[:, :k + 1] if d.shape[1] > k + 1 else d
+        # index 0 of the order is the sample itself (distance ~0); sqrt(max(., 0)) is monotone,
+        # so it commutes with the order statistic
+        radii[s:s + block_size] = _distance_from_squared(np.partition(best, k, axis=1)[:, k])
+    return radii
 
 
-def precision_recall(real_features, fake_features, k=3):
+def knn_coverage(candidates, references, radii, block_size=1024):
+    """Boolean [len(candidates)]: whether each candidate lies within radii[j] of some
+    reference j (distance <= radius, the float64 formula of `knn_radii`).
+
+    Blocks of `block_size` candidates are checked against chunks of `block_size` references;
+    a candidate leaves the search as soon as it is covered and a block stops when all of its
+    candidates are, so memory is O(block_size^2)."""
+    candidates = np.asarray(candidates, np.float64)
+    references = np.asarray(references, np.float64)
+    radii = np.asarray(radii, np.float64)
+    block_size = _check_block_size(block_size)
+    if len(radii) != len(references):
+        raise ValueError(f"{len(radii)} radii for {len(references)} references")
+    c_sq, r_sq = _squared_norms(candidates), _squared_norms(references)
+    thresholds = _squared_thresholds(radii)
+    covered = np.zeros(len(candidates), bool)
+    for s in range(0, len(candidates), block_size):
+        open_rows = np.arange(s, min(s + block_size, len(candidates)))
+        for c in range(0, len(references), block_size):
+            d2 = _squared_distances(candidates[open_rows], c_sq[open_rows],
+                                    references[c:c + block_size], r_sq[c:c + block_size])
+            hit = (d2 <= thresholds[None, c:c + block_size]).any(axis=1)
+            covered[open_rows[hit]] = True
+            open_rows = open_rows[~hit]
+            if not len(open_rows):
+                break
+    return covered
+
+
+def precision_recall(real_features, fake_features, k=3, block_size=1024):
     """Improved precision and recall (Kynkaanniemi et al. 2019), k-NN manifold estimates.
 
     precision: fraction of fake samples inside the real manifold (within the k-NN radius of some
-    real sample); recall: fraction of real samples inside the fake manifold. Returns a dict."""
+    real sample); recall: fraction of real samples inside the fake manifold. Returns a dict.
+    Distances are computed `block_size` x `block_size` at a time (`knn_radii`, `knn_coverage`):
+    bounded memory (~ a few block_size^2 float64 arrays) at any number of samples."""
     real = np.asarray(real_features, np.float64)
     fake = np.asarray(fake_features, np.float64)
-    real_radii, fake_radii = knn_radii(real, k), knn_radii(fake, k)
-    d = _pairwise_distances(fake, real)  # [fake, real]
-    precision = float((d <= real_radii[None, :]).any(axis=1).mean())
-    recall = float((d.T <= fake_radii[None, :]).any(axis=1).mean())
+    real_radii = knn_radii(real, k, block_size)
+    fake_radii = knn_radii(fake, k, block_size)
+    precision = float(knn_coverage(fake, real, real_radii, block_size).mean())
+    recall = float(knn_coverage(real, fake, fake_radii, block_size).mean())
     return {"precision": precision, "recall": recall}
 
 
