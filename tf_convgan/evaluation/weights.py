@@ -271,8 +271,11 @@ def parse_graph_def(data):
 
 
 def load_graph_def(path):
-    """The GraphDef of inception-2015-12-05.tgz (its classify_image_graph_def.pb) or of a .pb."""
-    if str(path).endswith((".tgz", ".tar.gz")):
+    """The GraphDef of inception-2015-12-05.tgz (its classify_image_graph_def.pb; any gzipped
+    file is read as that archive) or of a .pb."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == b"\x1f\x8b"
+    if gzipped or str(path).endswith((".tgz", ".tar.gz")):
         with tarfile.open(path) as tar:
             member = next((m for m in tar.getmembers() if m.name.endswith(GRAPH_MEMBER)), None)
             if member is None:
