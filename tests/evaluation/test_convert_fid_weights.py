@@ -7,8 +7,8 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.fid_graph import layer_arrays as _layer, synthetic_graph_def, synthetic_softmax
 from tests.fid_helpers import FID_WEIGHTS, needs_weights
 from tests.torch_files import Call, Global, Tensor, write_legacy, write_zip
 
@@ -23,11 +23,6 @@ def shared():
         arrays = {k: f[k] for k in f.files if k != "__meta_json__"}
         meta = json.loads(bytes(f["__meta_json__"]).decode())
     return arrays, meta
-
-
-def _layer(arrays, name):
-    p = f"net.layers.{name}"
-    return (arrays[f"{p}.weight"], arrays[f"{p}.beta"], arrays[f"{p}.mean"], arrays[f"{p}.var"])
 
 
 @needs_weights
@@ -68,56 +63,37 @@ def test_state_dict_round_trip(shared, tmp_path):
         convert.from_state_dict(state)
 
 
-_E_NAMES = {"conv": "conv", "tower_conv": "tower/conv", "tower_mixed_conv": "tower/mixed/conv",
-            "tower_mixed_conv_1": "tower/mixed/conv_1", "tower_1_conv": "tower_1/conv",
-            "tower_1_conv_1": "tower_1/conv_1", "tower_1_mixed_conv": "tower_1/mixed/conv",
-            "tower_1_mixed_conv_1": "tower_1/mixed/conv_1", "tower_2_conv": "tower_2/conv"}
-
-
-def _graph_name(ours):
-    block, _, rest = ours.partition(".")
-    if block in ("mixed_9", "mixed_10"):
-        return f"{block}/{_E_NAMES[rest]}"
-    return ours.replace(".", "/")
-
-
 @needs_weights
 def test_graph_def_round_trip(shared):
     """The graph's pattern: Const kernel [kh, kw, in, out] -> Conv2D -> BatchNormWithGlobal-
     Normalization(conv, mean, variance, beta, gamma)."""
     arrays, meta = shared
-    graph = tf.compat.v1.GraphDef()
-
-    def add(name, op, inputs=(), **attrs):
-        node = graph.node.add(name=name, op=op)
-        node.input.extend(inputs)
-        for key, value in attrs.items():
-            node.attr[key].CopyFrom(value)
-        return node
-
-    def const(name, value):
-        add(name, "Const", value=tf.compat.v1.AttrValue(tensor=tf.make_tensor_proto(value)))
-
-    for ours in convert.torch_names().values():
-        g = _graph_name(ours)
-        w, beta, mean, var = _layer(arrays, ours)
-        cfg = meta[f"net.layers.{ours}"]
-        const(f"{g}/conv2d_params", np.transpose(w, (2, 3, 1, 0)))
-        for suffix, value in (("moving_mean", mean), ("moving_variance", var), ("beta", beta),
-                              ("gamma", np.ones_like(beta))):
-            const(f"{g}/batchnorm/{suffix}", value)
-        s = cfg["stride"]
-        add(f"{g}/Conv2D", "Conv2D", ["input", f"{g}/conv2d_params"],
-            strides=tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue(i=[1, s, s, 1])),
-            padding=tf.compat.v1.AttrValue(s=b"VALID" if cfg["padding"] == 0 else b"SAME"))
-        add(f"{g}/batchnorm", "BatchNormWithGlobalNormalization",
-            [f"{g}/Conv2D", f"{g}/batchnorm/moving_mean", f"{g}/batchnorm/moving_variance",
-             f"{g}/batchnorm/beta", f"{g}/batchnorm/gamma"],
-            variance_epsilon=tf.compat.v1.AttrValue(f=0.001),
-            scale_after_normalization=tf.compat.v1.AttrValue(b=False))
+    graph = synthetic_graph_def(arrays, meta)
     out_arrays, out_meta = convert.from_graph_def(graph)
     assert convert.content_sha256(out_arrays) == convert.KNOWN_CONTENT_SHA256
     assert out_meta == meta
+    assert not convert.has_logits(out_arrays)
+
+
+@needs_weights
+def test_graph_def_with_logits_layer(shared, tmp_path):
+    """softmax/weights and softmax/biases become softmax.weights / softmax.biases; the pool_3
+    digest is unchanged, the script's --graph path writes and verifies them."""
+    arrays, meta = shared
+    w, b = synthetic_softmax()
+    graph = synthetic_graph_def(arrays, meta, softmax=(w, b))
+    out_arrays, out_meta = convert.from_graph_def(graph)
+    assert out_meta == meta
+    np.testing.assert_array_equal(out_arrays["softmax.weights"], w)
+    np.testing.assert_array_equal(out_arrays["softmax.biases"], b)
+    assert convert.pool3_content_sha256(out_arrays) == convert.KNOWN_CONTENT_SHA256
+    assert convert.content_sha256(out_arrays) != convert.KNOWN_CONTENT_SHA256
+    pb = tmp_path / "classify_image_graph_def.pb"
+    pb.write_bytes(graph.SerializeToString())
+    out = tmp_path / "w.npz"
+    assert convert.main(["--graph", str(pb), "--out", str(out)]) == 0
+    saved, _ = convert.read_npz(str(out))
+    np.testing.assert_array_equal(saved["softmax.weights"], w)
 
 
 def test_official_pth_digest_is_the_full_sha256():

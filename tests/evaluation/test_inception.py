@@ -31,6 +31,7 @@ def test_missing_weights_error_names_path_and_remedy(tmp_path, monkeypatch):
 
 def test_default_weights_path_is_relative_to_the_project_root(tmp_path, monkeypatch):
     monkeypatch.delenv("TF_CONVGAN_FID_WEIGHTS", raising=False)
+    monkeypatch.setenv("TF_CONVGAN_CACHE", str(tmp_path / "cache"))  # no cached conversion
     monkeypatch.chdir(tmp_path)  # not the repository: the project root is still searched
     import os
     expected = os.path.join(inception.PROJECT_ROOT, inception.DEFAULT_WEIGHTS)
@@ -38,4 +39,4 @@ def test_default_weights_path_is_relative_to_the_project_root(tmp_path, monkeypa
         assert inception.resolve_weights_path() == expected
     else:
         with pytest.raises(FileNotFoundError, match="project root"):
-            inception.resolve_weights_path()
+            inception.resolve_weights_path(download=False)

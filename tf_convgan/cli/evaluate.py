@@ -1,4 +1,4 @@
-"""FID / KID of a training run, a SavedModel or an image folder against a dataset.
+"""FID / KID (and IS) of a training run, a SavedModel or an image folder against a dataset.
 
     python -m tf_convgan.evaluate --model_dir runs/quickstart [--checkpoint best]
     python -m tf_convgan.evaluate --saved_model export/ --dataset fashion_mnist --num_samples 10000
@@ -7,7 +7,8 @@
 The reference is a dataset (`--dataset fashion_mnist` or a tensorflow-datasets name, `--split`)
 or an image folder (`--reference_dir`), at the evaluated images' resolution unless `--resolution`
 says otherwise; its features are cached (see tf_convgan.evaluation.reference). Prints the
-metrics as one JSON line (also written to `--output_json`). Bad input prints one line naming the
+metrics as one JSON line; `--inception_score` adds the Inception Score of the evaluated images
+(the 2015 graph's logits: weights converted from the official GraphDef, downloaded on first use) (also written to `--output_json`). Bad input prints one line naming the
 flag and exits with status 2.
 """
 import json
@@ -20,7 +21,7 @@ from absl import flags  # noqa: E402
 
 from tf_convgan import data as data_lib  # noqa: E402
 from tf_convgan import run_dir  # noqa: E402
-from tf_convgan.evaluation import features, reference  # noqa: E402
+from tf_convgan.evaluation import features, metrics, reference  # noqa: E402
 from tf_convgan.errors import ConfigError, FlagError, blame, parse_flags  # noqa: E402
 from tf_convgan.run_dir import generators  # noqa: E402
 
@@ -62,6 +63,13 @@ flags.DEFINE_string("cache_dir", None, "Reference feature cache (default $TF_CON
 flags.DEFINE_string("weights", None, "FID Inception weights .npz (default "
                     "$TF_CONVGAN_FID_WEIGHTS or ../shared/data/fid_inception/...).",
                     flag_values=FLAGS)
+flags.DEFINE_boolean("inception_score", False,
+                     "Also the Inception Score of the evaluated images (logits of the 2015 graph "
+                     "without the softmax bias, as the original IS code; needs weights converted "
+                     "from the official GraphDef, downloaded and converted on first use).",
+                     flag_values=FLAGS)
+flags.DEFINE_integer("is_splits", 10, "Splits of the Inception Score (mean and std over them).",
+                     flag_values=FLAGS)
 flags.DEFINE_boolean("jit_compile", False, "Compile feature extraction with XLA.",
                      flag_values=FLAGS)
 flags.DEFINE_string("output_json", None, "Also write the metrics to this JSON file.",
@@ -73,7 +81,7 @@ def _check_flags(f):
     if len(chosen) != 1:
         raise FlagError("model_dir", "give exactly one of --model_dir, --saved_model, --image_dir"
                         + (f" (got {', '.join('--' + c for c in chosen)})" if chosen else ""))
-    for name in ("num_samples", "batch_size", "kid_subsets", "kid_subset_size"):
+    for name in ("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "is_splits"):
         if getattr(f, name) < 1:
             raise FlagError(name, f"must be >= 1, got {getattr(f, name)}")
     if f.num_reference is not None and f.num_reference < 2:
@@ -115,15 +123,16 @@ def _reference_source(f, resolution, num_reference):
     return source, dataset, split
 
 
-_EXTRACTORS = {}  # (weights, batch_size, jit_compile) -> FeatureExtractor, reused in a process
+_EXTRACTORS = {}  # (weights, batch_size, jit_compile, logits) -> FeatureExtractor, per process
 
 
 def _extractor(f):
-    key = (f.weights, f.batch_size, f.jit_compile)
+    key = (f.weights, f.batch_size, f.jit_compile, f.inception_score)
     if key not in _EXTRACTORS:
         with blame("weights"):
             _EXTRACTORS[key] = features.FeatureExtractor(
-                weights_path=f.weights, batch_size=f.batch_size, jit_compile=f.jit_compile)
+                weights_path=f.weights, batch_size=f.batch_size, jit_compile=f.jit_compile,
+                logits=f.inception_score)
     return _EXTRACTORS[key]
 
 
@@ -151,16 +160,26 @@ def evaluate(f):
                                                            num_classes=f.num_classes)
             resolution = generator.resolution
         num = f.num_samples
+    if f.inception_score and f.is_splits > num:
+        raise FlagError("is_splits", f"{f.is_splits} splits of {num} images: at most one split "
+                                     f"per image")
     num_reference = f.num_reference or num
     source, dataset, split = _reference_source(f, f.resolution or resolution, num_reference)
 
     extractor = _extractor(f)
+    logits = f.inception_score
     if kind == "image_dir":
-        fake = extractor.features_of_source(folder, num, seed=f.seed, description=f.image_dir)
+        fake = extractor.features_of_source(folder, num, seed=f.seed, description=f.image_dir,
+                                            return_logits=logits)
     else:
         fake = extractor.features_of_generator(
             features.generator_fn(generator), num=num, z_dim=generator.z_dim,
-            num_classes=generator.num_classes, seed=f.seed)
+            num_classes=generator.num_classes, seed=f.seed, return_logits=logits)
+    if logits:
+        fake, fake_logits = fake
+        score, score_std = metrics.inception_score(fake_logits, num_splits=f.is_splits)
+        info.update(inception_score=score, inception_score_std=score_std,
+                    is_splits=f.is_splits)
     with blame("num_reference"):
         real = reference.reference_features(
             source, num_reference, extractor=extractor, dataset=dataset, split=split,

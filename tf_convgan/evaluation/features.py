@@ -84,10 +84,14 @@ class FeatureExtractor:
 
     `batch_size` is the global batch (split over the replicas); the last batch is padded and the
     padding dropped. The per-replica work (making images, preprocessing, the network) runs in one
-    tf.function (XLA with `jit_compile=True`), so on GPUs/TPUs it stays on the device."""
+    tf.function (XLA with `jit_compile=True`), so on GPUs/TPUs it stays on the device.
+
+    With `logits=True` the network also computes the 2015 graph's logits (1008 classes, no bias,
+    as the original Inception Score code; needs weights converted from the GraphDef), returned by
+    the features_of_* methods with `return_logits=True` as (features, logits)."""
 
     def __init__(self, *, weights_path=None, strategy=None, batch_size=50, jit_compile=False,
-                 verbose=True):
+                 verbose=True, logits=False):
         self.strategy = strategy or tf.distribute.get_strategy()
         replicas = self.strategy.num_replicas_in_sync
         if batch_size < 1 or batch_size % replicas:
@@ -96,8 +100,10 @@ class FeatureExtractor:
         self.batch_size = batch_size
         self.jit_compile = jit_compile
         self.verbose = verbose
+        self.logits = logits
+        self.output_dim = inception.FEATURE_DIM + (inception.NUM_LOGITS if logits else 0)
         with self.strategy.scope():
-            self.model = inception.fid_inception(weights_path)
+            self.model = inception.fid_inception(weights_path, logits=logits)
         self._steps = {}
 
     def _step_fn(self, produce, key):
@@ -106,7 +112,10 @@ class FeatureExtractor:
         model = self.model
 
         def replica_fn(inputs):
-            return model(inception_inputs(produce(inputs)), training=False)
+            outputs = model(inception_inputs(produce(inputs)), training=False)
+            if isinstance(outputs, (list, tuple)):  # [pool_3, logits]
+                outputs = tf.concat(outputs, axis=1)
+            return outputs
 
         replica_fn = tf.function(replica_fn, jit_compile=self.jit_compile)
         strategy = self.strategy
@@ -135,7 +144,7 @@ class FeatureExtractor:
             tf.data.experimental.AutoShardPolicy.DATA
         ds = self.strategy.experimental_distribute_dataset(ds.with_options(options))
         step = self._step_fn(lambda inputs: produce(*inputs), key)
-        out = np.empty((num, inception.FEATURE_DIM), np.float32)
+        out = np.empty((num, self.output_dim), np.float32)
         done = 0
         progress = _Progress(num, description, self.verbose)
         for batch in ds:
@@ -148,14 +157,23 @@ class FeatureExtractor:
             raise ValueError(f"{description}: the data gave {done} images, {num} were asked")
         return out
 
-    def features_of_images(self, images, *, description="images"):
+    def _split(self, out, return_logits):
+        """The features, or (features, logits) with `return_logits`."""
+        features = out[:, :inception.FEATURE_DIM]
+        if not return_logits:
+            return features
+        if not self.logits:
+            raise ValueError("this FeatureExtractor has no logits: build it with logits=True")
+        return features, out[:, inception.FEATURE_DIM:]
+
+    def features_of_images(self, images, *, description="images", return_logits=False):
         """Features of an array / tensor of images [N, H, W, C] (uint8, or float in [-1, 1])."""
         images = np.asarray(images)
         ds = tf.data.Dataset.from_tensor_slices((images,))
-        return self._run(ds, len(images), lambda x: x, ("array", images.dtype.name,
-                                                       images.shape[1:]), description)
+        return self._split(self._run(ds, len(images), lambda x: x, (
+            "array", images.dtype.name, images.shape[1:]), description), return_logits)
 
-    def features_of_source(self, source, num, *, seed=0, description=None):
+    def features_of_source(self, source, num, *, seed=0, description=None, return_logits=False):
         """Features of the first `num` examples of a tf_convgan.data source's stream(seed): for
         index-addressable sources, `num` distinct examples (a random subset, without replacement,
         when num < the dataset size)."""
@@ -163,11 +181,12 @@ class FeatureExtractor:
             raise ValueError(f"{source.description}: {num} samples asked but the source has "
                              f"{source.num_examples} examples")
         ds = source.dataset(seed=seed).map(lambda image, label: (to_uint8(image),))
-        return self._run(ds, num, lambda x: x, ("uint8", source.resolution, source.channels),
-                         description or source.description)
+        return self._split(self._run(ds, num, lambda x: x, (
+            "uint8", source.resolution, source.channels), description or source.description),
+            return_logits)
 
     def features_of_generator(self, generate, *, num, z_dim, num_classes=1, seed=0,
-                              description="generator"):
+                              description="generator", return_logits=False):
         """Features of `num` generated images. Example i has z_i = stateless_normal(seed=[seed, i])
         and label i % num_classes, so the set does not depend on batch size or replicas.
         generate(z [B, z_dim] float32, labels [B] int32) -> images (uint8 or [-1, 1] floats)."""
@@ -176,7 +195,8 @@ class FeatureExtractor:
             return z, tf.cast(i % num_classes, tf.int32)
 
         ds = tf.data.Dataset.range(num).map(example)
-        return self._run(ds, num, generate, ("generator", id(generate)), description)
+        return self._split(self._run(ds, num, generate, ("generator", id(generate)), description),
+                           return_logits)
 
 
 def generator_fn(generator):

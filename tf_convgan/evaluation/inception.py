@@ -18,17 +18,21 @@ reduction pools are 3x3 stride 2 VALID max pools.
 Input: NHWC float32 [N, 299, 299, 3] with values (uint8 - 128) / 128. Resizing and the uint8
 convention live in `tf_convgan.evaluation.features`.
 
-Weights file: `weights_path` argument, else $TF_CONVGAN_FID_WEIGHTS, else
+Weights file (`resolve_weights_path`): the `weights_path` argument, else $TF_CONVGAN_FID_WEIGHTS,
+else the converted official graph in the cache (`weights.cached_weights_path()`), else
 `../shared/data/fid_inception/fid_inception_2015-12-05_pool3_weights.npz` relative to the project
-root (then relative to the working directory).
+root (then the working directory), else the official graph is downloaded, verified, converted and
+cached (`weights.ensure_weights`). With `logits=True` (the Inception Score) only files holding the
+2015 graph's logits layer qualify: the ../shared file (pool_3 only) is skipped.
 """
-import json
 import os
 
 import keras
 import numpy as np
 
-WEIGHTS_ENV_VAR = "TF_CONVGAN_FID_WEIGHTS"
+from tf_convgan.evaluation import weights as weights_lib
+from tf_convgan.evaluation.weights import NUM_LOGITS, WEIGHTS_ENV_VAR  # noqa: F401
+
 WEIGHTS_FILENAME = "fid_inception_2015-12-05_pool3_weights.npz"
 DEFAULT_WEIGHTS = os.path.join("..", "shared", "data", "fid_inception", WEIGHTS_FILENAME)
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -41,39 +45,54 @@ KNOWN_WEIGHTS_SHA256 = "5033845064cd25d6f52a5a9288d3d9473826a5d4128cb27008c84e6e
 
 def weights_help():
     return (
-        f"Get the FID Inception weights file {WEIGHTS_FILENAME!r} and set ${WEIGHTS_ENV_VAR} to "
-        f"its path (or put it at {DEFAULT_WEIGHTS} beside the project). On a machine with "
-        f"internet, `python tools/convert_fid_weights.py --help` converts the official 2015 "
-        f"graph (inception-2015-12-05.tgz) or the PyTorch port "
-        f"(pt_inception-2015-12-05-6726825d.pth) into that file.")
+        f"Set ${WEIGHTS_ENV_VAR} to the FID Inception weights file {WEIGHTS_FILENAME!r} (or put "
+        f"it at {DEFAULT_WEIGHTS} beside the project), or let the official graph be converted on "
+        f"first use: {weights_lib.offline_help()}. `python tools/convert_fid_weights.py --help` "
+        f"converts the official 2015 graph (inception-2015-12-05.tgz) or the PyTorch port "
+        f"(pt_inception-2015-12-05-6726825d.pth).")
 
 
-def resolve_weights_path(weights_path=None):
-    """The weights file: the argument, $TF_CONVGAN_FID_WEIGHTS, or the ../shared default (relative
-    to the project root, then to the working directory). FileNotFoundError says where it looked."""
+def _logits_help(path):
+    return (f"{path} has no logits layer ({weights_lib.LOGITS_WEIGHTS}): the Inception Score "
+            f"needs weights converted from the 2015 GraphDef ({weights_lib.GRAPH_ARCHIVE}); "
+            f"unset ${WEIGHTS_ENV_VAR} to have it downloaded and converted on first use, or "
+            f"convert it with tools/convert_fid_weights.py --graph")
+
+
+def resolve_weights_path(weights_path=None, *, logits=False, download=True):
+    """The weights file: the argument, $TF_CONVGAN_FID_WEIGHTS, the cached conversion of the
+    official graph, the ../shared default (relative to the project root, then to the working
+    directory; not with `logits`), else (`download`) the official graph downloaded, verified,
+    converted and cached. FileNotFoundError says where it looked; an explicit file without the
+    logits layer is a ValueError when `logits` is asked."""
+    explicit = weights_path is not None or bool(os.environ.get(WEIGHTS_ENV_VAR))
     if weights_path is not None:
         candidates = [("weights_path", os.fspath(weights_path))]
     elif os.environ.get(WEIGHTS_ENV_VAR):
         candidates = [(f"${WEIGHTS_ENV_VAR}", os.environ[WEIGHTS_ENV_VAR])]
     else:
-        candidates = [("default, project root", os.path.join(PROJECT_ROOT, DEFAULT_WEIGHTS)),
+        candidates = [("converted official graph, cache", weights_lib.cached_weights_path()),
+                      ("default, project root", os.path.join(PROJECT_ROOT, DEFAULT_WEIGHTS)),
                       ("default, working directory", os.path.abspath(DEFAULT_WEIGHTS))]
     for _, path in candidates:
         if os.path.isfile(path):
-            return path
+            if not logits or weights_lib.file_has_logits(path):
+                return path
+            if explicit:
+                raise ValueError(_logits_help(path))
+    if not explicit and download:
+        return weights_lib.ensure_weights()
     tried = "; ".join(f"{os.path.abspath(p)} ({origin})" for origin, p in candidates)
     raise FileNotFoundError(f"FID Inception weights not found (looked at {tried}). "
                             f"{weights_help()}")
 
 
-def load_weights_npz(weights_path=None):
+def load_weights_npz(weights_path=None, *, logits=False):
     """(arrays: dict name -> np.ndarray, meta: dict) from the .npz file."""
-    path = resolve_weights_path(weights_path)
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    if "__meta_json__" not in arrays:
-        raise ValueError(f"{path}: not an FID Inception weights file (no __meta_json__)")
-    meta = json.loads(bytes(arrays.pop("__meta_json__")).decode("utf-8"))
+    path = resolve_weights_path(weights_path, logits=logits)
+    arrays, meta = weights_lib.read_npz(path)
+    if logits and not weights_lib.has_logits(arrays):
+        raise ValueError(_logits_help(path))
     return arrays, meta
 
 
@@ -161,11 +180,17 @@ class _Builder:
         return keras.layers.Concatenate(name=f"{p}.concat")([b0, *b1, *b2, b3])
 
 
-def fid_inception(weights_path=None, *, name="fid_inception"):
+def fid_inception(weights_path=None, *, logits=False, logits_bias=False, name="fid_inception"):
     """The Keras FID Inception model: [N, 299, 299, 3] in [-1, 1) -> pool_3 features [N, 2048].
 
+    With `logits`, the outputs are [pool_3 features, logits [N, 1008]]: the 2015 graph's softmax
+    layer `pool_3 @ softmax/weights`, without `softmax/biases` unless `logits_bias` (the original
+    Inception Score code, Salimans et al. 2016, multiplies by the weights only; StyleGAN2-ADA and
+    torch-fidelity follow it). Needs weights converted from the GraphDef (see
+    resolve_weights_path).
+
     Build it under `strategy.scope()` to run it in-graph under a distribution strategy."""
-    arrays, meta = load_weights_npz(weights_path)
+    arrays, meta = load_weights_npz(weights_path, logits=logits)
     b = _Builder(arrays, meta)
     pre = "net.layers"
     inputs = keras.Input((INPUT_SIZE, INPUT_SIZE, 3), name="images")
@@ -185,8 +210,15 @@ def fid_inception(weights_path=None, *, name="fid_inception"):
     x = b.block_8(x, f"{pre}.mixed_9")           # 8x8x2048
     x = b.block_8(x, f"{pre}.mixed_10")
     features = keras.layers.GlobalAveragePooling2D(name="pool_3")(x)
+    outputs = features
+    if logits:
+        dense = keras.layers.Dense(NUM_LOGITS, use_bias=logits_bias, name="logits")
+        outputs = [features, dense(features)]
+        dense.set_weights([arrays[weights_lib.LOGITS_WEIGHTS]]
+                          + ([arrays[weights_lib.LOGITS_BIASES]] if logits_bias else []))
+    b.used.update(k for k in arrays if k.startswith("softmax."))  # used or deliberately not
     unused = sorted(set(arrays) - b.used)
     if unused:
         raise ValueError(f"FID Inception weights file has arrays the network does not use: "
                          f"{unused[:5]}")
-    return keras.Model(inputs, features, name=name)
+    return keras.Model(inputs, outputs, name=name)
