@@ -137,7 +137,8 @@ class GAN(keras.Model):
 
     _NOT_KERAS_FIT = ("GAN.{} is not supported: GAN trains with its own loop (two optimizers, "
                       "checkpoints, hooks), tf_convgan.training.loop.train (gin's `train`), e.g. "
-                      "`python run.py --gin_file ...`; one step is GAN.train_step")
+                      "`python run.py --gin_file ...` or `tf-convgan-train --gin_file ...`; one "
+                      "step is GAN.train_step")
 
     def compile(self, *args, **kwargs):
         raise ConfigError(self._NOT_KERAS_FIT.format("compile()"))
