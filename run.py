@@ -1,80 +1,17 @@
-"""Train a GAN from gin files (or run the study that gin's `run.main` names, e.g. @dirac_study).
+"""Train a GAN from gin files: `tf_convgan.cli.train` (installed as `tf-convgan-train`).
 
     python run.py [--gin_file F ...] [--gin_param 'a.b = 1' ...] [--model_dir D]
 
-Without --gin_file it runs the quickstart (gin_configs/quickstart.gin). Rerunning the same command
-continues from the last checkpoint in the model directory (default: runs/<name of the gin file>).
-Bad input (a misspelled binding, missing data, a bad hyperparameter, a checkpoint that does not fit
-the networks) prints one clear message and exits with status 2, leaving what is already in the
-model directory untouched. A diverged run (NaN or inf) stops with status 3 and keeps its last good
-checkpoint. SIGTERM writes a checkpoint of the current step and exits with status 143, SIGINT
-(Ctrl-C) likewise with status 130 (a second Ctrl-C stops at once). A second run on a model
-directory that a run is writing is refused (status 2).
-
-The gin files and bindings are code, like a Python script (gin imports and calls what they
-name): run only configs you trust. Run directories and SavedModels are read as data.
+See `python run.py --help` and tf_convgan/cli/train.py.
 """
 import os
-import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the checkout's tf_convgan
 
-from absl import app, flags  # noqa: E402
-
-_ROOT = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_GIN_FILE = os.path.join("gin_configs", "quickstart.gin")
-
-flags.DEFINE_multi_string("gin_file", None, "Gin config files (default: the quickstart).")
-flags.DEFINE_multi_string("gin_param", [], "Gin bindings, e.g. 'train.num_steps = 100'.")
-flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<gin file name>).")
-FLAGS = flags.FLAGS
-
-
-def default_model_dir(gin_files):
-    return os.path.join("runs", os.path.splitext(os.path.basename(gin_files[-1]))[0])
-
-
-def _without_gin_context(error):
-    """The message without the "In call to configurable ..." lines gin appends."""
-    lines = str(error).splitlines()
-    return "\n".join(l for l in lines if not l.lstrip().startswith("In call to configurable"))
-
-
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    from absl import logging
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
-    import gin
-    import tf_convgan  # noqa: F401  (registers the configurables)
-    from tf_convgan import run_dir
-    from tf_convgan.cli import config
-    from tf_convgan.training import strategy
-    from tf_convgan.training.loop import Preempted, TrainingDivergedError
-
-    gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
-    model_dir = FLAGS.model_dir or default_model_dir(gin_files)
-    try:
-        run_dir.check_writable(model_dir, name="--model_dir")  # before anything runs
-        config.parse(gin_files, FLAGS.gin_param)
-        strategy.create_early_if_configured()  # before TensorFlow runs anything
-        config.entry_point()(model_dir=model_dir)  # gin `run.main`: train() unless rebound
-    except (ValueError, FileNotFoundError) as e:  # ConfigError and GinError are ValueErrors
-        print(f"error: {_without_gin_context(e)}", file=sys.stderr)
-        sys.exit(2)
-    except TrainingDivergedError as e:
-        print(f"error: {_without_gin_context(e)}", file=sys.stderr)
-        sys.exit(3)
-    except Preempted as e:
-        print(_without_gin_context(e), file=sys.stderr)
-        sys.exit(128 + e.signum)  # the shell's convention for "terminated by signal N"
-    except KeyboardInterrupt:
-        print("interrupted (a second Ctrl-C): the steps since the last checkpoint are lost",
-              file=sys.stderr)
-        sys.exit(128 + signal.SIGINT)
-
+from tf_convgan.cli.train import (DEFAULT_GIN_FILE, FLAGS, default_model_dir,  # noqa: E402,F401
+                                  main, run)
 
 if __name__ == "__main__":
-    sys.path.insert(0, _ROOT)
-    app.run(main)
+    run()

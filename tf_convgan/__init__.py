@@ -2,8 +2,19 @@
 
 Importing the package registers every gin configurable: losses, penalties, networks, data
 sources, optimizers, strategies, the GAN model, the trainer and the Dirac-GAN / 2D studies.
+
+Importing it before TensorFlow sets TF_CPP_MIN_LOG_LEVEL=2 unless it is set: TensorFlow's C++
+INFO and WARNING lines are hidden, its errors still shown (set it to 0 to see all). The few lines
+TensorFlow 2.19+ logs while it loads, before absl::InitializeLog (oneDNN, "Could not find cuda
+drivers"), ignore the variable (tensorflow/tensorflow#100442).
 """
-from tf_convgan import data, errors, networks  # noqa: F401
+import os as _os
+import sys as _sys
+
+if "tensorflow" not in _sys.modules:
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tf_convgan import data, errors, networks  # noqa: F401,E402
 from tf_convgan.objectives import losses
 from tf_convgan.gan import optimizers
 from tf_convgan.objectives import penalties

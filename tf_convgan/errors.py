@@ -85,9 +85,31 @@ def blame(flag):
         raise FlagError(flag, _first_line(e)) from e
 
 
-def parse_flags(flag_values, argv):
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "--helpfull")
+
+
+def wants_help(argv):
+    """Whether argv (argv[0] is the program name) asks for help (before a `--`)."""
+    args = list(argv[1:])
+    if "--" in args:
+        args = args[:args.index("--")]
+    return any(arg in HELP_FLAGS for arg in args)
+
+
+def print_help(usage, flags_help):
+    """A command's --help: its usage text and its flags, on stdout."""
+    if usage:
+        print(usage.strip() + "\n")
+    print("flags:\n" + flags_help)
+
+
+def parse_flags(flag_values, argv, *, usage=None):
     """Parses argv (argv[0] is the program name) into an absl FlagValues of a command's own;
-    an unknown or bad flag, or a positional argument, raises ConfigError (naming the flag)."""
+    an unknown or bad flag, or a positional argument, raises ConfigError (naming the flag).
+    -h / --help prints `usage` and the flags' help and exits with status 0."""
+    if wants_help(argv):
+        print_help(usage, flag_values.get_help(include_special_flags=False))
+        raise SystemExit(0)
     flag_values.unparse_flags()
     try:
         rest = flag_values(argv)

@@ -1,5 +1,9 @@
-"""`python -m tf_convgan.import_gan_stability`: the command of tf_convgan.gan_stability.importer (kept under this name)."""
-import runpy
+"""`python -m tf_convgan.import_gan_stability`: the command of tf_convgan.gan_stability.importer,
+kept under this name."""
+import os
+import sys
 
 if __name__ == "__main__":
-    runpy.run_module("tf_convgan.gan_stability.importer", run_name="__main__", alter_sys=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from tf_convgan.gan_stability.importer import main
+    sys.exit(main(sys.argv))

@@ -308,3 +308,57 @@ def test_bad_learning_rate_is_rejected_by_name(factory, value):
 def test_bad_hyperparameters_are_rejected_by_name(call, param):
     with pytest.raises(ConfigError, match=param.replace(".", r"\.")):
         call()
+
+
+def _torch_step_lr(lr, gamma, step_size, iterations):
+    """The learning rate of every iteration of GAN_stability's loop: StepLR(last_epoch=-1) steps
+    once at construction and once at the start of every iteration (before the updates)."""
+    last_epoch, rates = 0, []
+    for _ in range(iterations):
+        last_epoch += 1
+        if last_epoch % step_size == 0:
+            lr *= gamma
+        rates.append(lr)
+    return rates
+
+
+@pytest.mark.parametrize("factory", ["torch_rmsprop", "torch_adam", "sgd"])
+def test_lr_anneal_multiplies_the_learning_rate_every_lr_anneal_every_updates(factory):
+    every, lr, anneal = 5, 1e-3, 0.5
+    optimizer = getattr(optimizers, factory)(learning_rate=lr, lr_anneal=anneal,
+                                             lr_anneal_every=every)
+    reference = _torch_step_lr(lr, anneal, every, 2 * every + 1)
+    for done in (0, every - 2, every - 1, every, 2 * every - 1, 2 * every):
+        optimizer.iterations.assign(done)  # the next update is update number done + 1
+        want = lr * anneal ** ((done + 1) // every)
+        np.testing.assert_allclose(float(optimizer.learning_rate), want, rtol=1e-6)
+        np.testing.assert_allclose(want, reference[done], rtol=1e-12)
+
+
+def test_lr_anneal_is_what_the_update_uses():
+    every = 3
+    optimizer = optimizers.sgd(learning_rate=0.5, lr_anneal=0.1, lr_anneal_every=every)
+    w = keras.Variable(0.0)
+    steps = []
+    for _ in range(2 * every):
+        before = float(w.numpy())
+        optimizer.apply_gradients([(tf.constant(1.0), w)])
+        steps.append(before - float(w.numpy()))
+    np.testing.assert_allclose(steps, _torch_step_lr(0.5, 0.1, every, 2 * every), rtol=1e-6)
+
+
+def test_lr_anneal_of_one_keeps_a_constant_learning_rate():
+    optimizer = optimizers.torch_adam(learning_rate=2e-4)
+    optimizer.iterations.assign(10 ** 7)
+    np.testing.assert_allclose(float(optimizer.learning_rate), 2e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs,param", [
+    ({"lr_anneal": 0.5}, "torch_adam.lr_anneal_every"),
+    ({"lr_anneal": 0.5, "lr_anneal_every": 0}, "torch_adam.lr_anneal_every"),
+    ({"lr_anneal": 0.0, "lr_anneal_every": 10}, "torch_adam.lr_anneal"),
+    ({"lr_anneal": float("nan"), "lr_anneal_every": 10}, "torch_adam.lr_anneal"),
+])
+def test_bad_lr_anneal_is_rejected_by_name(kwargs, param):
+    with pytest.raises(ConfigError, match=param.replace(".", r"\.") + " must"):
+        optimizers.torch_adam(**kwargs)

@@ -138,8 +138,11 @@ def test_penalty_weight_equals_gan_stability_reg_param():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("training:\n  lr_anneal: 0.5\n", "lr_anneal is 0.5; learning-rate annealing is not "
-                                     "supported"),
+    ("training:\n  lr_anneal: 0.5\n  lr_anneal_every: 10\n  d_steps: 4\n",
+     r"training.lr_anneal_every \(10\) must be a multiple of training.d_steps \(4\)"),
+    ("training:\n  lr_anneal: -0.5\n", "training.lr_anneal must be > 0, got -0.5"),
+    ("training:\n  lr_anneal: 0.5\n  lr_anneal_every: 0\n",
+     "training.lr_anneal_every must be a positive integer, got 0"),
     ("training:\n  equalize_lr: true\n", "training.equalize_lr is true"),
     ("training:\n  model_average_reinit: true\n", "training.model_average_reinit is true"),
     ("training:\n  reg_type: r1\n", r"training.reg_type must be one of \['fake', 'none', "),
@@ -163,6 +166,37 @@ def test_bad_configs_are_one_line_errors(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message) as info:
         gan_stability_config.gin_bindings(gan_stability_config.load(_write(tmp_path, text)))
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("optimizer,factory", [("rmsprop", "torch_rmsprop"),
+                                               ("adam", "torch_adam"), ("sgd", "sgd")])
+def test_lr_anneal_becomes_the_optimizers_step_decay(tmp_path, optimizer, factory):
+    """GAN_stability's StepLR steps per iteration (one D update; G every d_steps-th): D anneals
+    every lr_anneal_every of its updates, G every lr_anneal_every / d_steps of its own."""
+    path = _write(tmp_path, f"training:\n  optimizer: {optimizer}\n  lr_g: 0.001\n"
+                            f"  lr_d: 0.002\n  lr_anneal: 0.5\n  lr_anneal_every: 6\n"
+                            f"  d_steps: 2\n")
+    bindings = _bindings(path)
+    assert bindings[f"d/{factory}.lr_anneal"] == "0.5"
+    assert bindings[f"d/{factory}.lr_anneal_every"] == "6"
+    assert bindings[f"g/{factory}.lr_anneal_every"] == "3"
+    config.parse([path])
+    with gin.config_scope("d"):
+        d_optimizer = gin.get_configurable(factory)()
+    with gin.config_scope("g"):
+        g_optimizer = gin.get_configurable(factory)()
+    for iteration in range(12):  # GAN_stability's `it`: lr * 0.5 ** ((it + 1) // 6)
+        want = 0.5 ** ((iteration + 1) // 6)
+        d_optimizer.iterations.assign(iteration)  # D updates before this one
+        np.testing.assert_allclose(float(d_optimizer.learning_rate), 0.002 * want, rtol=1e-6)
+        if (iteration + 1) % 2 == 0:  # G updates in this iteration
+            g_optimizer.iterations.assign((iteration + 1) // 2 - 1)
+            np.testing.assert_allclose(float(g_optimizer.learning_rate), 0.001 * want,
+                                       rtol=1e-6)
+
+
+def test_lr_anneal_of_one_adds_no_binding(tmp_path):
+    assert not any("lr_anneal" in key for key in _bindings(_write(tmp_path, "training: {}\n")))
 
 
 def test_yaml_is_data_only(tmp_path):

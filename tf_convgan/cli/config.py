@@ -7,8 +7,12 @@ import gin
 from tf_convgan.errors import ConfigError
 from tf_convgan.training.loop import train
 
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GIN_CONFIGS_DIR = os.path.join(PACKAGE_ROOT, "gin_configs")
+# The gin configs: `gin_configs/` at the top of a checkout, installed as the package data of
+# tf_convgan.gin_configs (pyproject.toml maps one to the other).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+GIN_CONFIGS_DIR = next((d for d in (os.path.join(_PACKAGE_DIR, "gin_configs"),
+                                    os.path.join(os.path.dirname(_PACKAGE_DIR), "gin_configs"))
+                        if os.path.isdir(d)), os.path.join(_PACKAGE_DIR, "gin_configs"))
 
 
 class GinError(ValueError):
@@ -16,8 +20,13 @@ class GinError(ValueError):
 
 
 def resolve_gin_file(path):
-    """A gin file as given, or relative to the project's gin_configs/ directory."""
-    for candidate in (path, os.path.join(GIN_CONFIGS_DIR, path)):
+    """A gin file as given, or relative to the gin_configs/ directory (also when given as
+    `gin_configs/<name>` outside a checkout)."""
+    candidates = [path, os.path.join(GIN_CONFIGS_DIR, path)]
+    parts = os.path.normpath(path).split(os.sep)
+    if len(parts) > 1 and parts[0] == "gin_configs":
+        candidates.append(os.path.join(GIN_CONFIGS_DIR, *parts[1:]))
+    for candidate in candidates:
         if os.path.isdir(candidate):
             raise GinError(f"--gin_file {candidate!r} is a directory, not a gin file")
         if os.path.exists(candidate):

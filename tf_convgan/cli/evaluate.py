@@ -195,7 +195,7 @@ def evaluate(f):
 def main(argv):
     """Parses argv (argv[0] is the program name); returns the exit status."""
     try:
-        parse_flags(FLAGS, argv)
+        parse_flags(FLAGS, argv, usage=__doc__)
         result = evaluate(FLAGS)
     except (ConfigError, FileNotFoundError) as e:
         print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)

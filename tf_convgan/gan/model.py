@@ -144,6 +144,19 @@ class GAN(keras.Model):
             optimizer.build(model.trainable_variables)
         generator_ema.set_weights(generator.get_weights())
 
+    # -- Keras' training API: not how a GAN trains here -----------------------------------------
+
+    _NOT_KERAS_FIT = ("GAN.{} is not supported: GAN trains with its own loop (two optimizers, "
+                      "checkpoints, hooks), tf_convgan.training.loop.train (gin's `train`), e.g. "
+                      "`python run.py --gin_file ...` or `tf-convgan-train --gin_file ...`; one "
+                      "step is GAN.train_step")
+
+    def compile(self, *args, **kwargs):
+        raise ConfigError(self._NOT_KERAS_FIT.format("compile()"))
+
+    def fit(self, *args, **kwargs):
+        raise ConfigError(self._NOT_KERAS_FIT.format("fit()"))
+
     @property
     def step(self):
         """Completed training steps (checkpointed). Its own counter rather than the optimizer's

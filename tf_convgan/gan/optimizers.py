@@ -26,6 +26,19 @@ GAN training (gradients of 1e-6 and below) epsilon decides the step size:
 
 In both, v <- rho v + (1 - rho) g^2 (PyTorch's `alpha` is Keras' `rho`) and, for Adam,
 m <- beta_1 m + (1 - beta_1) g; t counts the optimizer's updates from 1.
+
+Learning-rate annealing (`torch_rmsprop`, `torch_adam`, `sgd`: `lr_anneal`, `lr_anneal_every`):
+GAN_stability's `build_lr_scheduler`, PyTorch's StepLR stepped once per iteration before the
+updates. The n-th update of the optimizer (n = 1, 2, ...) uses
+
+    learning_rate * lr_anneal ** (n // lr_anneal_every)
+
+(`StepDecay`; the lr_anneal_every-th update is the first with the annealed rate, one update
+earlier than keras.optimizers.schedules.ExponentialDecay(staircase=True), which Keras calls with
+the n - 1 updates done). Each optimizer counts its own updates: with `GAN.d_steps = k`, D's counts
+k per GAN step and G's one, so GAN_stability's per-iteration schedule (an iteration is one D
+update; G updates every d_steps-th) is D's `lr_anneal_every` and G's `lr_anneal_every / k`
+(`tf_convgan.gan_stability.config` translates it so).
 """
 import math
 
@@ -63,6 +76,51 @@ def _one_minus_power(beta, t):
     if beta == 0.0:
         return ops.ones_like(t)
     return -ops.expm1(t * math.log(beta))
+
+
+@keras.saving.register_keras_serializable(package="tf_convgan")
+class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """PyTorch's StepLR as GAN_stability steps it (see the module docstring): Keras calls the
+    schedule with the optimizer's update count `step` before the update, and that update uses
+
+        initial_learning_rate * decay_rate ** ((step + 1) // decay_steps)
+
+    (integer division, exact at any step)."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, name="step_decay"):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = int(decay_steps)
+        self.decay_rate = float(decay_rate)
+        self.name = name
+
+    def __call__(self, step):
+        count = ops.add(ops.cast(step, "int64"), 1)
+        exponent = ops.cast(ops.floor_divide(count, self.decay_steps), "float32")
+        return ops.multiply(self.initial_learning_rate,
+                            ops.power(ops.cast(self.decay_rate, "float32"), exponent))
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "decay_steps": self.decay_steps, "decay_rate": self.decay_rate,
+                "name": self.name}
+
+
+def _annealed(name, learning_rate, lr_anneal, lr_anneal_every):
+    """The checked learning rate: the number, or a StepDecay when lr_anneal != 1."""
+    _check_learning_rate(name, learning_rate)
+    try:
+        ok = math.isfinite(float(lr_anneal)) and float(lr_anneal) > 0
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or isinstance(lr_anneal, bool):
+        raise ConfigError(f"{name}.lr_anneal must be a finite number > 0, got {lr_anneal!r}")
+    if float(lr_anneal) == 1.0:
+        return learning_rate
+    if (isinstance(lr_anneal_every, bool) or not isinstance(lr_anneal_every, int)
+            or lr_anneal_every < 1):
+        raise ConfigError(f"{name}.lr_anneal_every must be an integer >= 1 (updates of this "
+                          f"optimizer) when lr_anneal != 1, got {lr_anneal_every!r}")
+    return StepDecay(learning_rate, lr_anneal_every, lr_anneal)
 
 
 class _TorchOptimizer(keras.optimizers.Optimizer):
@@ -216,20 +274,23 @@ def adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8):
 
 
 @gin.configurable
-def torch_rmsprop(*, learning_rate=1e-4, rho=0.99, epsilon=1e-8):
+def torch_rmsprop(*, learning_rate=1e-4, rho=0.99, epsilon=1e-8, lr_anneal=1.0,
+                  lr_anneal_every=None):
     """PyTorch's RMSprop (`TorchRMSprop`): GAN_stability's default optimizer, lr 1e-4,
-    alpha (rho) 0.99, eps 1e-8."""
-    _check_learning_rate("torch_rmsprop", learning_rate)
+    alpha (rho) 0.99, eps 1e-8. `lr_anneal` != 1: the learning rate is multiplied by it every
+    `lr_anneal_every` updates (`StepDecay`, see the module docstring)."""
+    learning_rate = _annealed("torch_rmsprop", learning_rate, lr_anneal, lr_anneal_every)
     _check_decay("torch_rmsprop.rho", rho)
     check_nonnegative("torch_rmsprop.epsilon", epsilon)
     return TorchRMSprop(learning_rate=learning_rate, rho=rho, epsilon=epsilon)
 
 
 @gin.configurable
-def torch_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8):
+def torch_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, lr_anneal=1.0,
+               lr_anneal_every=None):
     """PyTorch's Adam (`TorchAdam`), with GAN_stability's betas (0, 0.99) and eps 1e-8 as
-    defaults."""
-    _check_learning_rate("torch_adam", learning_rate)
+    defaults. `lr_anneal`, `lr_anneal_every`: as `torch_rmsprop`'s."""
+    learning_rate = _annealed("torch_adam", learning_rate, lr_anneal, lr_anneal_every)
     _check_decay("torch_adam.beta_1", beta_1)
     _check_decay("torch_adam.beta_2", beta_2)
     check_nonnegative("torch_adam.epsilon", epsilon)
@@ -265,8 +326,9 @@ def lazy_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, inte
 
 
 @gin.configurable
-def sgd(*, learning_rate=1e-4, momentum=0.0):
-    """Plain (or momentum) gradient descent, for the Dirac-GAN and 2D studies."""
-    _check_learning_rate("sgd", learning_rate)
+def sgd(*, learning_rate=1e-4, momentum=0.0, lr_anneal=1.0, lr_anneal_every=None):
+    """Plain (or momentum) gradient descent, for the Dirac-GAN and 2D studies and GAN_stability's
+    `optimizer: sgd`. `lr_anneal`, `lr_anneal_every`: as `torch_rmsprop`'s."""
+    learning_rate = _annealed("sgd", learning_rate, lr_anneal, lr_anneal_every)
     check_nonnegative("sgd.momentum", momentum)
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)

@@ -15,11 +15,12 @@ parses YAML with `yaml.safe_load` (data only). `gin_bindings()` translates the m
 | training.reg_type real / fake / real_fake / wgangp / wgangp0 / none | `@r1` / `@r2` / `@r1_r2` / `@wgan_gp` / `@wgan_gp0` / None |
 | training.reg_param | gamma = 2 * reg_param (its penalties have no 1/2; ours are gamma/2 E[...]) |
 | training.optimizer rmsprop / adam / sgd, lr_g, lr_d | `@g/torch_rmsprop()` / `@g/torch_adam()` / `@g/sgd()` (and `d/`): PyTorch's formulas, its settings |
+| training.lr_anneal, lr_anneal_every (StepLR, stepped per iteration) | `<player>/<factory>.lr_anneal`, `lr_anneal_every` (d: lr_anneal_every, g: lr_anneal_every / d_steps; see tf_convgan.gan.optimizers) |
 | training.batch_size, d_steps, model_average_beta | `train.batch_size`, `GAN.d_steps`, `GAN.ema_beta` (0 without take_model_average) |
 | training.sample_every, backup_every | `train.sample_every`, `train.keep_every` |
 | data.type image / lsun / cifar10 | `@image_folder_source()` / `@tfds_source()` (lsun/<category>, cifar10) |
 
-Settings with no counterpart (lr_anneal != 1, equalize_lr, model_average_reinit, uniform z) raise
+Settings with no counterpart (equalize_lr, model_average_reinit, uniform z) raise
 ConfigError; data types without a source here (npy folders, lsun_class) become
 `@gan_stability_unsupported_data()`, which raises a clear error only when training needs the data
 (bind `train.data` yourself with --gin_param). Monitoring, workers, time-based saving, inception
@@ -247,6 +248,28 @@ def gan_stability_unsupported_data(*, data_type):
         f"'image_folder_source.directory = \"DIR\"' (or @npy_source(), @tfds_source())")
 
 
+def _lr_anneal(config, d_steps):
+    """training.lr_anneal / lr_anneal_every as (lr_anneal, {player: lr_anneal_every in that
+    player's updates}), or None when lr_anneal is 1.
+
+    GAN_stability's StepLR steps once per iteration, before the updates; an iteration is one D
+    update, and G updates every d_steps-th iteration. The optimizers' StepDecay counts each one's
+    own updates the same way, so D's period is lr_anneal_every updates and G's
+    lr_anneal_every / d_steps (a whole number, else the two schedules cannot agree)."""
+    lr_anneal = _get(config, "training", "lr_anneal", (int, float), what="a number")
+    if lr_anneal == 1:
+        return None
+    if not lr_anneal > 0:
+        raise ConfigError(f"GAN_stability config: training.lr_anneal must be > 0, "
+                          f"got {lr_anneal!r}")
+    every = _positive_int(config, "training", "lr_anneal_every")
+    if every % d_steps:
+        raise ConfigError(f"GAN_stability config: training.lr_anneal_every ({every}) must be a "
+                          f"multiple of training.d_steps ({d_steps}): G updates every d_steps-th "
+                          f"iteration, and its learning rate can only change between its updates")
+    return float(lr_anneal), {"d": every, "g": every // d_steps}
+
+
 def _training_bindings(config):
     lines = []
     gan_type = _get(config, "training", "gan_type", (str,))
@@ -278,10 +301,8 @@ def _training_bindings(config):
         if _get(config, "training", key, (bool,)):
             raise ConfigError(f"GAN_stability config: training.{key} is true, but {problem} is "
                               f"not supported; set it to false")
-    lr_anneal = _get(config, "training", "lr_anneal", (int, float), what="a number")
-    if lr_anneal != 1:
-        raise ConfigError(f"GAN_stability config: training.lr_anneal is {lr_anneal!r}; "
-                          f"learning-rate annealing is not supported: set it to 1")
+    d_steps = _positive_int(config, "training", "d_steps")
+    anneal = _lr_anneal(config, d_steps)
     optimizer = _get(config, "training", "optimizer", (str,))
     if optimizer not in OPTIMIZERS:
         raise ConfigError(f"GAN_stability config: training.optimizer must be one of "
@@ -293,6 +314,9 @@ def _training_bindings(config):
         lines.append(f"{player}/{factory}.learning_rate = {_literal(float(lr))}")
         lines += [f"{player}/{factory}.{name} = {_literal(value)}"
                   for name, value in settings.items()]
+        if anneal:
+            lines.append(f"{player}/{factory}.lr_anneal = {_literal(anneal[0])}")
+            lines.append(f"{player}/{factory}.lr_anneal_every = {anneal[1][player]}")
     lines.append(f"train.batch_size = {_positive_int(config, 'training', 'batch_size')}")
     lines.append(f"train.sample_every = {_positive_int(config, 'training', 'sample_every')}")
     backup_every = _get(config, "training", "backup_every", (int,))

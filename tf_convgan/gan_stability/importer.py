@@ -39,7 +39,7 @@ import shutil
 import numpy as np
 
 from tf_convgan import run_dir
-from tf_convgan.errors import ConfigError, exit_on_bad_input
+from tf_convgan.errors import ConfigError
 
 IMPORT_RECORD = "gan_stability_import.json"
 _IMPORT_FILES = {IMPORT_RECORD, run_dir.OPERATIVE_CONFIG, run_dir.CHECKPOINT_SUBDIR,
@@ -305,26 +305,45 @@ def _negate_first_moments(torch_slots):
     return out
 
 
+def _flag_values():
+    """The command's own absl FlagValues (importable beside run.py's global flags)."""
+    from absl import flags
+    f = flags.FlagValues()
+    flags.DEFINE_string("config", None, "GAN_stability YAML config of the checkpoint (required).",
+                        flag_values=f)
+    flags.DEFINE_string("checkpoint", None, "GAN_stability checkpoint (.pt) (required).",
+                        flag_values=f)
+    flags.DEFINE_string("model_dir", None, "tf_convgan model directory to write (required).",
+                        flag_values=f)
+    flags.DEFINE_bool("export", True, "Also export the EMA generator as a SavedModel.",
+                      flag_values=f)
+    flags.DEFINE_bool("optimizer_state", True, "Import the optimizers' state (else they start "
+                      "afresh, e.g. when the config names another optimizer than the one the "
+                      "checkpoint was trained with).", flag_values=f)
+    return f
+
+
 def main(argv):
-    from absl import flags, logging
-    del argv
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint and SavedModel INFO lines
-    f = flags.FLAGS
-    with exit_on_bad_input():
+    """`python -m tf_convgan.import_gan_stability` / `tf-convgan-import-gan-stability` (argv[0]
+    is the program name); returns the exit status (2: bad input, one line `error: ...`)."""
+    from absl import logging
+    from tf_convgan.errors import FlagError, command_status, parse_flags
+    f = _flag_values()
+
+    def run():
+        parse_flags(f, argv, usage=__doc__)
+        for name in ("config", "checkpoint", "model_dir"):
+            if not getattr(f, name):
+                raise FlagError(name, "is required")
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint and SavedModel INFO
         model_dir, step = import_checkpoint(f.config, f.checkpoint, f.model_dir,
                                             export=f.export, optimizer_state=f.optimizer_state)
-    print(f"imported {f.checkpoint} ({f.config}) into {model_dir} at step {step}")
+        print(f"imported {f.checkpoint} ({f.config}) into {model_dir} at step {step}")
+
+    return command_status(run)
 
 
 if __name__ == "__main__":
+    import sys
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from absl import app, flags
-    flags.DEFINE_string("config", None, "GAN_stability YAML config of the checkpoint.")
-    flags.DEFINE_string("checkpoint", None, "GAN_stability checkpoint (.pt).")
-    flags.DEFINE_string("model_dir", None, "tf_convgan model directory to write.")
-    flags.DEFINE_bool("export", True, "Also export the EMA generator as a SavedModel.")
-    flags.DEFINE_bool("optimizer_state", True, "Import the optimizers' state (else they start "
-                      "afresh, e.g. when the config names another optimizer than the one the "
-                      "checkpoint was trained with).")
-    flags.mark_flags_as_required(["config", "checkpoint", "model_dir"])
-    app.run(main)
+    sys.exit(main(sys.argv))

@@ -129,7 +129,7 @@ def export_model_dir(model_dir, *, checkpoint=None, export_dir=None):
 def main(argv):
     """`python -m tf_convgan.export` (argv[0] is the program name); returns the exit status."""
     def run():
-        parse_flags(FLAGS, argv)
+        parse_flags(FLAGS, argv, usage=__doc__)
         if not FLAGS.model_dir:
             raise FlagError("model_dir", "is required: a training directory")
         export_dir, path = export_model_dir(FLAGS.model_dir, checkpoint=FLAGS.checkpoint,

@@ -190,7 +190,7 @@ def write_interpolation(sampler, out_dir, *, nzs, nsubsteps, seed, method, chain
 def main(argv):
     """`python -m tf_convgan.sampling` (argv[0] is the program name); returns the exit status."""
     def run():
-        parse_flags(FLAGS, argv)
+        parse_flags(FLAGS, argv, usage=__doc__)
         f = FLAGS
         for name in ("model", "out_dir"):
             if not getattr(f, name):

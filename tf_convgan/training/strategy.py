@@ -1,4 +1,6 @@
 """Gin-configurable tf.distribute strategies: `train.strategy = @mirrored_strategy()` etc."""
+import sys
+
 import gin
 import tensorflow as tf
 
@@ -80,7 +82,10 @@ def tpu_strategy_or_default(*, tpu=""):
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
         resolver.cluster_spec()  # raises when there is no TPU
-    except (ValueError, RuntimeError, tf.errors.OpError, ImportError):
+    except (ValueError, RuntimeError, tf.errors.OpError, ImportError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"tpu_strategy_or_default: no TPU found ({reason}); falling back to the default "
+              f"strategy (one device)", file=sys.stderr)
         return tf.distribute.get_strategy()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)

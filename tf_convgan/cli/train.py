@@ -1,0 +1,84 @@
+"""Train a GAN from gin files (or run the study that gin's `run.main` names, e.g. @dirac_study).
+
+    tf-convgan-train [--gin_file F ...] [--gin_param 'a.b = 1' ...] [--model_dir D]
+    python run.py ...                  (the same, from a checkout)
+
+Without --gin_file it runs the quickstart (quickstart.gin). A --gin_file is a path, or the name of
+one of the package's configs (`cifar10_r1.gin`, `dirac/all.gin`; `gin_configs/...` also works).
+Rerunning the same command continues from the last checkpoint in the model directory (default:
+runs/<name of the gin file>). Bad input (a misspelled binding, missing data, a bad hyperparameter, a
+checkpoint that does not fit the networks) prints one clear message and exits with status 2,
+leaving what is already in the model directory untouched. A diverged run (NaN or inf) stops with
+status 3 and keeps its last good checkpoint. SIGTERM writes a checkpoint of the current step and
+exits with status 143, SIGINT (Ctrl-C) likewise with status 130 (a second Ctrl-C stops at once).
+A second run on a model directory that a run is writing is refused (status 2).
+
+The gin files and bindings are code, like a Python script (gin imports and calls what they
+name): run only configs you trust. Run directories and SavedModels are read as data.
+"""
+import os
+import signal
+import sys
+
+from absl import app, flags
+
+from tf_convgan.errors import print_help, wants_help
+
+DEFAULT_GIN_FILE = "quickstart.gin"  # in the package's gin_configs/
+
+flags.DEFINE_multi_string("gin_file", None, "Gin config files (default: the quickstart).")
+flags.DEFINE_multi_string("gin_param", [], "Gin bindings, e.g. 'train.num_steps = 100'.")
+flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<gin file name>).")
+FLAGS = flags.FLAGS
+
+
+def default_model_dir(gin_files):
+    return os.path.join("runs", os.path.splitext(os.path.basename(gin_files[-1]))[0])
+
+
+def _without_gin_context(error):
+    """The message without the "In call to configurable ..." lines gin appends."""
+    lines = str(error).splitlines()
+    return "\n".join(l for l in lines if not l.lstrip().startswith("In call to configurable"))
+
+
+def main(argv):
+    """absl's main: FLAGS are parsed; exits with the statuses of the module docstring."""
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
+    from tf_convgan import run_dir  # (the package import registers every configurable)
+    from tf_convgan.cli import config
+    from tf_convgan.training import strategy
+    from tf_convgan.training.loop import Preempted, TrainingDivergedError
+
+    gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
+    model_dir = FLAGS.model_dir or default_model_dir(gin_files)
+    try:
+        run_dir.check_writable(model_dir, name="--model_dir")  # before anything runs
+        config.parse(gin_files, FLAGS.gin_param)
+        strategy.create_early_if_configured()  # before TensorFlow runs anything
+        config.entry_point()(model_dir=model_dir)  # gin `run.main`: train() unless rebound
+    except (ValueError, FileNotFoundError) as e:  # ConfigError and GinError are ValueErrors
+        print(f"error: {_without_gin_context(e)}", file=sys.stderr)
+        sys.exit(2)
+    except TrainingDivergedError as e:
+        print(f"error: {_without_gin_context(e)}", file=sys.stderr)
+        sys.exit(3)
+    except Preempted as e:
+        print(_without_gin_context(e), file=sys.stderr)
+        sys.exit(128 + e.signum)  # the shell's convention for "terminated by signal N"
+    except KeyboardInterrupt:
+        print("interrupted (a second Ctrl-C): the steps since the last checkpoint are lost",
+              file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+
+
+def run(argv=None):
+    """The command (`tf-convgan-train`, `python run.py`): --help, else absl's app.run(main)."""
+    argv = list(sys.argv if argv is None else argv)
+    if wants_help(argv):
+        print_help(__doc__, FLAGS.module_help(__name__))
+        sys.exit(0)
+    app.run(main, argv=argv)
