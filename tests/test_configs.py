@@ -90,7 +90,7 @@ def test_gin_file_parses_and_builds(gin_file):
     assert isinstance(loss.scoped_configurable_fn(), losses.GANLoss)
     penalty = gin.query_parameter("GAN.penalty")
     assert penalty is None or callable(penalty.scoped_configurable_fn)
-    # Consistency terms (issue 6), where a config binds them.
+    # Consistency regularization (CR, ICR), where a config binds it.
     if gin_file.startswith(("cr_", "icr_")):
         assert callable(gin.query_parameter("GAN.consistency").scoped_configurable_fn)
     # The data binding names an existing source, and a tfds dataset name that exists.

@@ -94,7 +94,7 @@ def test_interleaved_timing_and_ratios():
 @pytest.mark.slow
 def test_this_projects_side_runs():
     """The tf_convgan half of the benchmark: the iteration of each penalty runs, on the networks
-    whose parameter counts GAN_stability's ResNet has (tests/test_networks.py: 6,773,699 and
+    whose parameter counts GAN_stability's ResNet has (tests/networks/test_resnet.py: 6,773,699 and
     2,579,649 at 32 px)."""
     module = _load()
     steps, counts = module.tf_convgan_steps(batch=2, resolution=32)

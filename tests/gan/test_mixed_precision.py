@@ -1,5 +1,5 @@
 """Mixed precision: R1 and D's gradients under mixed_float16 (loss scaling) and mixed_bfloat16
-match float32; the penalty unscales grad_x D before squaring it (tensorflow issue 48662)."""
+match float32; the penalty unscales grad_x D before squaring it (TensorFlow's issue 48662)."""
 import keras
 import numpy as np
 import pytest

@@ -1,6 +1,6 @@
 """The optimizers against float64 NumPy references of their documented formulas: PyTorch's RMSprop
-and Adam (torch_rmsprop, torch_adam), Keras' (rmsprop, adam); state, checkpoints, replicas, XLA,
-loss scaling; bad hyperparameters."""
+and Adam (torch_rmsprop, torch_adam), Keras' (rmsprop, adam); state, checkpoints, XLA, loss
+scaling; bad hyperparameters (pre-summed gradients under 2 replicas: test_distribution.py)."""
 import math
 
 import keras
@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import make_gan, random_batch, run_steps, two_cpu_strategy, weights
+from helpers import make_gan, random_batch, run_steps, weights
 from tf_convgan.run_dir import checkpoints
 from tf_convgan.gan import optimizers
 from tf_convgan.errors import ConfigError
-from tf_convgan.gan.distribution import use_pre_reduced_gradients
 
 RNG = np.random.default_rng(0)
 SHAPE = (5, 7)
@@ -196,37 +195,6 @@ def test_checkpoint_restores_the_state(factory, tmp_path):
     run_steps(restored, batches[1:])
     for a, b in zip(weights(trained), weights(restored)):
         np.testing.assert_array_equal(a, b)
-
-
-def _apply_in_replicas(optimizer_fn, grads, strategy):
-    """Applies `grads` (the same, already summed gradient on every replica) as the GAN does."""
-    with strategy.scope():
-        variable = keras.Variable(W0.astype(np.float32))
-        optimizer = optimizer_fn()
-        optimizer.build([variable])
-    use_pre_reduced_gradients(optimizer)
-
-    @tf.function
-    def step(g):
-        strategy.run(lambda: optimizer.apply_gradients([(g, variable)]))
-
-    for g in grads:
-        step(tf.constant(g.astype(np.float32)))
-    return variable.numpy()
-
-
-@pytest.mark.parametrize("factory", [optimizers.torch_rmsprop, optimizers.torch_adam])
-def test_two_replicas_apply_pre_summed_gradients_once(factory):
-    """Under MirroredStrategy the GAN hands the optimizer gradients already summed over replicas:
-    the update equals one device's (epsilon = 1e-3 makes the update depend on the gradient's scale,
-    so a second summation would show)."""
-    fn = lambda: factory(learning_rate=1e-2, epsilon=1e-3)  # noqa: E731
-    grads = GRADS[:3] * 1e3
-    single = _apply_in_replicas(fn, grads, tf.distribute.get_strategy())
-    mirrored = _apply_in_replicas(fn, grads, two_cpu_strategy())
-    np.testing.assert_allclose(mirrored, single, rtol=0, atol=1e-7)
-    doubled = _apply_in_replicas(fn, grads * 2, tf.distribute.get_strategy())
-    assert np.abs(doubled - single).max() > 1e-4
 
 
 @pytest.mark.parametrize("factory", [optimizers.torch_rmsprop, optimizers.torch_adam])

@@ -1,6 +1,6 @@
-"""The issue-6 terms inside GAN.train_step: each logged term equals an independent computation;
-2 replicas == 1 device and jit_compile=True for every term (CR/bCR with augmentations, zCR,
-instance noise, lazy R1, ConOpt)."""
+"""The optional terms inside GAN.train_step (consistency regularization: CR/bCR with
+augmentations and zCR; instance noise; lazy regularization: lazy R1; ConOpt): each logged term
+equals an independent computation; 2 replicas == 1 device and jit_compile=True for every term."""
 import functools
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""SavedModel export (loads without tf_convgan), sampling and latent interpolation."""
+"""SavedModel export: the export loads without tf_convgan and equals the EMA generator; training
+exports at the end, the command line exports any checkpoint and replaces only a previous export."""
 import os
 import shutil
 import subprocess
@@ -7,7 +8,6 @@ import textwrap
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from helpers import ROOT, copy_run, make_gan, random_batch, run_steps, tree_bytes
 from tf_convgan.serving import export
@@ -158,106 +158,3 @@ def test_export_replaces_only_a_previous_export(model_dir, tmp_path, monkeypatch
     np.testing.assert_allclose(sampling.Sampler.load(str(run / "export")).sample(3, 0),
                                sampling.Sampler.from_generator(generator_2).sample(3, 0),
                                atol=1e-5)
-
-
-def test_sampling_errors_name_their_flag_before_anything_is_written(model_dir, tmp_path,
-                                                                    capsys):
-    run = copy_run(model_dir, tmp_path / "run")
-    before = tree_bytes(run)
-    out = str(tmp_path / "out")
-    for args, flag in [
-            (["--model", str(tmp_path / "missing"), "--out_dir", out], "--model"),
-            (["--model", str(run), "--checkpoint", "ckpt-99", "--out_dir", out], "--checkpoint"),
-            (["--model", str(run / "export"), "--checkpoint", "ckpt-1", "--out_dir", out],
-             "--checkpoint"),
-            (["--model", str(run), "--out_dir", out, "--interpolate", "--nzs", "1"], "--nzs"),
-            (["--model", str(run), "--out_dir", out, "--seed", str(2 ** 64)], "--seed"),
-            (["--model", str(run / "export"), "--out_dir", str(run)], "--out_dir")]:
-        status = sampling.main(["sampling", *args])
-        err = capsys.readouterr().err
-        assert status == 2 and len(err.splitlines()) == 1, err
-        assert err.startswith(f"error: {flag}: ") or err.startswith(f"error: flag {flag}="), err
-    assert not os.path.exists(out) and tree_bytes(run) == before
-
-
-def test_sampling_is_deterministic_per_seed(model_dir, tmp_path):
-    sampler = sampling.Sampler.load(str(model_dir / "export"))
-    first = sampling.write_samples(sampler, str(tmp_path / "a"), num=5, seed=3)
-    again = sampling.write_samples(sampler, str(tmp_path / "b"), num=5, seed=3)
-    other = sampling.write_samples(sampler, str(tmp_path / "c"), num=5, seed=4)
-    np.testing.assert_array_equal(first, again)
-    assert not np.array_equal(first, other)
-    for i in range(5):
-        a = (tmp_path / "a" / "samples" / f"sample_{i:05d}.png").read_bytes()
-        assert a == (tmp_path / "b" / "samples" / f"sample_{i:05d}.png").read_bytes()
-        np.testing.assert_array_equal(images_lib.read_png(str(tmp_path / "a" / "samples" /
-                                                              f"sample_{i:05d}.png")), first[i])
-    assert (tmp_path / "a" / "samples.png").read_bytes() == (tmp_path / "b" /
-                                                             "samples.png").read_bytes()
-
-
-def test_sampling_cli_writes_samples_and_interpolations(model_dir, tmp_path):
-    out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "tf_convgan.sampling", "--model", str(model_dir / "export"),
-         "--out_dir", str(out), "--num", "3", "--interpolate", "--nzs", "3", "--nsubsteps", "4",
-         "--chains", "2", "--method", "linear"], cwd=ROOT, capture_output=True, text=True,
-        timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(os.listdir(out / "samples")) == [f"sample_{i:05d}.png" for i in range(3)]
-    strip = images_lib.read_png(str(out / "interpolation_linear.png"))
-    assert strip.shape == (2 * 34 + 2, 12 * 34 + 2, 3)  # 2 chains x 12 frames of 32 px
-    with Image.open(out / "interpolation_linear.gif") as gif:
-        assert gif.n_frames == 3 * 4
-        assert gif.size == (2 * 34 + 2, 34 + 2)
-
-
-def test_class_grid_has_one_row_per_class():
-    gan = make_gan(num_classes=3)
-    sampler = sampling.Sampler.from_generator(gan.generator_ema)
-    z, labels = sampler.class_grid_inputs(per_class=4, seed=0)
-    np.testing.assert_array_equal(labels, np.repeat([0, 1, 2], 4))
-    images = sampler(z, labels)
-    for c in range(3):
-        row = slice(4 * c, 4 * c + 4)
-        np.testing.assert_allclose(images[row], gan.generator_ema(
-            z[row], np.full([4], c, np.int32), training=False).numpy(), atol=1e-6)
-        wrong = gan.generator_ema(z[row], np.full([4], (c + 1) % 3, np.int32), training=False)
-        assert not np.allclose(images[row], wrong.numpy(), atol=1e-4)
-
-
-def test_linear_interpolation_passes_through_the_key_points_and_loops():
-    latents = sampling.interpolation_latents(z_dim=5, nzs=3, nsubsteps=4, seed=0,
-                                             method="linear", chains=2)
-    assert latents.shape == (12, 2, 5)
-    keys = latents[::4]
-    np.testing.assert_allclose(latents[2], 0.5 * (keys[0] + keys[1]), atol=1e-6)
-    np.testing.assert_allclose(latents[10], 0.5 * (keys[2] + keys[0]), atol=1e-6)  # closes
-
-
-def test_spherical_interpolation_follows_the_great_circle():
-    rng = np.random.default_rng(0)
-    z0, z1 = rng.normal(size=(2, 16))
-    z1 *= 2.0 * np.linalg.norm(z0) / np.linalg.norm(z1)  # |z1| = 2 |z0|
-    for t in (0.0, 0.25, 0.5, 1.0):
-        z = sampling.slerp(z0, z1, t)
-        # Norm interpolated linearly; the angle to z0 grows linearly in t; in span(z0, z1).
-        assert np.linalg.norm(z) == pytest.approx((1 + t) * np.linalg.norm(z0), rel=1e-9)
-        angle = np.arccos(z0 @ z1 / np.linalg.norm(z0) / np.linalg.norm(z1))
-        got = np.arccos(np.clip(z @ z0 / np.linalg.norm(z) / np.linalg.norm(z0), -1, 1))
-        assert got == pytest.approx(t * angle, abs=1e-6)
-        coefficients = np.linalg.lstsq(np.stack([z0, z1], 1), z, rcond=None)[0]
-        np.testing.assert_allclose(np.stack([z0, z1], 1) @ coefficients, z, atol=1e-9)
-    np.testing.assert_allclose(sampling.slerp(z0, 3 * z0, 0.5), 2 * z0, atol=1e-9)  # parallel
-
-
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(method="cubic"), "interpolation method must be one of"),
-    (dict(nzs=1), "nzs must be an integer >= 2, got 1"),
-    (dict(nsubsteps=0), "nsubsteps must be an integer >= 1, got 0"),
-])
-def test_interpolation_rejects_bad_arguments(kwargs, message):
-    args = dict(z_dim=4, nzs=3, nsubsteps=2, seed=0)
-    args.update(kwargs)
-    with pytest.raises(ValueError, match=message):
-        sampling.interpolation_latents(**args)
