@@ -51,7 +51,7 @@ def test_linear_discriminator_closed_forms(w, gamma):
 
 
 def test_wgan_gp_with_gamma_2_is_gulrajani_with_lambda_1():
-    """The issue's example: linear D gives WGAN-GP = (||w|| - 1)^2 at every x (gamma=2)."""
+    """A linear D gives WGAN-GP = (||w|| - 1)^2 at every x (gamma=2: Gulrajani et al.'s lambda=1)."""
     out = penalties.wgan_gp(linear_d(W_BIG), REAL, FAKE, SEED, gamma=2.0).numpy()
     np.testing.assert_allclose(out, (np.linalg.norm(W_BIG) - 1) ** 2, rtol=1e-5)
 
