@@ -230,7 +230,9 @@ def roth(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, s
 
     The real half: with `real_gradients` (the caller's forward pass) the gradient is reused and
     psi(real) comes from one more forward pass of D (no backward pass); without it, psi(real) and
-    its gradient come from one pass here. The fake half: one pass for both. Per example, no batch
+    its gradient come from one pass here. The fake half: one pass for both. (So D runs twice more
+    than for the loss, R1 + R2 once; with spectral norm in training mode each pass also refines
+    the power iteration's u once more.) Per example, no batch
     statistics: R replicas give one device's values; under mixed_float16 the gradients are
     unscaled before they are squared (`loss_scale`); the sigmoids are of float32 logits (float64 for float64 data).
 
