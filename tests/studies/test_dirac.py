@@ -61,6 +61,15 @@ def test_roth_eigenvalues(gamma):
     np.testing.assert_allclose(jac, quarter, atol=1e-12)
 
 
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_roth_with_gamma_sigma_squared_has_instance_noises_jacobian(sigma):
+    """f''(0) sigma^2 = -sigma^2/4 = -gamma/4: Roth et al.'s regularizer, derived from noise, is
+    instance noise's linearisation at the equilibrium when gamma = sigma^2."""
+    np.testing.assert_allclose(
+        dirac.jacobian(dirac.dirac_method("roth", gamma=sigma ** 2)),
+        dirac.jacobian(dirac.dirac_method("instance_noise", sigma=sigma)), atol=1e-9)
+
+
 def test_roth_field_away_from_the_equilibrium():
     """u at (theta, psi) against the field written out (minimax, real data at 0, s = sigmoid):
     u_theta = psi s(psi theta), u_psi = -theta s(psi theta) - gamma/2 [psi/2 + 2 s^2 psi
