@@ -1,7 +1,7 @@
 """R1 vs unregularized on the 2D problems, several seeds: a Markdown table and a figure.
 
     python scripts/toy2d_compare.py [OUT_DIR] [--seeds 0 1 2] [--problems ring8 circle ...]
-                                    [--num_steps 2000]
+                                    [--num_steps 2000] [--methods unregularized r1 roth]
 
 Every run is `train()` on gin_configs/toy2d/<problem>_<method>.gin (the same configs as run.py)
 with `train.seed = s` (the run's one seed: weights, data order and every draw of the step); the
@@ -136,13 +136,16 @@ def main():
     parser.add_argument("out_dir", nargs="?", default=os.path.join("runs", "toy2d_compare"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--problems", nargs="+", default=list(toy2d.PROBLEMS))
+    parser.add_argument("--methods", nargs="+", default=["unregularized", "r1"],
+                        help="gin_configs/toy2d/<problem>_<method>.gin for each (also: roth)")
     parser.add_argument("--num_steps", type=int, default=NUM_STEPS,
                         help="steps per run (a multiple of 8)")
     args = parser.parse_args()
     if args.num_steps < 8 or args.num_steps % 8:
         parser.error(f"--num_steps must be a positive multiple of 8, got {args.num_steps}")
     tick = time.time()
-    run(args.out_dir, problems=args.problems, seeds=tuple(args.seeds), num_steps=args.num_steps)
+    run(args.out_dir, problems=args.problems, methods=tuple(args.methods),
+        seeds=tuple(args.seeds), num_steps=args.num_steps)
     print(f"toy2d comparison: {time.time() - tick:.0f} s -> {args.out_dir}")
 
 

@@ -250,3 +250,32 @@ def test_consistency_configs_build_the_gan_with_the_papers_values(gin_file):
                 gin.query_parameter("zcr.sigma_noise")) == (5.0, 0.5, 0.03)
     assert gan.generator.num_classes == (10 if "conditional" in gin_file else 1)
     gin.clear_config()
+
+
+ROTH_FILES = [f for f in GIN_FILES if f.endswith("_roth.gin")]
+
+
+def test_roth_configs_are_found():
+    assert {"cifar10_roth.gin"} | {os.path.join("toy2d", f"{p}_roth.gin")
+                                   for p in toy2d.PROBLEMS} <= set(ROTH_FILES)
+
+
+@pytest.mark.parametrize("gin_file", ROTH_FILES)
+def test_roth_configs_anneal_gamma_from_2_to_002_over_the_run(gin_file):
+    """Roth et al.'s `--gamma=2.0 --annealing` (decay_factor 0.01, gamma * 0.01^(t / (T - 1))):
+    the bound penalty, on D(x) = sum(x) (||grad||^2 = dimension, logits 0 at x = 0), is
+    2.0/2 (1/4 + 1/4) d at step 0 and 0.02/2 (1/4 + 1/4) d at the last step, T - 1."""
+    from tf_convgan.gan.checks import check_penalty
+    gin.clear_config()
+    config.parse([gin_file], [] if gin_file.startswith("toy2d") else SMALL)
+    penalty = gin.query_parameter("GAN.penalty").scoped_configurable_fn
+    last = gin.query_parameter("train.num_steps") - 1
+    assert gin.query_parameter("exponential_annealing.decay_steps") == last
+    check_penalty(penalty)
+    x = tf.zeros([2, 2]) if gin_file.startswith("toy2d") else tf.zeros([2, 32, 32, 3])
+    dim = int(np.prod(x.shape[1:]))
+    d_fn = lambda images: tf.reduce_sum(images, axis=list(range(1, x.shape.rank)))  # noqa: E731
+    for step, gamma in ((0, 2.0), (last, 0.02)):
+        value = penalty(d_fn, x, x, step=tf.constant(step, tf.int64)).numpy()
+        np.testing.assert_allclose(value, gamma / 2 * 0.5 * dim, rtol=1e-5)
+    gin.clear_config()

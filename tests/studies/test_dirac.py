@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tf_convgan.studies import dirac
-from tf_convgan.objectives import instance_noise
+from tf_convgan.objectives import instance_noise, losses
 from tf_convgan.objectives.consensus import consensus_term
 from tf_convgan.studies.dirac_study import dirac_study
 from tf_convgan.errors import ConfigError
@@ -45,6 +45,49 @@ def test_r1_r2_is_twice_the_penalty():
     gamma = 0.8  # R1 + R2 on the Dirac-GAN: both penalise psi^2, so the weight is 2 gamma
     np.testing.assert_allclose(_eigs("r1_r2", gamma=gamma), _closed(-gamma, gamma ** 2 - F1 ** 2),
                                atol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.2, 1.0, 2.0, 3.0, 10.0])  # 4 f'(0) = 2: a double root
+def test_roth_eigenvalues(gamma):
+    """Roth et al.: at the equilibrium sigmoid(0) = 1/2 weights both terms by 1/4, so
+    J = [[0, f'(0)], [-f'(0), -gamma/2]] (R1's with gamma/2, i.e. (R1 + R2)/4) and the eigenvalues
+    are -gamma/4 +- sqrt(gamma^2/16 - f'(0)^2); derivation in tf_convgan/studies/dirac.py."""
+    method = dirac.dirac_method("roth", gamma=gamma)
+    jac = dirac.jacobian(method)
+    np.testing.assert_allclose(jac, [[0.0, F1], [-F1, -gamma / 2]], atol=1e-12)
+    np.testing.assert_allclose(dirac.eigenvalues(jac),
+                               _closed(-gamma / 4, gamma ** 2 / 16 - F1 ** 2), atol=1e-6)
+    quarter = dirac.jacobian(dirac.dirac_method("r1_r2", gamma=gamma / 4))
+    np.testing.assert_allclose(jac, quarter, atol=1e-12)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_roth_with_gamma_sigma_squared_has_instance_noises_jacobian(sigma):
+    """f''(0) sigma^2 = -sigma^2/4 = -gamma/4: Roth et al.'s regularizer, derived from noise, is
+    instance noise's linearisation at the equilibrium when gamma = sigma^2."""
+    np.testing.assert_allclose(
+        dirac.jacobian(dirac.dirac_method("roth", gamma=sigma ** 2)),
+        dirac.jacobian(dirac.dirac_method("instance_noise", sigma=sigma)), atol=1e-9)
+
+
+def test_roth_field_away_from_the_equilibrium():
+    """u at (theta, psi) against the field written out (minimax, real data at 0, s = sigmoid):
+    u_theta = psi s(psi theta), u_psi = -theta s(psi theta) - gamma/2 [psi/2 + 2 s^2 psi
+    + 2 psi^2 theta s^2 (1 - s)]; and with the non-saturating G loss, u_theta = psi s(-psi theta),
+    the same Jacobian at the equilibrium."""
+    gamma = 1.5
+    theta, psi = np.array([0.7, -1.2, 0.0, 2.0]), np.array([0.4, 0.9, -1.1, -0.3])
+    s = 1 / (1 + np.exp(-psi * theta))
+    u = dirac.field_on_grid(dirac.dirac_method("roth", gamma=gamma), theta, psi)
+    np.testing.assert_allclose(u[0], psi * s, rtol=1e-12)
+    np.testing.assert_allclose(
+        u[1], -theta * s - gamma / 2 * (psi / 2 + 2 * s ** 2 * psi
+                                        + 2 * psi ** 2 * theta * s ** 2 * (1 - s)), rtol=1e-12)
+    method = dirac.dirac_method("roth", gamma=gamma)
+    non_saturating = dirac.Method("roth", losses.non_saturating(), method.penalty)
+    np.testing.assert_allclose(dirac.field_on_grid(non_saturating, theta, psi)[0],
+                               psi / (1 + np.exp(psi * theta)), rtol=1e-12)
+    np.testing.assert_allclose(dirac.jacobian(non_saturating), dirac.jacobian(method), atol=1e-12)
 
 
 @pytest.mark.parametrize("sigma", [0.3, 1.0, np.sqrt(2.0), 2.0, 3.0])  # real roots for sigma > sqrt(2)
@@ -98,7 +141,7 @@ def test_sigma_schedule_and_noise():
 
 CONVERGES = {"unregularized": False, "non_saturating": False, "wgan": False, "wgan_gp": False,
              "dragan": False, "instance_noise": True, "conopt": True, "r1": True, "r2": True,
-             "r1_r2": True}
+             "r1_r2": True, "roth": True}
 
 
 def test_study_table_matches_the_paper(tmp_path):
@@ -120,7 +163,7 @@ def test_study_table_matches_the_paper(tmp_path):
     assert rows[0]["method"] == "unregularized"
     assert rows[0]["alt"]["spectral_radius"] == pytest.approx(1.0, abs=1e-12)
     table = (tmp_path / "dirac_table.md").read_text()
-    assert table.count("**does not converge**") == 10 and table.count("| converges |") == 10
+    assert table.count("**does not converge**") == 10 and table.count("| converges |") == 12
     assert "- dragan: simGD: last 100 steps theta in" in table and "- r1:" not in table
     for name in dirac.METHODS:
         assert (tmp_path / f"dirac_{name}.png").stat().st_size > 1000

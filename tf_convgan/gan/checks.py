@@ -5,6 +5,7 @@ import tensorflow as tf
 from tf_convgan.errors import ConfigError, check_nonnegative
 from tf_convgan.objectives import consistency as consistency_lib
 from tf_convgan.objectives import losses as losses_lib
+from tf_convgan.objectives import penalties as penalties_lib
 
 _SEED = tf.constant([0, 0], tf.int64)
 
@@ -34,7 +35,8 @@ def check_penalty(penalty):
     if not callable(penalty):
         raise ConfigError(f"GAN.penalty must be a penalty function such as @r1, got {penalty!r}")
     x = tf.ones([1, 1])
-    penalty(lambda images: tf.reduce_sum(images, axis=1), x, x, seed=_SEED)
+    step = {"step": tf.constant(0, tf.int64)} if penalties_lib.takes_step(penalty) else {}
+    penalty(lambda images: tf.reduce_sum(images, axis=1), x, x, seed=_SEED, **step)
 
 
 def _example_shape(discriminator):

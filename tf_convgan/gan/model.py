@@ -48,6 +48,7 @@ from tf_convgan.gan.distribution import (all_reduce_sum, dense, global_norm, los
 from tf_convgan.gan.optimizers import torch_rmsprop
 from tf_convgan.objectives import consistency as consistency_lib
 from tf_convgan.objectives import losses as losses_lib
+from tf_convgan.objectives import penalties as penalties_lib
 from tf_convgan.objectives.consensus import consensus_gradients
 
 # Purposes folded into the per-step seed, so that no two draws share a stream.
@@ -62,7 +63,8 @@ class GAN(keras.Model):
       generator, discriminator, generator_ema: built Keras models (see tf_convgan.networks);
         generator_ema has the generator's architecture.
       loss: a `losses.GANLoss` (e.g. `@non_saturating()` in gin).
-      penalty: a penalty function from `tf_convgan.penalties` (e.g. `@r1`), or None.
+      penalty: a penalty function from `tf_convgan.penalties` (e.g. `@r1`), or None; one with a
+        `step` parameter (`@roth`, for its annealed gamma) is passed the step counter.
       d_steps: discriminator steps per generator step, each on its own real data.
       ema_beta: EMA decay of the generator copy (0.999 as GAN_stability; 0 copies G).
       g_optimizer, d_optimizer: Keras optimizers (default PyTorch's RMSprop lr 1e-4, the
@@ -126,6 +128,7 @@ class GAN(keras.Model):
         self.step_counter = keras.Variable(0, dtype="int64", trainable=False,
                                            aggregation="only_first_replica", name="step")
         checks.check_penalty(penalty)
+        self.penalty_takes_step = penalties_lib.takes_step(penalty)
         checks.check_terms(instance_noise=instance_noise, consistency=consistency,
                            latent_consistency=latent_consistency, lazy_interval=lazy_interval,
                            penalty=penalty, d_optimizer=self.d_optimizer,
@@ -284,7 +287,8 @@ class GAN(keras.Model):
         if self.penalty is not None and self.lazy_interval is None:
             terms.append(("penalty", lambda: self.penalty(
                 d_fn, real, fake, seed=noise.fold_in(seed, _PENALTY),
-                real_gradients=real_gradients, loss_scale=d_fn.loss_scale)))
+                real_gradients=real_gradients, loss_scale=d_fn.loss_scale,
+                **self._penalty_step())))
         if self.consistency is not None:
             terms.append(("cr", lambda: self.consistency(
                 d_fn, real, fake, seed=noise.fold_in(seed, _CONSISTENCY))))
@@ -294,6 +298,10 @@ class GAN(keras.Model):
             terms.append(("zcr_d", lambda: self.latent_consistency.d_term(
                 d_fn, clean_fake, self._fakes(z_perturbed, labels, clean_fake.dtype))))
         return terms
+
+    def _penalty_step(self):
+        """{'step': the step counter} for a penalty that takes it (penalties.takes_step)."""
+        return {"step": self.step} if self.penalty_takes_step else {}
 
     def _sigma_log(self):
         if self.instance_noise is None:
@@ -329,7 +337,8 @@ class GAN(keras.Model):
             critic = self._critic(labels, training=False)
             with tf.GradientTape() as tape:
                 penalty = float(k) * tf.nn.compute_average_loss(self.penalty(
-                    critic, real, fake, seed=seed, loss_scale=critic.loss_scale))
+                    critic, real, fake, seed=seed, loss_scale=critic.loss_scale,
+                    **self._penalty_step()))
                 penalty_scaled = scaled(self.d_optimizer, penalty)
             grads = dense(tape.gradient(penalty_scaled, variables))
             return [penalty] + [tf.zeros_like(v.value) if g is None else g
@@ -390,7 +399,8 @@ class GAN(keras.Model):
             d_total = d_loss
             if self.penalty is not None:
                 penalty = tf.nn.compute_average_loss(self.penalty(
-                    d_fn, real, tf.stop_gradient(fake), seed=noise.fold_in(seed, _PENALTY)))
+                    d_fn, real, tf.stop_gradient(fake), seed=noise.fold_in(seed, _PENALTY),
+                    **self._penalty_step()))
                 d_total += penalty
                 aux["penalty"] = penalty
             aux["d_total"] = d_total

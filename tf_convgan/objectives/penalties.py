@@ -15,6 +15,10 @@ Every penalty has the signature
   second forward and backward pass of D;
   loss_scale: None, or the dynamic loss scale under mixed_float16 (see `input_gradients`).
 
+One penalty also takes the training step, `roth(..., step=None, ...)`, for its annealed gamma: the
+GAN step passes `step=` (its step counter, a tensor) to a penalty whose signature has a `step`
+parameter (`takes_step`), and to no other.
+
 The returned per-example values are *already weighted*; the train step averages them over the
 global batch and adds the result to D's loss.
 
@@ -29,6 +33,9 @@ Weight convention, the one of Mescheder et al. 2018: every penalty is gamma/2 * 
       x^ = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per example, g0 = 1.
   one-sided WGAN-GP: gamma/2 * E max(0, ||grad D(x^)|| - g0)^2.
   WGAN-GP0 (zero-centred, Thanh-Tung et al. 2019 / the paper's g0 = 0 case): gamma/2 * E||grad D(x^)||^2.
+  Roth et al. 2017 (D = sigmoid(psi), psi the logit): gamma/2 * E_{P_D}(1 - sigmoid(psi))^2
+      ||grad psi||^2 + gamma/2 * E_{P_G} sigmoid(psi)^2 ||grad psi||^2, gamma optionally annealed
+      with the step (`exponential_annealing`). See `roth`.
   DRAGAN (Kodali et al. 2017): gamma/2 * E(||grad D(x~)|| - g0)^2 at perturbed real data
       x~ = real + c * std * u, u ~ U[0, 1) elementwise, std the standard deviation of all elements
       of the global batch of real data (the reference form; `std_over='example'`: each example's
@@ -36,6 +43,8 @@ Weight convention, the one of Mescheder et al. 2018: every penalty is gamma/2 * 
 Converting from other code: GAN_stability's `reg_param` has no 1/2, so its reg_param=10 is gamma=20;
 Gulrajani et al.'s lambda=10 is gamma=20 as well.
 """
+import inspect
+
 import gin
 import tensorflow as tf
 
@@ -60,6 +69,35 @@ def input_gradients(d_fn, x, *, loss_scale=None):
     if loss_scale is not None:
         gradients = tf.cast(gradients, tf.float32) / tf.cast(loss_scale, tf.float32)
     return gradients
+
+
+def _compute_dtype(x):
+    """float32, or float64 for float64 data (the Dirac-GAN study)."""
+    return tf.float64 if x.dtype == tf.float64 else tf.float32
+
+
+def logits_and_input_gradients(d_fn, x, *, loss_scale=None):
+    """(D(x) [B], grad_x D(x_i)) from one forward pass, both in float32 (float64 for float64 x);
+    the gradient as `input_gradients` takes it (unscaled under loss scaling)."""
+    dtype = _compute_dtype(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = tf.cast(d_fn(x), dtype)
+        total = tf.reduce_sum(logits)
+        if loss_scale is not None:
+            total *= tf.cast(loss_scale, dtype)
+    gradients = tape.gradient(total, x)
+    if loss_scale is not None:
+        gradients = tf.cast(gradients, dtype) / tf.cast(loss_scale, dtype)
+    return logits, tf.cast(gradients, dtype)
+
+
+def takes_step(penalty):
+    """Whether `penalty` has a `step` parameter (the GAN step then passes it: `roth`)."""
+    try:
+        return "step" in inspect.signature(penalty).parameters
+    except (TypeError, ValueError):  # a callable without a signature
+        return False
 
 
 def squared_norm(gradients):
@@ -155,6 +193,70 @@ def wgan_gp0(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=Non
     check_nonnegative("wgan_gp0.gamma", gamma)
     grads = input_gradients(d_fn, interpolate(real, fake, seed), loss_scale=loss_scale)
     return 0.5 * gamma * squared_norm(grads)
+
+
+@gin.configurable
+def exponential_annealing(step, *, decay=0.01, decay_steps=1):
+    """The factor decay^(min(step, decay_steps) / decay_steps): 1 at step 0, `decay` at step
+    `decay_steps` and after (constant from there). `step` may be a tensor (traced code).
+
+    `roth.annealing = @exponential_annealing` anneals Roth et al.'s gamma as their code does
+    (rothk/Stabilizing_GANs, `--annealing`, default `decay_factor` 0.01): gamma_t = gamma *
+    decay^(t / (T - 1)) for iterations t = 0 .. T - 1, i.e. decay_steps = train.num_steps - 1 here
+    (the GAN's step counter is 0 in the first step)."""
+    if not 0.0 < float(decay) <= 1.0:
+        raise ConfigError(f"exponential_annealing.decay must be in (0, 1], got {decay!r}")
+    if isinstance(decay_steps, bool) or not isinstance(decay_steps, int) or decay_steps < 1:
+        raise ConfigError(
+            f"exponential_annealing.decay_steps must be an integer >= 1, got {decay_steps!r}")
+    t = tf.minimum(tf.cast(step, tf.float32), float(decay_steps)) / float(decay_steps)
+    return tf.pow(tf.constant(float(decay), tf.float32), t)
+
+
+@gin.configurable
+def roth(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, step=None,
+         gamma=2.0, annealing=None):
+    """Roth et al. 2017's regularizer of the (minimax / non-saturating) GAN with D = sigmoid(psi),
+    psi = d_fn's logit, per example i (real example i and fake example i):
+
+        gamma_t/2 * [(1 - sigmoid(psi(real_i)))^2 ||grad psi(real_i)||^2
+                     + sigmoid(psi(fake_i))^2 ||grad psi(fake_i)||^2]
+
+    the mean of which is gamma_t/2 * Omega, their eq. (their code: `disc_loss += (gamma/2.0) *
+    disc_reg`, so their gamma == gamma). The sigmoid weights are differentiated as well, as in
+    their code. gamma_t = gamma * annealing(step) (annealing None: gamma_t = gamma); annealing,
+    e.g. `@exponential_annealing`, needs the step, which the GAN step passes (`takes_step`);
+    called without a step (the Dirac-GAN study) it raises.
+
+    The real half: with `real_gradients` (the caller's forward pass) the gradient is reused and
+    psi(real) comes from one more forward pass of D (no backward pass); without it, psi(real) and
+    its gradient come from one pass here. The fake half: one pass for both. (So D runs twice more
+    than for the loss, R1 + R2 once; with spectral norm in training mode each pass also refines
+    the power iteration's u once more.) Per example, no batch
+    statistics: R replicas give one device's values; under mixed_float16 the gradients are
+    unscaled before they are squared (`loss_scale`); the sigmoids are of float32 logits (float64 for float64 data).
+
+    Near the equilibrium, sigmoid(psi) = 1/2, the weights are 1/4: the regularizer acts like
+    (1/4) * r1_r2 with the same gamma (the Dirac-GAN Jacobian of `tf_convgan.studies.dirac`)."""
+    del seed
+    check_nonnegative("roth.gamma", gamma)
+    dtype = _compute_dtype(real)
+    weight = tf.constant(0.5 * float(gamma), dtype)
+    if annealing is not None:
+        if step is None:
+            raise ConfigError(
+                "roth.annealing needs the training step, which the GAN step passes; without it "
+                "(e.g. the Dirac-GAN study) set roth.annealing = None")
+        weight *= tf.cast(annealing(step), dtype)
+    if real_gradients is not None:
+        real_logits = tf.cast(d_fn(real), dtype)
+        real_grads = tf.cast(real_gradients(), dtype)
+    else:
+        real_logits, real_grads = logits_and_input_gradients(d_fn, real, loss_scale=loss_scale)
+    fake_logits, fake_grads = logits_and_input_gradients(d_fn, fake, loss_scale=loss_scale)
+    real_term = tf.square(tf.sigmoid(-real_logits)) * squared_norm(real_grads)  # 1 - s(t) = s(-t)
+    fake_term = tf.square(tf.sigmoid(fake_logits)) * squared_norm(fake_grads)
+    return weight * (real_term + fake_term)
 
 
 def batch_std(x):

@@ -11,6 +11,17 @@ So the library's psi is the paper's -psi: the fields are mirror images in psi, w
 Jacobian eigenvalues (J' = S J S, S = diag(1, -1)). With the minimax loss f'(0) = 1/2 and
 f''(0) = -1/4; with the Wasserstein loss f(t) = t, f'(0) = 1.
 
+Roth et al. 2017 ('roth', minimax loss, constant gamma). On the Dirac-GAN, psi(x) = psi x, the
+penalty is gamma/2 [(1 - s(0))^2 psi^2 + s(psi theta)^2 psi^2] (s the sigmoid; real data at 0), so
+u_psi = -theta s(psi theta) - gamma/2 [psi/2 + 2 s(psi theta)^2 psi + 2 psi^2 theta s s'] and
+u_theta = psi s(psi theta) (non-saturating: psi s(-psi theta), the same derivatives at 0). At the
+equilibrium s(0) = 1/2 the weights are 1/4 and
+    J = [[0, f'(0)], [-f'(0), -gamma/2]],  eigenvalues -gamma/4 +- sqrt(gamma^2/16 - f'(0)^2),
+R1's Jacobian with gamma/2, i.e. (1/4) (R1 + R2): the real parts are < 0 for gamma > 0, so
+gradient descent converges locally for small enough steps. Like R1 and R2 the regularizer damps
+D's parameter psi at the equilibrium (the penalty is O(psi^2) there), which the unregularized game
+lacks; the sigmoid weights only matter away from it.
+
 Update field u(theta, psi) = -(dL_G/dtheta, dL_D/dpsi) (each player descends its own loss), plus
 ConOpt's consensus term and instance noise where the method has them. Instance noise makes u an
 expectation over eps ~ N(0, sigma^2) added to real and fake data alike; it is computed
@@ -38,7 +49,7 @@ from tf_convgan.objectives.instance_noise import gauss_hermite_noise
 
 DTYPE = tf.float64
 METHODS = ("unregularized", "non_saturating", "wgan", "wgan_gp", "dragan", "instance_noise",
-           "conopt", "r1", "r2", "r1_r2")
+           "conopt", "r1", "r2", "r1_r2", "roth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +68,8 @@ class Method:
 def dirac_method(name, *, gamma=1.0, sigma=1.0, clip=1.0, num_nodes=32):
     """The method `name` (one of METHODS) with the paper's loss for it.
 
-    gamma: weight of R1/R2/R1+R2/WGAN-GP/DRAGAN (gamma/2 E[...]) and ConOpt (gamma/2 ||v||^2);
+    gamma: weight of R1/R2/R1+R2/WGAN-GP/DRAGAN/Roth et al. (gamma/2 E[...], Roth's constant: no
+      annealing in the study) and ConOpt (gamma/2 ||v||^2);
     sigma: instance-noise std; clip: WGAN's clipping bound c."""
     if name not in METHODS:
         raise ConfigError(f"dirac_method.name must be one of {METHODS}, got {name!r}")
@@ -82,6 +94,7 @@ def dirac_method(name, *, gamma=1.0, sigma=1.0, clip=1.0, num_nodes=32):
         "r1": lambda: Method(name, minimax, bind(penalties.r1)),
         "r2": lambda: Method(name, minimax, bind(penalties.r2)),
         "r1_r2": lambda: Method(name, minimax, bind(penalties.r1_r2)),
+        "roth": lambda: Method(name, minimax, bind(penalties.roth)),
     }[name]()
 
 
