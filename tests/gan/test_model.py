@@ -57,8 +57,8 @@ def _expected_penalty(penalty, d, real, fake, source):
     if penalty is penalties.r1_r2:
         return 10.0 / 2 * (_squared_norm(_input_gradients(d, real))
                            + _squared_norm(_input_gradients(d, fake)))
-    if penalty is penalties.dragan:  # x~ = real + 0.5 std(real_i) u, u ~ U[0, 1) elementwise
-        std = np.std(real.numpy(), axis=(1, 2, 3), keepdims=True)
+    if penalty is penalties.dragan:  # x~ = real + 0.5 std(real) u, u ~ U[0, 1) elementwise,
+        std = np.std(real.numpy())    # std over the whole batch (Kodali et al.)
         u = source.value("uniform", real.shape.as_list())
         x = tf.constant(real.numpy() + 0.5 * std * u)
         return 20.0 / 2 * tf.square(tf.norm(tf.reshape(_input_gradients(d, x), [BATCH, -1]),
