@@ -1,5 +1,6 @@
 """Every command's --help (in process; `python -m` for one), and the installed package: a venv
-with `pip install .` runs every console script's --help from an unrelated directory."""
+with `pip install .` runs every console script's --help and a one-step training run from an
+unrelated directory (.ci/run runs this slow test too)."""
 import os
 import shutil
 import subprocess
@@ -79,6 +80,20 @@ def test_installed_console_scripts(tmp_path):
                                 env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, (script, result.stderr[-3000:])
         assert flag in result.stdout and "flags:" in result.stdout, script
+    # A training run of the packaged base config from an unrelated directory (one step of a
+    # tiny network on a .npy array), with its outputs in that directory.
+    import numpy as np
+    np.save(elsewhere / "images.npy",
+            np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8))
+    shutil.copy(os.path.join(ROOT, "tests", "tiny.gin"), elsewhere / "tiny.gin")
+    result = subprocess.run(
+        [str(env_dir / "bin" / "tf-convgan-train"), "--gin_file", "tiny.gin",
+         "--model_dir", "run", "--gin_param", "npy_source.path = 'images.npy'",
+         "--gin_param", "train.num_steps = 1", "--gin_param", "train.export_at_end = False"],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (elsewhere / "run" / "checkpoints" / "ckpt-1.index").exists()
+    assert (elsewhere / "run" / "operative_config.gin").exists()
     check = ("import tf_convgan, os; from tf_convgan.cli import config; "
              "p = config.resolve_gin_file('quickstart.gin'); "
              "assert p.startswith(os.path.dirname(tf_convgan.__file__)), p; "
