@@ -23,7 +23,7 @@ def _spec(npy):
                            "train.sample_every = 2"],
             "grid": [{"name": "loss", "binding": "GAN.loss",
                       "values": ["@non_saturating()", "@hinge()"]},
-                     {"name": "penalty", "binding": "GAN.penalty", "values": ["@r1()", None]}],
+                     {"name": "penalty", "binding": "GAN.penalty", "values": ["@r1", None]}],
             "metric": "pixel", "num_samples": 8,
             "heatmap": {"rows": "penalty", "columns": "loss"}}
 

@@ -6,7 +6,8 @@
 
 The sweep file is described in tf_convgan.studies.sweep. Without a mode the cells run one after
 another in this process, each in <out_dir>/<cell name>, with one progress line per cell; a
-finished cell (its export and its sweep_result.json) is skipped, an unfinished one resumes from
+finished cell (its export and its sweep_result.json; or a diverged run, recorded as such in the
+table) is skipped, an unfinished one resumes from
 its own checkpoint (rerun the same command after a kill). At the end (and after every cell) it
 writes <out_dir>/sweep_results.md and <out_dir>/sweep_heatmap.png. `--print_commands` prints one
 `python run.py ...` command per cell (or writes them to --commands_file), for any scheduler;
@@ -119,8 +120,16 @@ def run_sweep(sweep, out_dir, *, max_cells=None, train=train_cell, log=print):
         start = time.time()
         gan = None
         if not sweep_lib.is_exported(model_dir):
-            gan = train(sweep, cell, model_dir)
+            from tf_convgan.training.loop import TrainingDivergedError
             trained += 1
+            try:
+                gan = train(sweep, cell, model_dir)
+            except TrainingDivergedError as e:  # a result of the study, not a failure
+                sweep_lib.write_result(model_dir, {"diverged": 1.0})
+                results[cell.name] = sweep_lib.read_result(model_dir)
+                log(f"{prefix} diverged after {time.time() - start:.0f}s: {e}")
+                write_report(sweep, out_dir, results)
+                continue
         values = cell_metrics(sweep, cell, model_dir,
                               generator=getattr(gan, "generator_ema", None))
         if values is None or not sweep_lib.is_exported(model_dir):

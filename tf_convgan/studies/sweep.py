@@ -201,8 +201,11 @@ def is_exported(model_dir):
 
 
 def is_finished(model_dir):
-    """The cell's run ended (export of the last step) and its metrics are recorded."""
-    return is_exported(model_dir) and os.path.isfile(result_path(model_dir))
+    """The cell's run ended (export of the last step, or divergence) and its result is
+    recorded."""
+    if not os.path.isfile(result_path(model_dir)):
+        return False
+    return is_exported(model_dir) or "diverged" in read_result(model_dir)
 
 
 def read_result(model_dir):
@@ -226,13 +229,18 @@ def write_table(path, sweep, results):
     """A Markdown table, one row per cell (grid order): the axes' labels, then the metrics.
     `results`: {cell name: {metric: value} or None (not finished)}."""
     cells = expand(sweep)
-    columns = sorted({k for r in results.values() if r for k in r if k != "step"},
+    columns = sorted({k for r in results.values() if r for k in r if k not in ("step", "diverged")},
                      key=lambda k: (k not in ("fid", "kid", "kid_std"), k))
     header = [a.name for a in sweep.axes] + columns + ["directory"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for cell in cells:
         result = results.get(cell.name)
-        values = [_fmt(result.get(c)) if result else "not run" for c in columns]
+        if not result:
+            values = ["not run"] * len(columns)
+        elif "diverged" in result:
+            values = ["diverged"] * len(columns)
+        else:
+            values = [_fmt(result.get(c)) for c in columns]
         lines.append("| " + " | ".join([label for _, label in cell.labels] + values
                                        + [f"`{cell.name}`"]) + " |")
     text = "\n".join(lines) + "\n"
