@@ -151,3 +151,25 @@ def test_sweep_runs_resumes_skips_and_collects(tmp_path, npy_path, capsys):
         results[NAMES[2]]["fid"], rel=1e-4)
     assert (tmp_path / "out" / sweep_lib.TABLE_MD).read_text().splitlines() == table
     assert calls == NAMES
+
+
+STUDY_SWEEPS = ["kurach_fashion_mnist.yaml", "kurach_cifar10_sndcgan.yaml",
+                "kurach_cifar10_resnet.yaml"]
+
+
+@pytest.mark.parametrize("name", STUDY_SWEEPS)
+def test_study_sweep_files_expand_and_every_cell_parses(name):
+    """The study's sweep files: 4 losses x 3 penalties x 4 normalizations, every cell's gin
+    parses and binds its normalization."""
+    from helpers import ROOT
+    sweep = sweep_lib.load_sweep(os.path.join(ROOT, "gin_configs", "study", name))
+    cells = sweep_lib.expand(sweep)
+    assert len(cells) == 48 and len({c.name for c in cells}) == 48
+    for cell in cells:
+        gin.clear_config()
+        try:
+            config.parse(sweep_lib.gin_files(sweep), sweep_lib.gin_params(sweep, cell))
+            d = gin.query_parameter("train.discriminator_fn").configurable.name
+            assert gin.query_parameter(f"{d}.normalization") == cell.label("norm")
+        finally:
+            gin.clear_config()
