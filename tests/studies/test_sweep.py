@@ -115,7 +115,8 @@ def test_sweep_runs_resumes_skips_and_collects(tmp_path, npy_path, capsys):
     assert "not run" in (tmp_path / "out" / sweep_lib.TABLE_MD).read_text()
     # The second cell is killed after its first step: a checkpoint, no export.
     partial = sweep_lib.parse_sweep({**_spec(npy_path), "gin_params":
-                                     _spec(npy_path)["gin_params"] + ["train.num_steps = 1"]})
+                                     _spec(npy_path)["gin_params"] + ["train.num_steps = 1",
+                                                                       "train.export_at_end = False"]})
     cli_sweep.train_cell(partial, sweep_lib.expand(partial)[1], os.path.join(out, NAMES[1]))
     assert not sweep_lib.is_exported(os.path.join(out, NAMES[1]))
     capsys.readouterr()

@@ -39,6 +39,17 @@ def metrics_from_csv(model_dir):
     return {k: float(v[-1]) for k, v in table.items() if k != "eval_seconds"}
 
 
+def pixel_metrics(fake_images, real_images, *, seed=0):
+    """FID and KID of 8x8 grey-pixel features (evaluation.metrics.pixel_features): a cheap
+    stand-in for the Inception features, for tests and smoke runs (not comparable to FID)."""
+    from tf_convgan.evaluation import metrics
+    fake, real = metrics.pixel_features(fake_images), metrics.pixel_features(real_images)
+    kid, kid_std = metrics.kernel_inception_distance(
+        fake, real, num_subsets=10, subset_size=min(len(fake), len(real), 1000), seed=seed)
+    return {"fid": metrics.frechet_distance_of_features(fake, real), "kid": kid,
+            "kid_std": kid_std}
+
+
 def _configured_data(sweep, cell):
     """The cell's training data source (gin's train.data), built from its config."""
     import gin
@@ -52,7 +63,7 @@ def _configured_data(sweep, cell):
 
 
 def pixel_metrics_of(generator, source, num_samples, *, seed=0, batch_size=100):
-    """studies.sweep.pixel_metrics of `num_samples` samples of the generator (z ~ N(0, 1), labels
+    """pixel_metrics of `num_samples` samples of the generator (z ~ N(0, 1), labels
     uniform, from `seed`) against as many training examples."""
     import tensorflow as tf
     rng = np.random.default_rng(seed)
@@ -63,7 +74,7 @@ def pixel_metrics_of(generator, source, num_samples, *, seed=0, batch_size=100):
         labels = rng.integers(0, generator.num_classes, size=n).astype(np.int32)
         fake.append(np.asarray(generator(tf.constant(z), tf.constant(labels), training=False)))
     real = np.stack([image.numpy() for image, _ in source.dataset(seed=seed).take(num_samples)])
-    return sweep_lib.pixel_metrics(np.concatenate(fake), real, seed=seed)
+    return pixel_metrics(np.concatenate(fake), real, seed=seed)
 
 
 def cell_metrics(sweep, cell, model_dir, generator=None):
