@@ -37,9 +37,10 @@ TINY_NETWORKS = {
 
 def make_gan(network="resnet", *, num_classes=1, strategy=None, seed=1, optimizer=None,
              **gan_kwargs):
-    """A GAN of tiny networks with weights that depend on `seed` only."""
+    """A GAN of tiny networks with weights that depend on `seed` only. `network`: a name of
+    TINY_NETWORKS, or a pair (generator factory, discriminator factory) of num_classes."""
     strategy = strategy or tf.distribute.get_strategy()
-    make_g, make_d = TINY_NETWORKS[network]
+    make_g, make_d = TINY_NETWORKS[network] if isinstance(network, str) else network
     with strategy.scope():
         keras.utils.set_random_seed(seed)
         generator, discriminator = build(make_g(num_classes)), build(make_d(num_classes))

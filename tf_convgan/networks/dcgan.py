@@ -6,10 +6,13 @@ Generator (shared by DCGAN and SNDCGAN), s = resolution / 8:
   ch/8 channels -> conv 3x3 s1 -> 3 -> tanh.
 Discriminator: conv3x3 s1 64, conv4x4 s2 64, conv3x3 s1 128, conv4x4 s2 128,
   conv3x3 s1 256, conv4x4 s2 256, conv3x3 s1 512 (leaky ReLU 0.1 after each),
-  flatten (NHWC order), dense -> 1. Spectral norm on every conv/dense when
-  spectral_norm=True (SNDCGAN); plain layers otherwise (DCGAN). No batch norm in D,
-  so the logits are per-example. (compare_gan's sndcgan uses 128 channels in the
-  first 4x4 conv; we follow the paper's table.)
+  flatten (NHWC order), dense -> 1. D's normalization (normalization.py) is one choice:
+  'spectral_norm' (SNDCGAN, the default) or 'weight_norm' on every conv/dense, 'none' (plain
+  layers: DCGAN), or a feature norm, 'batch_norm' (cross-replica) or 'layer_norm', after every
+  conv but the first, before its leaky ReLU (our placement: DCGAN leaves D's first layer
+  unnormalised; not checked against compare_gan's code). Only with 'batch_norm' do the logits
+  in training mode depend on the other examples of the batch. (compare_gan's sndcgan uses 128
+  channels in the first 4x4 conv; we follow the paper's table.)
 
 Conditioning (num_classes > 1):
   * G: the one-hot label is concatenated to z before the first dense layer
@@ -27,8 +30,9 @@ import gin
 import keras
 from keras import ops
 
-from .common import CheckpointListsMixin, check_bool, check_int, check_multiple, default_labels
-from .spectral_norm import conv2d, dense
+from .common import CheckpointListsMixin, check_int, check_multiple, default_labels
+from . import normalization as norms
+from .normalization import conv2d, dense
 
 
 def sync_batch_norm(name=None):
@@ -72,21 +76,29 @@ _D_LAYERS = ((64, 3, 1), (64, 4, 2), (128, 3, 1), (128, 4, 2), (256, 3, 1), (256
 class SNDCGANDiscriminator(CheckpointListsMixin, keras.Model):
     """call(images, labels=None, training=None) -> [N] float32 logits."""
 
-    def __init__(self, *, resolution, num_classes, spectral_norm, **kwargs):
+    def __init__(self, *, resolution, num_classes, normalization, **kwargs):
         super().__init__(**kwargs)
         self.resolution, self.num_classes = resolution, num_classes
-        self.spectral_norm = spectral_norm
-        self.convs = [conv2d(f, k, strides=s, spectral_norm=spectral_norm, name=f"conv_{i}")
+        self.normalization = normalization
+        self.spectral_norm = normalization == "spectral_norm"
+        # A conv that feeds a batch norm has no bias (BN subtracts it: its exact gradient is 0,
+        # and Adam would move it on rounding noise, as for G's).
+        self.convs = [conv2d(f, k, strides=s, normalization=normalization, name=f"conv_{i}",
+                             use_bias=i == 0 or normalization != "batch_norm")
                       for i, (f, k, s) in enumerate(_D_LAYERS)]
-        self.fc = dense(1, spectral_norm=spectral_norm, name="fc")
+        # A feature norm after every conv but the first (None: identity).
+        self.norms = [None] + [norms.feature_norm(normalization, f"norm_{i}")
+                               for i in range(1, len(_D_LAYERS))]
+        self.fc = dense(1, normalization=normalization, name="fc")
         self.embed = (dense(_D_LAYERS[-1][0] * (resolution // 8) ** 2, use_bias=False,
-                            spectral_norm=spectral_norm, name="embed")
+                            normalization=normalization, name="embed")
                       if num_classes > 1 else None)
 
     def call(self, images, labels=None, training=None):
         x = images
-        for conv in self.convs:
-            x = ops.leaky_relu(conv(x, training=training), negative_slope=0.1)
+        for conv, norm in zip(self.convs, self.norms):
+            x = norms.apply(norm, conv(x, training=training), training)
+            x = ops.leaky_relu(x, negative_slope=0.1)
         h = ops.reshape(x, (-1, x.shape[1] * x.shape[2] * x.shape[3]))
         logits = self.fc(h, training=training)[:, 0]
         if self.embed is not None:
@@ -110,13 +122,17 @@ def sndcgan_generator(*, resolution=32, z_dim=128, num_classes=1, ch=512):
 
 
 @gin.configurable
-def sndcgan_discriminator(*, resolution=32, num_classes=1, spectral_norm=True):
-    """SNDCGAN discriminator (spectral_norm=True) or DCGAN discriminator (False)."""
+def sndcgan_discriminator(*, resolution=32, num_classes=1, normalization=None,
+                          spectral_norm=None):
+    """SNDCGAN discriminator (normalization 'spectral_norm', the default) or DCGAN
+    discriminator ('none'), or one of 'batch_norm', 'layer_norm', 'weight_norm'
+    (normalization.py). spectral_norm: the older switch, True == 'spectral_norm', False ==
+    'none'; given with a normalization it contradicts, a ConfigError."""
     _check_resolution(resolution)
     check_int("num_classes", num_classes)
-    check_bool("spectral_norm", spectral_norm)
+    normalization = norms.resolve(normalization, spectral_norm, default="spectral_norm")
     return SNDCGANDiscriminator(resolution=resolution, num_classes=num_classes,
-                                spectral_norm=spectral_norm)
+                                normalization=normalization)
 
 
 @gin.configurable
@@ -129,4 +145,4 @@ def dcgan_generator(*, resolution=32, z_dim=128, num_classes=1, ch=512):
 def dcgan_discriminator(*, resolution=32, num_classes=1):
     """DCGAN discriminator: `sndcgan_discriminator` with spectral_norm=False."""
     return sndcgan_discriminator(resolution=resolution, num_classes=num_classes,
-                                 spectral_norm=False)
+                                 normalization="none")

@@ -9,8 +9,12 @@ Discriminator:
   DBlock(ch -> ch, down): ReLU, conv3x3, ReLU, conv3x3, avgpool2; shortcut conv1x1 then avgpool2.
   2 x DBlock(ch -> ch): ReLU, conv3x3, ReLU, conv3x3; identity shortcut.
   ReLU, global SUM pooling over H, W, dense -> 1.
-Spectral norm on every conv / dense of D when spectral_norm=True. D has no
-normalisation layers, so its logits are per-example.
+D's normalization (normalization.py) is one choice: 'spectral_norm' (the default) or
+'weight_norm' on every conv / dense, 'none', or a feature norm, 'batch_norm' (cross-replica) or
+'layer_norm', before every ReLU inside the blocks' residual paths (pre-activation, as G's blocks
+place their batch norms; our placement, not checked against compare_gan's code; the ReLU before
+the pooling has none). Only with 'batch_norm' do the logits in training mode depend on the other
+examples of the batch.
 
 Conditioning (num_classes > 1): G concatenates one_hot(label) to z; D adds the
 projection term <E[y], h> with h the pooled features (E a bias-free (SN-)dense on
@@ -26,10 +30,11 @@ import gin
 import keras
 from keras import ops
 
-from .common import (CheckpointListsMixin, check_bool, check_int,
+from .common import (CheckpointListsMixin, check_int,
                      check_multiple, default_labels, upsample_nearest_2x)
 from .dcgan import sync_batch_norm
-from .spectral_norm import conv2d, dense
+from . import normalization as norms
+from .normalization import conv2d, dense
 
 
 def _avg_pool_2x2(x):
@@ -57,17 +62,24 @@ class GBlock(keras.layers.Layer):
 class DBlock(keras.layers.Layer):
     """optimized: first block of D (no leading ReLU, pool-then-1x1 shortcut)."""
 
-    def __init__(self, ch, *, downsample, optimized, spectral_norm, **kwargs):
+    def __init__(self, ch, *, downsample, optimized, normalization, **kwargs):
         super().__init__(**kwargs)
         self.downsample, self.optimized = downsample, optimized
-        self.conv_0 = conv2d(ch, 3, spectral_norm=spectral_norm, name="conv_0")
-        self.conv_1 = conv2d(ch, 3, spectral_norm=spectral_norm, name="conv_1")
-        self.conv_s = (conv2d(ch, 1, spectral_norm=spectral_norm, name="conv_s")
+        # conv_0 feeds norm_1: no bias under batch norm (BN subtracts it; its exact gradient
+        # is 0, and Adam would move it on rounding noise, as for G's).
+        self.conv_0 = conv2d(ch, 3, normalization=normalization, name="conv_0",
+                             use_bias=normalization != "batch_norm")
+        self.conv_1 = conv2d(ch, 3, normalization=normalization, name="conv_1")
+        self.conv_s = (conv2d(ch, 1, normalization=normalization, name="conv_s")
                        if downsample else None)
+        # Feature norms before the ReLUs of the residual path (None: identity).
+        self.norm_0 = None if optimized else norms.feature_norm(normalization, "norm_0")
+        self.norm_1 = norms.feature_norm(normalization, "norm_1")
 
     def call(self, x, training=None):
-        h = x if self.optimized else ops.relu(x)
-        h = self.conv_1(ops.relu(self.conv_0(h, training=training)), training=training)
+        h = x if self.optimized else ops.relu(norms.apply(self.norm_0, x, training))
+        h = self.conv_0(h, training=training)
+        h = self.conv_1(ops.relu(norms.apply(self.norm_1, h, training)), training=training)
         if self.downsample:
             h = _avg_pool_2x2(h)
         if self.conv_s is None:
@@ -105,19 +117,20 @@ class ResNetCifarGenerator(CheckpointListsMixin, keras.Model):
 class ResNetCifarDiscriminator(CheckpointListsMixin, keras.Model):
     """call(images, labels=None, training=None) -> [N] float32 logits."""
 
-    def __init__(self, *, resolution, num_classes, ch, spectral_norm, **kwargs):
+    def __init__(self, *, resolution, num_classes, ch, normalization, **kwargs):
         super().__init__(**kwargs)
         self.resolution, self.num_classes, self.ch = resolution, num_classes, ch
-        self.spectral_norm = spectral_norm
-        sn = spectral_norm
+        self.normalization = normalization
+        self.spectral_norm = normalization == "spectral_norm"
+        sn = normalization
         self.blocks = [
-            DBlock(ch, downsample=True, optimized=True, spectral_norm=sn, name="block_0"),
-            DBlock(ch, downsample=True, optimized=False, spectral_norm=sn, name="block_1"),
-            DBlock(ch, downsample=False, optimized=False, spectral_norm=sn, name="block_2"),
-            DBlock(ch, downsample=False, optimized=False, spectral_norm=sn, name="block_3"),
+            DBlock(ch, downsample=True, optimized=True, normalization=sn, name="block_0"),
+            DBlock(ch, downsample=True, optimized=False, normalization=sn, name="block_1"),
+            DBlock(ch, downsample=False, optimized=False, normalization=sn, name="block_2"),
+            DBlock(ch, downsample=False, optimized=False, normalization=sn, name="block_3"),
         ]
-        self.fc = dense(1, spectral_norm=sn, name="fc")
-        self.embed = (dense(ch, use_bias=False, spectral_norm=sn, name="embed")
+        self.fc = dense(1, normalization=sn, name="fc")
+        self.embed = (dense(ch, use_bias=False, normalization=sn, name="embed")
                       if num_classes > 1 else None)
 
     def call(self, images, labels=None, training=None):
@@ -144,11 +157,15 @@ def resnet_cifar_generator(*, resolution=32, z_dim=128, num_classes=1, ch=256):
 
 
 @gin.configurable
-def resnet_cifar_discriminator(*, resolution=32, num_classes=1, ch=128, spectral_norm=True):
-    """SNGAN CIFAR ResNet discriminator; resolution any multiple of 8."""
+def resnet_cifar_discriminator(*, resolution=32, num_classes=1, ch=128, normalization=None,
+                               spectral_norm=None):
+    """SNGAN CIFAR ResNet discriminator; resolution any multiple of 8. normalization:
+    'spectral_norm' (the default), 'none', 'batch_norm', 'layer_norm' or 'weight_norm'
+    (normalization.py); spectral_norm: the older switch, True == 'spectral_norm', False ==
+    'none'; given with a normalization it contradicts, a ConfigError."""
     check_multiple("resolution", resolution, of=8, minimum=8)
     check_int("num_classes", num_classes)
     check_int("ch", ch)
-    check_bool("spectral_norm", spectral_norm)
+    normalization = norms.resolve(normalization, spectral_norm, default="spectral_norm")
     return ResNetCifarDiscriminator(resolution=resolution, num_classes=num_classes, ch=ch,
-                                    spectral_norm=spectral_norm)
+                                    normalization=normalization)

@@ -22,8 +22,16 @@ parameter (`takes_step`), and to no other.
 The returned per-example values are *already weighted*; the train step averages them over the
 global batch and adds the result to D's loss.
 
-The gradient is taken of sum_i D(x_i) with respect to the batch, which gives each example's own
-gradient grad_x D(x_i) because D's logit i depends on example i only (no batch norm in D).
+The gradient is taken of sum_i D(x)_i with respect to the batch x; its row j is
+sum_i dD(x)_i / dx_j. When D's logit i depends on example i only (no normalization in D, or
+spectral, weight or layer norm), that is example j's own gradient grad_x D(x_j). With batch norm
+in D (`normalization='batch_norm'`) it is not: the penalties take D in training mode, where the
+batch norm uses the statistics of the whole (global, cross-replica) batch, so every logit depends
+on every example and row j also holds the cross-example terms dD(x)_i / dx_j, i != j. The
+"per-example gradient" the penalties then penalise is the gradient of the batch's summed logits
+with respect to that example (tested against the Jacobian in
+tests/networks/test_normalization.py), not the gradient of D(x_j) alone; it is also what
+tf.gradients(logits, x) of a batch of logits returns.
 
 Weight convention, the one of Mescheder et al. 2018: every penalty is gamma/2 * E[...].
   R1  (eq. 9):  gamma/2 * E_{x~P_D}  ||grad D(x)||^2

@@ -1,0 +1,176 @@
+"""The sweep runner (studies/sweep.py, cli/sweep.py): a 2x2 grid of the tiny config (tests/tiny.gin)
+on 16 random images, 2 steps per cell, metric 'pixel'."""
+import os
+import shlex
+
+import gin
+import pytest
+import yaml
+
+from tf_convgan.cli import config
+from tf_convgan.cli import sweep as cli_sweep
+from tf_convgan.errors import ConfigError
+from tf_convgan.studies import sweep as sweep_lib
+from helpers import TINY_GIN
+
+NAMES = ["loss=non_saturating__penalty=r1", "loss=non_saturating__penalty=none",
+         "loss=hinge__penalty=r1", "loss=hinge__penalty=none"]
+
+
+def _spec(npy):
+    return {"gin_files": [TINY_GIN],
+            "gin_params": [f"npy_source.path = '{npy}'", "train.num_steps = 2",
+                           "train.sample_every = 2"],
+            "grid": [{"name": "loss", "binding": "GAN.loss",
+                      "values": ["@non_saturating()", "@hinge()"]},
+                     {"name": "penalty", "binding": "GAN.penalty", "values": ["@r1", None]}],
+            "metric": "pixel", "num_samples": 8,
+            "heatmap": {"rows": "penalty", "columns": "loss"}}
+
+
+def _write_sweep(tmp_path, npy):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(_spec(npy)))
+    return str(path)
+
+
+def test_the_grid_expands_into_named_cells_with_their_bindings(tmp_path):
+    sweep = sweep_lib.parse_sweep(_spec("x.npy"))
+    cells = sweep_lib.expand(sweep)
+    assert [c.name for c in cells] == NAMES
+    assert cells[1].bindings == ("GAN.loss = @non_saturating()", "GAN.penalty = None")
+    assert cells[2].labels == (("loss", "hinge"), ("penalty", "r1"))
+    assert sweep_lib.gin_params(sweep, cells[3])[-2:] == ["GAN.loss = @hinge()",
+                                                          "GAN.penalty = None"]
+    assert sweep_lib.cell_dir("out", cells[0]) == os.path.join("out", NAMES[0])
+    assert sweep_lib.value_label("'spectral_norm'") == "spectral_norm"
+    assert sweep_lib.value_label("@d/adam()") == "d-adam"
+    labelled = dict(_spec("x.npy"), heatmap=None)
+    labelled["grid"] = [{"name": "norm", "binding": "sndcgan_discriminator.normalization",
+                         "values": ["'none'", "'spectral_norm'"], "labels": ["no", "sn"]}]
+    assert [c.name for c in sweep_lib.expand(sweep_lib.parse_sweep(labelled))] == [
+        "norm=no", "norm=sn"]
+
+
+@pytest.mark.parametrize("change,field", [
+    (lambda s: s.pop("grid"), "grid"),
+    (lambda s: s.update(metric="inception"), "metric"),
+    (lambda s: s.update(heatmap={"rows": "lr"}), "heatmap.rows"),
+    (lambda s: s["grid"][0].update(labels=["a", "a"]), "labels"),
+    (lambda s: s.update(seeds=3), "unknown field"),
+])
+def test_bad_sweep_files_name_the_field(change, field):
+    spec = _spec("x.npy")
+    change(spec)
+    with pytest.raises(ConfigError, match=field):
+        sweep_lib.parse_sweep(spec)
+
+
+def test_print_commands_are_run_py_command_lines_that_parse(tmp_path, capsys):
+    import run  # the project root is on sys.path (pyproject: pythonpath)
+    sweep = sweep_lib.load_sweep(_write_sweep(tmp_path, "/data/x.npy"))
+    out = str(tmp_path / "out")
+    commands_file = tmp_path / "commands.txt"
+    assert cli_sweep.main(["--sweep", _write_sweep(tmp_path, "/data/x.npy"), "--out_dir", out,
+                           "--print_commands", "--commands_file", str(commands_file)]) == 0
+    lines = commands_file.read_text().splitlines()
+    assert len(lines) == 4
+    cli_sweep.print_commands(sweep, out)
+    assert capsys.readouterr().out.splitlines() == lines
+    for line, cell in zip(lines, sweep_lib.expand(sweep)):
+        args = shlex.split(line)
+        assert args[:2] == ["python", "run.py"]
+        try:
+            run.FLAGS(args[1:])
+            assert run.FLAGS.model_dir == os.path.join(out, cell.name)
+            assert run.FLAGS.gin_file == [TINY_GIN]
+            assert run.FLAGS.gin_param[-2:] == list(cell.bindings)
+            gin.clear_config()
+            config.parse(run.FLAGS.gin_file, run.FLAGS.gin_param)
+            assert gin.query_parameter("train.num_steps") == 2
+            penalty = gin.query_parameter("GAN.penalty")
+            assert (penalty is None) == cell.name.endswith("none")
+        finally:
+            run.FLAGS.unparse_flags()
+            gin.clear_config()
+
+
+def test_sweep_runs_resumes_skips_and_collects(tmp_path, npy_path, capsys):
+    """Killed after one cell (max_cells=1), the rerun trains the other three, a cell killed in the
+    middle of its run resumes from its checkpoint, a finished sweep trains nothing, and the table
+    and heat map come from the real run directories (also with --collect)."""
+    sweep_file = _write_sweep(tmp_path, npy_path)
+    sweep = sweep_lib.load_sweep(sweep_file)
+    out = str(tmp_path / "out")
+    calls = []
+
+    def counting_train(sweep, cell, model_dir):
+        calls.append(cell.name)
+        return cli_sweep.train_cell(sweep, cell, model_dir)
+
+    results = cli_sweep.run_sweep(sweep, out, max_cells=1, train=counting_train)
+    assert calls == NAMES[:1]
+    assert results[NAMES[0]]["fid"] > 0 and results[NAMES[1]] is None
+    assert sweep_lib.is_finished(os.path.join(out, NAMES[0]))
+    assert "not run" in (tmp_path / "out" / sweep_lib.TABLE_MD).read_text()
+    # The second cell is killed after its first step: a checkpoint, no export.
+    partial = sweep_lib.parse_sweep({**_spec(npy_path), "gin_params":
+                                     _spec(npy_path)["gin_params"] + ["train.num_steps = 1",
+                                                                       "train.export_at_end = False"]})
+    cli_sweep.train_cell(partial, sweep_lib.expand(partial)[1], os.path.join(out, NAMES[1]))
+    assert not sweep_lib.is_exported(os.path.join(out, NAMES[1]))
+    capsys.readouterr()
+
+    results = cli_sweep.run_sweep(sweep, out, train=counting_train)
+    assert calls == NAMES
+    printed = capsys.readouterr().out
+    assert f"[1/4] {NAMES[0]}: finished, skipped" in printed
+    assert "restored" in printed and "at step 1" in printed  # the killed cell resumed
+    for name in NAMES[1:]:
+        assert f"{name}: done in" in printed
+    assert all(sweep_lib.is_finished(os.path.join(out, n)) for n in NAMES)
+
+    cli_sweep.run_sweep(sweep, out, train=counting_train)
+    assert calls == NAMES  # nothing trained again
+
+    table = (tmp_path / "out" / sweep_lib.TABLE_MD).read_text().splitlines()
+    assert table[0].startswith("| loss | penalty | fid | kid | kid_std")
+    for name in NAMES:
+        row = next(line for line in table if f"`{name}`" in line)
+        fid = float(row.split("|")[3])
+        assert fid == pytest.approx(results[name]["fid"], rel=1e-3)
+    assert (tmp_path / "out" / sweep_lib.HEATMAP_PNG).stat().st_size > 1000
+    rows, columns, matrix = sweep_lib.heatmap_matrix(sweep, results)
+    assert rows == ("r1", "none") and columns == ("non_saturating", "hinge")
+    assert matrix[1, 0] == pytest.approx(results[NAMES[1]]["fid"])
+
+    # --collect from the directories alone: a lost result file is recomputed from the export.
+    os.remove(os.path.join(out, NAMES[2], sweep_lib.RESULT_JSON))
+    os.remove(tmp_path / "out" / sweep_lib.TABLE_MD)
+    assert cli_sweep.main(["--sweep", sweep_file, "--out_dir", out, "--collect"]) == 0
+    assert sweep_lib.read_result(os.path.join(out, NAMES[2]))["fid"] == pytest.approx(
+        results[NAMES[2]]["fid"], rel=1e-4)
+    assert (tmp_path / "out" / sweep_lib.TABLE_MD).read_text().splitlines() == table
+    assert calls == NAMES
+
+
+STUDY_SWEEPS = ["kurach_fashion_mnist.yaml", "kurach_cifar10_sndcgan.yaml",
+                "kurach_cifar10_resnet.yaml"]
+
+
+@pytest.mark.parametrize("name", STUDY_SWEEPS)
+def test_study_sweep_files_expand_and_every_cell_parses(name):
+    """The study's sweep files: 4 losses x 3 penalties x 4 normalizations, every cell's gin
+    parses and binds its normalization."""
+    from helpers import ROOT
+    sweep = sweep_lib.load_sweep(os.path.join(ROOT, "gin_configs", "study", name))
+    cells = sweep_lib.expand(sweep)
+    assert len(cells) == 48 and len({c.name for c in cells}) == 48
+    for cell in cells:
+        gin.clear_config()
+        try:
+            config.parse(sweep_lib.gin_files(sweep), sweep_lib.gin_params(sweep, cell))
+            d = gin.query_parameter("train.discriminator_fn").configurable.name
+            assert gin.query_parameter(f"{d}.normalization") == cell.label("norm")
+        finally:
+            gin.clear_config()

@@ -1,0 +1,223 @@
+"""Runs a sweep: one training run per cell of a grid of gin bindings, then a table and a heat map.
+
+    python -m tf_convgan.sweep --sweep FILE --out_dir DIR [--max_cells N]
+    python -m tf_convgan.sweep --sweep FILE --out_dir DIR --print_commands [--commands_file F]
+    python -m tf_convgan.sweep --sweep FILE --out_dir DIR --collect
+
+The sweep file is described in tf_convgan.studies.sweep. Without a mode the cells run one after
+another in this process, each in <out_dir>/<cell name>, with one progress line per cell; a
+finished cell (its export and its sweep_result.json; or a diverged run, recorded as such in the
+table) is skipped, an unfinished one resumes from
+its own checkpoint (rerun the same command after a kill). At the end (and after every cell) it
+writes <out_dir>/sweep_results.md and <out_dir>/sweep_heatmap.png. `--print_commands` prints one
+`python run.py ...` command per cell (or writes them to --commands_file), for any scheduler;
+`--collect` then builds the table from the run directories (metric 'fid': each run's metrics.csv;
+'pixel': computed from each run's EMA generator). Bad input exits with status 2.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from tf_convgan import run_dir
+from tf_convgan.errors import ConfigError
+from tf_convgan.studies import sweep as sweep_lib
+
+
+def metrics_from_csv(model_dir):
+    """The last row of the run's metrics.csv (the in-training evaluator's; it evaluates at the
+    last step) as {metric: float}, or None when there is none."""
+    path = os.path.join(model_dir, run_dir.METRICS_CSV)
+    if not os.path.isfile(path):
+        return None
+    from tf_convgan.evaluation.hook import read_metrics_csv
+    table = read_metrics_csv(path)
+    if not len(table["step"]):
+        return None
+    return {k: float(v[-1]) for k, v in table.items() if k != "eval_seconds"}
+
+
+def pixel_metrics(fake_images, real_images, *, seed=0):
+    """FID and KID of 8x8 grey-pixel features (evaluation.metrics.pixel_features): a cheap
+    stand-in for the Inception features, for tests and smoke runs (not comparable to FID)."""
+    from tf_convgan.evaluation import metrics
+    fake, real = metrics.pixel_features(fake_images), metrics.pixel_features(real_images)
+    kid, kid_std = metrics.kernel_inception_distance(
+        fake, real, num_subsets=10, subset_size=min(len(fake), len(real), 1000), seed=seed)
+    return {"fid": metrics.frechet_distance_of_features(fake, real), "kid": kid,
+            "kid_std": kid_std}
+
+
+def _configured_data(sweep, cell):
+    """The cell's training data source (gin's train.data), built from its config."""
+    import gin
+    from tf_convgan.cli import config
+    gin.clear_config()
+    try:
+        config.parse(sweep_lib.gin_files(sweep), sweep_lib.gin_params(sweep, cell))
+        return gin.query_parameter("train.data").scoped_configurable_fn()
+    finally:
+        gin.clear_config()
+
+
+def pixel_metrics_of(generator, source, num_samples, *, seed=0, batch_size=100):
+    """pixel_metrics of `num_samples` samples of the generator (z ~ N(0, 1), labels
+    uniform, from `seed`) against as many training examples."""
+    import tensorflow as tf
+    rng = np.random.default_rng(seed)
+    fake = []
+    for start in range(0, num_samples, batch_size):
+        n = min(batch_size, num_samples - start)
+        z = rng.standard_normal((n, generator.z_dim)).astype(np.float32)
+        labels = rng.integers(0, generator.num_classes, size=n).astype(np.int32)
+        fake.append(np.asarray(generator(tf.constant(z), tf.constant(labels), training=False)))
+    real = np.stack([image.numpy() for image, _ in source.dataset(seed=seed).take(num_samples)])
+    return pixel_metrics(np.concatenate(fake), real, seed=seed)
+
+
+def cell_metrics(sweep, cell, model_dir, generator=None):
+    """The cell's metric values: 'fid' from its metrics.csv, 'pixel' computed from `generator`
+    (default: the run's EMA generator, loaded from its latest checkpoint). None if unavailable."""
+    if sweep.metric == "fid":
+        return metrics_from_csv(model_dir)
+    if generator is None:
+        if not sweep_lib.is_exported(model_dir):
+            return None
+        from tf_convgan.run_dir.generators import load_generator_ema
+        generator, _ = load_generator_ema(model_dir)
+    return pixel_metrics_of(generator, _configured_data(sweep, cell), sweep.num_samples)
+
+
+def train_cell(sweep, cell, model_dir):
+    """Trains one cell in this process (as run.py would, resuming from its checkpoint); returns
+    the GAN."""
+    import gin
+    from tf_convgan.cli import config
+    from tf_convgan.training import strategy
+    gin.clear_config()
+    try:
+        config.parse(sweep_lib.gin_files(sweep), sweep_lib.gin_params(sweep, cell))
+        strategy.create_early_if_configured()
+        return config.entry_point()(model_dir=model_dir)
+    finally:
+        gin.clear_config()
+
+
+def write_report(sweep, out_dir, results):
+    os.makedirs(out_dir, exist_ok=True)
+    sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
+    sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
+
+
+def run_sweep(sweep, out_dir, *, max_cells=None, train=train_cell, log=print):
+    """Runs the unfinished cells (at most `max_cells` of them), one after another; returns
+    {cell name: metrics or None}. `train(sweep, cell, model_dir)` trains one cell and returns
+    the GAN (tests count its calls)."""
+    cells = sweep_lib.expand(sweep)
+    results, trained = {}, 0
+    for index, cell in enumerate(cells, 1):
+        model_dir = sweep_lib.cell_dir(out_dir, cell)
+        prefix = f"[{index}/{len(cells)}] {cell.name}:"
+        if sweep_lib.is_finished(model_dir):
+            results[cell.name] = sweep_lib.read_result(model_dir)
+            log(f"{prefix} finished, skipped ({_summary(results[cell.name])})")
+            continue
+        if max_cells is not None and trained >= max_cells:
+            results[cell.name] = None
+            log(f"{prefix} not run (--max_cells {max_cells})")
+            continue
+        start = time.time()
+        gan = None
+        if not sweep_lib.is_exported(model_dir):
+            from tf_convgan.training.loop import TrainingDivergedError
+            trained += 1
+            try:
+                gan = train(sweep, cell, model_dir)
+            except TrainingDivergedError as e:  # a result of the study, not a failure
+                sweep_lib.write_result(model_dir, {"diverged": 1.0})
+                results[cell.name] = sweep_lib.read_result(model_dir)
+                log(f"{prefix} diverged after {time.time() - start:.0f}s: {e}")
+                write_report(sweep, out_dir, results)
+                continue
+        values = cell_metrics(sweep, cell, model_dir,
+                              generator=getattr(gan, "generator_ema", None))
+        if values is None or not sweep_lib.is_exported(model_dir):
+            raise ConfigError(
+                f"sweep: cell {cell.name} ended without "
+                + ("its export" if not sweep_lib.is_exported(model_dir) else
+                   "metrics.csv (metric 'fid' needs train.evaluator, e.g. @fid_evaluator())"))
+        sweep_lib.write_result(model_dir, values)
+        results[cell.name] = sweep_lib.read_result(model_dir)
+        log(f"{prefix} done in {time.time() - start:.0f}s ({_summary(results[cell.name])})")
+        write_report(sweep, out_dir, results)
+    write_report(sweep, out_dir, results)
+    return results
+
+
+def collect(sweep, out_dir, *, log=print):
+    """The table and heat map from the cells' run directories as they are (cells not finished
+    are marked 'not run'); records the metrics of exported cells that lack a result file."""
+    results = {}
+    for cell in sweep_lib.expand(sweep):
+        model_dir = sweep_lib.cell_dir(out_dir, cell)
+        if sweep_lib.is_finished(model_dir):
+            results[cell.name] = sweep_lib.read_result(model_dir)
+        elif sweep_lib.is_exported(model_dir):
+            values = cell_metrics(sweep, cell, model_dir)
+            if values is not None:
+                sweep_lib.write_result(model_dir, values)
+            results[cell.name] = values
+        else:
+            results[cell.name] = None
+        log(f"{cell.name}: {_summary(results[cell.name]) if results[cell.name] else 'not run'}")
+    write_report(sweep, out_dir, results)
+    return results
+
+
+def _summary(values):
+    return " ".join(f"{k}={v:.4g}" for k, v in sorted(values.items()) if k != "step")
+
+
+def print_commands(sweep, out_dir, *, python="python", run_py="run.py", file=None):
+    lines = [sweep_lib.format_command(sweep_lib.command(sweep, cell, out_dir, python=python,
+                                                       run_py=run_py))
+             for cell in sweep_lib.expand(sweep)]
+    text = "\n".join(lines) + "\n"
+    if file:
+        run_dir.write_text(file, text)
+    else:
+        sys.stdout.write(text)
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m tf_convgan.sweep", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sweep", required=True, help="the sweep file (YAML)")
+    parser.add_argument("--out_dir", required=True, help="one run directory per cell in here")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--print_commands", action="store_true",
+                      help="print one run.py command per cell instead of running them")
+    mode.add_argument("--collect", action="store_true",
+                      help="build the table and heat map from existing run directories")
+    parser.add_argument("--commands_file", default=None,
+                        help="with --print_commands: write the commands to this file")
+    parser.add_argument("--max_cells", type=int, default=None,
+                        help="train at most this many cells, then stop (rerun to continue)")
+    args = parser.parse_args(argv)
+    try:
+        if not os.path.isfile(args.sweep):
+            raise ConfigError(f"--sweep: {args.sweep!r} does not exist")
+        sweep = sweep_lib.load_sweep(args.sweep)
+        if args.print_commands:
+            print_commands(sweep, args.out_dir, file=args.commands_file)
+        elif args.collect:
+            collect(sweep, args.out_dir)
+        else:
+            run_sweep(sweep, args.out_dir, max_cells=args.max_cells)
+    except (ValueError, FileNotFoundError) as e:  # ConfigError and GinError are ValueErrors
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0

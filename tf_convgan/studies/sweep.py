@@ -1,0 +1,293 @@
+"""Sweeps: a grid of gin bindings -> one run directory per cell -> a table and a heat map.
+
+A sweep file (YAML) says what is shared and what varies:
+
+    gin_files: [study/kurach_fashion_mnist.gin]    # every cell's gin files, in order
+    gin_params: ['train.num_steps = 2000']          # every cell's extra bindings
+    grid:                                            # the axes, in order (the names' order)
+      - name: loss                                   # short name in directory names and tables
+        binding: GAN.loss                            # the gin parameter it binds
+        values: ['@non_saturating()', '@hinge()']    # gin values, as written after '='
+        labels: [ns, hinge]                          # optional: names of the values
+    metric: fid          # 'fid': the last row of the run's metrics.csv (train.evaluator, e.g.
+                         # @fid_evaluator(), must be bound; it evaluates at the last step);
+                         # 'pixel': FID/KID of 8x8 grey pixels of the EMA generator's samples
+                         # against the training data (cheap; for tests and smoke runs)
+    num_samples: 2000    # 'pixel': samples and real examples compared
+    heatmap: {rows: loss, columns: penalty, value: fid}   # two axes; others: min over them
+
+A cell is named by its labels, `loss=hinge__penalty=wgan_gp__norm=spectral_norm` (a label is the
+value without '@', '()' and quotes, unless `labels` names it), and runs in <out_dir>/<name>.
+A cell is finished when its run directory has the export of the last step and the sweep's result
+file (RESULT_JSON, its metric values); a finished cell is not run again. This module is the
+sweep's description and bookkeeping; `tf_convgan.cli.sweep` runs the cells.
+"""
+import dataclasses
+import itertools
+import json
+import math
+import os
+import re
+import shlex
+
+import numpy as np
+
+from tf_convgan import run_dir
+from tf_convgan.errors import ConfigError
+
+RESULT_JSON = "sweep_result.json"
+TABLE_MD = "sweep_results.md"
+HEATMAP_PNG = "sweep_heatmap.png"
+METRICS = ("fid", "pixel")
+_LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    name: str
+    binding: str
+    values: tuple
+    labels: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    name: str
+    labels: tuple  # (axis name, label) in grid order
+    bindings: tuple  # gin binding strings, in grid order
+
+    def label(self, axis):
+        return dict(self.labels)[axis]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    gin_files: tuple
+    gin_params: tuple
+    axes: tuple
+    metric: str = "fid"
+    num_samples: int = 2000
+    heatmap: dict = None
+    base_dir: str = "."  # the sweep file's directory (gin files may be relative to it)
+
+
+def value_label(value):
+    """'@wgan_gp()' -> 'wgan_gp', "'spectral_norm'" -> 'spectral_norm', None -> 'none'."""
+    text = "none" if value is None else str(value)
+    text = text.strip().lstrip("@")
+    if text.endswith("()"):
+        text = text[:-2]
+    text = text.strip("'\"").replace("/", "-")
+    return _LABEL_CHARS.sub("_", text) or "empty"
+
+
+def _gin_value(value):
+    """A YAML value as gin text: strings as written (gin syntax), None, numbers, booleans."""
+    if value is None:
+        return "None"
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return str(value)
+
+
+def parse_sweep(spec, *, base_dir="."):
+    """A Sweep from the parsed YAML mapping; ConfigError naming the bad field."""
+    if not isinstance(spec, dict):
+        raise ConfigError("sweep file: must be a mapping with gin_files, gin_params and grid")
+    unknown = set(spec) - {"gin_files", "gin_params", "grid", "metric", "num_samples", "heatmap"}
+    if unknown:
+        raise ConfigError(f"sweep file: unknown field(s) {', '.join(sorted(unknown))}")
+    gin_files = tuple(spec.get("gin_files") or ())
+    gin_params = tuple(spec.get("gin_params") or ())
+    grid = spec.get("grid")
+    if not grid or not isinstance(grid, list):
+        raise ConfigError("sweep file: grid must be a non-empty list of axes")
+    axes = []
+    for i, axis in enumerate(grid):
+        if not isinstance(axis, dict) or not {"name", "binding", "values"} <= set(axis):
+            raise ConfigError(f"sweep file: grid[{i}] needs name, binding and values")
+        values = tuple(axis["values"])
+        if not values:
+            raise ConfigError(f"sweep file: grid[{i}] ({axis['name']}) has no values")
+        labels = tuple(axis.get("labels") or (value_label(v) for v in values))
+        labels = tuple(_LABEL_CHARS.sub("_", str(label)) for label in labels)
+        if len(labels) != len(values) or len(set(labels)) != len(labels):
+            raise ConfigError(f"sweep file: grid[{i}] ({axis['name']}): the labels must be "
+                              f"distinct, one per value; got {list(labels)}")
+        name = _LABEL_CHARS.sub("_", str(axis["name"]))
+        axes.append(Axis(name, str(axis["binding"]), values, labels))
+    if len({a.name for a in axes}) != len(axes):
+        raise ConfigError("sweep file: the grid's axis names must be distinct")
+    metric = spec.get("metric", "fid")
+    if metric not in METRICS:
+        raise ConfigError(f"sweep file: metric must be one of {', '.join(METRICS)}, "
+                          f"got {metric!r}")
+    heatmap = dict(spec.get("heatmap") or {})
+    names = [a.name for a in axes]
+    heatmap.setdefault("rows", names[0])
+    heatmap.setdefault("columns", names[1] if len(names) > 1 else names[0])
+    heatmap.setdefault("value", "fid")
+    for key in ("rows", "columns"):
+        if heatmap[key] not in names:
+            raise ConfigError(f"sweep file: heatmap.{key} = {heatmap[key]!r} is not an axis "
+                              f"({', '.join(names)})")
+    num_samples = spec.get("num_samples", 2000)
+    if not isinstance(num_samples, int) or num_samples < 2:
+        raise ConfigError(f"sweep file: num_samples must be an integer >= 2, got {num_samples!r}")
+    return Sweep(gin_files, gin_params, tuple(axes), metric, num_samples, heatmap, base_dir)
+
+
+def load_sweep(path):
+    """The Sweep of a YAML sweep file."""
+    import yaml
+    with open(path) as f:
+        spec = yaml.safe_load(f)
+    return parse_sweep(spec, base_dir=os.path.dirname(os.path.abspath(path)))
+
+
+def expand(sweep):
+    """Every cell of the grid, the last axis varying fastest."""
+    cells = []
+    for choice in itertools.product(*(range(len(a.values)) for a in sweep.axes)):
+        labels = tuple((a.name, a.labels[i]) for a, i in zip(sweep.axes, choice))
+        bindings = tuple(f"{a.binding} = {_gin_value(a.values[i])}"
+                         for a, i in zip(sweep.axes, choice))
+        name = "__".join(f"{axis}={label}" for axis, label in labels)
+        cells.append(Cell(name, labels, bindings))
+    return cells
+
+
+def cell_dir(out_dir, cell):
+    return os.path.join(out_dir, cell.name)
+
+
+def gin_files(sweep):
+    """The sweep's gin files: as given when they exist (or are in gin_configs/, resolved by the
+    parser), else relative to the sweep file."""
+    found = []
+    for path in sweep.gin_files:
+        beside = os.path.join(sweep.base_dir, path)
+        found.append(beside if not os.path.exists(path) and os.path.exists(beside) else path)
+    return found
+
+
+def gin_params(sweep, cell):
+    """The bindings of one cell: the shared ones, then the cell's (the cell's win)."""
+    return list(sweep.gin_params) + list(cell.bindings)
+
+
+def command(sweep, cell, out_dir, *, python="python", run_py="run.py"):
+    """The run.py command line (a list) that trains one cell."""
+    args = [python, run_py]
+    for path in gin_files(sweep):
+        args += ["--gin_file", path]
+    for binding in gin_params(sweep, cell):
+        args += ["--gin_param", binding]
+    return args + ["--model_dir", cell_dir(out_dir, cell)]
+
+
+def format_command(args):
+    return shlex.join(args)
+
+
+# ----------------------------------------------------------------------------- results
+
+def result_path(model_dir):
+    return os.path.join(model_dir, RESULT_JSON)
+
+
+def is_exported(model_dir):
+    return os.path.isfile(os.path.join(run_dir.export_dir(model_dir), "saved_model.pb"))
+
+
+def is_finished(model_dir):
+    """The cell's run ended (export of the last step, or divergence) and its result is
+    recorded."""
+    if not os.path.isfile(result_path(model_dir)):
+        return False
+    return is_exported(model_dir) or "diverged" in read_result(model_dir)
+
+
+def read_result(model_dir):
+    with open(result_path(model_dir)) as f:
+        return json.load(f)
+
+
+def write_result(model_dir, values):
+    run_dir.write_text(result_path(model_dir),
+                       json.dumps({k: float(v) for k, v in values.items()}, indent=1,
+                                  sort_keys=True))
+
+
+# ----------------------------------------------------------------------------- table, heat map
+
+def _fmt(value):
+    return "–" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def write_table(path, sweep, results):
+    """A Markdown table, one row per cell (grid order): the axes' labels, then the metrics.
+    `results`: {cell name: {metric: value} or None (not finished)}."""
+    cells = expand(sweep)
+    columns = sorted({k for r in results.values() if r for k in r if k not in ("step", "diverged")},
+                     key=lambda k: (k not in ("fid", "kid", "kid_std"), k))
+    header = [a.name for a in sweep.axes] + columns + ["directory"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cell in cells:
+        result = results.get(cell.name)
+        if not result:
+            values = ["not run"] * len(columns)
+        elif "diverged" in result:
+            values = ["diverged"] * len(columns)
+        else:
+            values = [_fmt(result.get(c)) for c in columns]
+        lines.append("| " + " | ".join([label for _, label in cell.labels] + values
+                                       + [f"`{cell.name}`"]) + " |")
+    text = "\n".join(lines) + "\n"
+    run_dir.write_text(path, text)
+    return text
+
+
+def heatmap_matrix(sweep, results):
+    """(row labels, column labels, matrix) of heatmap['value'] over the two heat-map axes; where
+    other axes vary, each entry is the best (lowest) over them; NaN where nothing finished."""
+    axes = {a.name: a for a in sweep.axes}
+    rows, columns = axes[sweep.heatmap["rows"]], axes[sweep.heatmap["columns"]]
+    key = sweep.heatmap["value"]
+    matrix = np.full((len(rows.labels), len(columns.labels)), np.nan)
+    for cell in expand(sweep):
+        result = results.get(cell.name)
+        if not result or result.get(key) is None or not math.isfinite(result[key]):
+            continue
+        i, j = rows.labels.index(cell.label(rows.name)), columns.labels.index(
+            cell.label(columns.name))
+        matrix[i, j] = np.fmin(matrix[i, j], result[key])
+    return rows.labels, columns.labels, matrix
+
+
+def write_heatmap(path, sweep, results):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    row_labels, column_labels, matrix = heatmap_matrix(sweep, results)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(column_labels), 1.2 + 0.6 * len(row_labels)),
+                           dpi=100)
+    image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis_r", aspect="auto")
+    ax.set_xticks(range(len(column_labels)), column_labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.set_xlabel(sweep.heatmap["columns"])
+    ax.set_ylabel(sweep.heatmap["rows"])
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            ax.text(j, i, _fmt(matrix[i, j]), ha="center", va="center", color="w", fontsize=8)
+    others = [a.name for a in sweep.axes
+              if a.name not in (sweep.heatmap["rows"], sweep.heatmap["columns"])]
+    title = sweep.heatmap["value"].upper() + (f" (best over {', '.join(others)})" if others
+                                              else "")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    with run_dir.atomic_file(path) as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
