@@ -12,7 +12,7 @@ import sys
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from tf_convgan.run_dir import checkpoints
+from tf_convgan.run_dir import checkpoints, files
 from tf_convgan.errors import ConfigError
 from tf_convgan.networks import build
 from tf_convgan.run_dir import layout
@@ -94,7 +94,7 @@ class SavedModelGenerator:
     `num_classes`."""
 
     def __init__(self, path, num_classes=None):
-        if not os.path.isdir(path):
+        if not files.isdir(path):
             raise FileNotFoundError(f"SavedModel directory {path!r} does not exist")
         self.path = path
         self.module = tf.saved_model.load(path)
