@@ -88,11 +88,18 @@ def resolve_checkpoint(path):
                             f"checkpoints/ directory or a prefix such as .../ckpt-1000)")
 
 
+def load_reader(path):
+    """A CheckpointReader of the checkpoint prefix `path`. (tf.train.load_checkpoint first asks
+    whether `path` is a directory, which some filesystems answer yes for a prefix of file names,
+    ram:// for one; a prefix is opened directly.)"""
+    return tf.compat.v1.train.NewCheckpointReader(path)
+
+
 def unreadable(path):
     """Why the checkpoint `path` cannot be read (every tensor is read, which verifies its
     checksum), or None if it can."""
     try:
-        reader = tf.train.load_checkpoint(path)
+        reader = load_reader(path)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as e:  # noqa: BLE001  (any failure to read the files)

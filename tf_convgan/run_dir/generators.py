@@ -35,7 +35,8 @@ def _subtree_variable_count(path, root_child):
     graph (key names cannot be used: each variable is stored once, under its shortest path, which
     may run through an optimizer)."""
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    graph.ParseFromString(
+        checkpoints.load_reader(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     start = [c.node_id for c in graph.nodes[0].children if c.local_name == root_child]
     seen, stack = set(), list(start)
     while stack:
