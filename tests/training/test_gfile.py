@@ -78,8 +78,22 @@ def no_local_disk_for_ram(tmp_path, monkeypatch):
     assert os.listdir(cwd) == [], os.listdir(cwd)
 
 
+def _on_ram(npy_path):
+    """The tiny data as a ram:// file (written before the guard is in place)."""
+    path = _ram("data") + "/images.npy"
+    tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
+    tf.io.gfile.copy(npy_path, path)
+    return path
+
+
+@pytest.fixture
+def ram_npy(npy_path):
+    return _on_ram(npy_path)
+
+
 def test_a_run_on_an_in_memory_filesystem_never_touches_the_local_disk(
-        no_local_disk_for_ram, npy_path):
+        ram_npy, no_local_disk_for_ram):
+    npy_path = ram_npy  # the data on the in-memory filesystem too
     model_dir = _ram("run")
     train_in_process(model_dir, npy_path, "train.num_steps = 2", "train.export_at_end = False")
     ckpt_dir = run_dir.checkpoint_dir(model_dir)
@@ -128,6 +142,7 @@ def test_a_run_on_an_in_memory_filesystem_never_touches_the_local_disk(
 
 
 def test_resume_sets_aside_an_unreadable_checkpoint_on_a_url(no_local_disk_for_ram, npy_path):
+    npy_path = str(npy_path)
     model_dir = _ram("damaged")
     train_in_process(model_dir, npy_path, "train.num_steps = 2", "train.export_at_end = False")
     ckpt_dir = run_dir.checkpoint_dir(model_dir)
@@ -172,3 +187,20 @@ def test_check_export_dir_on_a_url(no_local_disk_for_ram):
         run_dir.check_writable(f"{directory}/export/notes.txt")
     assert run_dir.is_inside(f"{directory}/export", directory)
     assert not run_dir.is_inside(f"{directory}x/export", directory)
+
+
+def test_data_sources_read_urls(no_local_disk_for_ram):
+    from tf_convgan.data import sources
+    directory = _ram("folder")
+    rng = np.random.default_rng(0)
+    for i, label in enumerate(["a", "a", "b"]):
+        image = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+        images.write_png(f"{directory}/{label}/{i}.png", image)
+    source = sources.image_folder_source(directory=directory, resolution=8,
+                                         labels_from_subdirs=True)
+    assert source.num_classes == 2
+    path = f"{directory}/x.npy"
+    buffer = __import__("io").BytesIO()
+    np.save(buffer, rng.integers(0, 256, size=(4, 8, 8, 3), dtype=np.uint8))
+    run_dir.write_bytes(path, buffer.getvalue())
+    assert sources.npy_source(path=path, resolution=8).resolution == 8

@@ -22,11 +22,14 @@ Weights file: `weights_path` argument, else $TF_CONVGAN_FID_WEIGHTS, else
 `../shared/data/fid_inception/fid_inception_2015-12-05_pool3_weights.npz` relative to the project
 root (then relative to the working directory).
 """
+import io
 import json
 import os
 
 import keras
 import numpy as np
+
+from tf_convgan.run_dir import files
 
 WEIGHTS_ENV_VAR = "TF_CONVGAN_FID_WEIGHTS"
 WEIGHTS_FILENAME = "fid_inception_2015-12-05_pool3_weights.npz"
@@ -59,9 +62,9 @@ def resolve_weights_path(weights_path=None):
         candidates = [("default, project root", os.path.join(PROJECT_ROOT, DEFAULT_WEIGHTS)),
                       ("default, working directory", os.path.abspath(DEFAULT_WEIGHTS))]
     for _, path in candidates:
-        if os.path.isfile(path):
+        if files.isfile(path):  # local or a URL (gs://...)
             return path
-    tried = "; ".join(f"{os.path.abspath(p)} ({origin})" for origin, p in candidates)
+    tried = "; ".join(f"{files.abspath(p)} ({origin})" for origin, p in candidates)
     raise FileNotFoundError(f"FID Inception weights not found (looked at {tried}). "
                             f"{weights_help()}")
 
@@ -69,7 +72,8 @@ def resolve_weights_path(weights_path=None):
 def load_weights_npz(weights_path=None):
     """(arrays: dict name -> np.ndarray, meta: dict) from the .npz file."""
     path = resolve_weights_path(weights_path)
-    with np.load(path, allow_pickle=False) as f:
+    with np.load(io.BytesIO(files.read_bytes(path)) if files.is_url(path) else path,
+                 allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     if "__meta_json__" not in arrays:
         raise ValueError(f"{path}: not an FID Inception weights file (no __meta_json__)")

@@ -22,7 +22,6 @@ is imported (which importing this module does).
 import dataclasses
 import inspect
 import io
-import os
 import tokenize
 
 import gin
