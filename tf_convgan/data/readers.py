@@ -5,11 +5,15 @@ themselves).
 
 A file that is missing raises ``FileNotFoundError``; a file that is there but is not what it
 should be raises :class:`~tf_convgan.errors.ConfigError` naming it.
+
+Paths may be URLs (``gs://bucket/data``, ...): those are read through ``tf.io.gfile``.
 """
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import re
 import zlib
 from typing import Optional, Sequence
 
@@ -22,6 +26,40 @@ _FASHION_MNIST_DEFAULT_DIRS = (
     os.path.join("..", "shared", "data", "fashion_mnist"),  # relative to the working dir
     "/usr/share/datasets/fashion-mnist",  # Debian package dataset-fashion-mnist
 )
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_url(path) -> bool:
+    """Whether `path` names a file through a filesystem scheme (gs://, s3://, ram://, ...)."""
+    return bool(_URL.match(os.fspath(path)))
+
+
+def isfile(path) -> bool:
+    if is_url(path):
+        import tensorflow as tf
+        return tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path)
+    return os.path.isfile(path)
+
+
+def isdir(path) -> bool:
+    if is_url(path):
+        import tensorflow as tf
+        return tf.io.gfile.isdir(path)
+    return os.path.isdir(path)
+
+
+def open_binary(path):
+    """A binary file object for reading, local (open) or a URL (tf.io.gfile.GFile)."""
+    if is_url(path):
+        import tensorflow as tf
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")
+
+
+def absolute(path) -> str:
+    return os.fspath(path) if is_url(path) else os.path.abspath(path)
 
 
 class TFDSNotPreparedError(FileNotFoundError):
@@ -37,12 +75,15 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 def _load_numpy(path: str, name: str):
     """np.load of a .npy or .npz file (no pickles); anything else is a ConfigError naming it."""
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         head = f.read(6)
     if head[:6] != _NPY_MAGIC and head[:4] != _ZIP_MAGIC:
         raise ConfigError(f"`{name}` {path!r} is neither a .npy nor a .npz file (it starts with "
                           f"{head!r}).")
     try:
+        if is_url(path):
+            with open_binary(path) as f:
+                return np.load(io.BytesIO(f.read()), allow_pickle=False)
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
         raise ConfigError(f"`{name}` {path!r} cannot be read as numpy data: "
@@ -62,7 +103,7 @@ def read_idx(path: str) -> np.ndarray:
     that many big-endian uint32 sizes, then the data in row-major order.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         raw = f.read()
     if raw[:2] == b"\x1f\x8b":
         try:
@@ -91,7 +132,7 @@ def _idx_file(directory: str, prefix: str, kind: str, ndim: int) -> Optional[str
     for name in (f"{prefix}-{kind}-idx{ndim}-ubyte", f"{prefix}-{kind}-idx{ndim}-ubyte.gz",
                  f"{prefix}-{kind}.idx{ndim}-ubyte", f"{prefix}-{kind}.idx{ndim}-ubyte.gz"):
         candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate):
+        if isfile(candidate):
             return candidate
     return None
 
@@ -123,7 +164,7 @@ def _find_idx_directory(directory: Optional[str], prefix: str, extra: str = "") 
     for origin, candidate in candidates:
         if _idx_file(candidate, prefix, "images", 3) is not None:
             return candidate
-        tried.append(f"{candidate} ({origin}; absolute: {os.path.abspath(candidate)})")
+        tried.append(f"{candidate} ({origin}; absolute: {absolute(candidate)})")
     raise FileNotFoundError(_fashion_mnist_help(tried, prefix, extra))
 
 
@@ -152,7 +193,7 @@ def _check_image_file(path: str) -> None:
     (what tf.io.decode_image reads) and, for PNG, GIF and BMP, ends like one: a text file with
     an image's name or a truncated file fails here, before training, not at the step that
     first reads it. (Two small reads per file.)"""
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         head = f.read(26)
         f.seek(0, os.SEEK_END)
         size = f.tell()
@@ -182,14 +223,24 @@ def _find_image_files(directory: str, extensions: tuple) -> list:
     """The image files under `directory` (recursive) whose names end with one of the lower-case
     `extensions`, as paths relative to `directory` sorted by path components; each is checked
     by _check_image_file. FileNotFoundError without the directory, ConfigError without files."""
-    if not os.path.isdir(directory):
+    if not isdir(directory):
         raise FileNotFoundError(f"`directory` {directory!r} does not exist or is not a directory.")
     relative = []
-    for root, dirs, files in os.walk(directory):
+    if is_url(directory):
+        import tensorflow as tf
+        walk = ((root, [d.rstrip("/") for d in dirs], files)
+                for root, dirs, files in tf.io.gfile.walk(directory))
+    else:
+        walk = os.walk(directory)
+    for root, dirs, files in walk:
         dirs.sort()
         for name in files:
             if name.lower().endswith(extensions):
-                relative.append(os.path.relpath(os.path.join(root, name), directory))
+                if is_url(directory):
+                    inside = root[len(directory.rstrip("/")):].strip("/")
+                    relative.append(f"{inside}/{name}" if inside else name)
+                else:
+                    relative.append(os.path.relpath(os.path.join(root, name), directory))
     relative.sort(key=lambda p: p.split(os.sep))
     if not relative:
         raise ConfigError(f"`directory` {directory!r} contains no image files with extensions "

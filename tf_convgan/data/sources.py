@@ -49,6 +49,7 @@ import tensorflow as tf
 
 from tf_convgan.data.preprocessing import (_preprocess, _preprocess_image, check_image_args,
                                            check_static_fit)
+from tf_convgan.data import readers
 from tf_convgan.data.readers import (TFDSNotPreparedError, _find_image_files, _load_idx_split,
                                      _load_numpy, _not_prepared_message, _tfds_builder,
                                      check_idx_split)
@@ -257,7 +258,7 @@ def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str 
     """
     resolution, channels, fit = check_image_args(resolution, channels, fit)
     path = os.fspath(path)
-    if not os.path.isfile(path):
+    if not readers.isfile(path):
         raise FileNotFoundError(f"`path` {path!r} does not exist or is not a file.")
     labels = None
     loaded = _load_numpy(path, "path")
@@ -273,7 +274,7 @@ def npy_source(*, path: str, labels_path: Optional[str] = None, images_key: str 
         images = loaded
     if labels_path is not None:
         labels_path = os.fspath(labels_path)
-        if not os.path.isfile(labels_path):
+        if not readers.isfile(labels_path):
             raise FileNotFoundError(
                 f"`labels_path` {labels_path!r} does not exist or is not a file.")
         labels = _load_numpy(labels_path, "labels_path")
@@ -306,7 +307,7 @@ def idx_source(*, directory: Optional[str] = None, split: str = "train", resolut
     split = check_idx_split(split)
     found, prefix, images, labels = _load_idx_split(directory, split)
     return _array_source(images, labels, resolution=resolution, channels=channels, fit=fit,
-                         description=f"idx:{os.path.join(os.path.abspath(found), prefix)}")
+                         description=f"idx:{os.path.join(readers.absolute(found), prefix)}")
 
 
 # --------------------------------------------------------------------------- image folder
@@ -610,4 +611,4 @@ def fashion_mnist_source(*, split: str = "train", data_dir: Optional[str] = None
             description=f"tfds:fashion_mnist/{tfds_split}@{os.fspath(builder.data_dir)}")
     found, prefix, images, labels = _load_idx_split(directory, split, tfds_note)
     return _array_source(images, labels, resolution=resolution, channels=channels, fit=fit,
-                         description=f"idx:{os.path.join(os.path.abspath(found), prefix)}")
+                         description=f"idx:{os.path.join(readers.absolute(found), prefix)}")

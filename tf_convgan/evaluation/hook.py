@@ -11,10 +11,10 @@ It is a training hook: the loop calls `hook(context)`, where the context has the
   checkpoint  a tf.train.Checkpoint of the full training state (what best/ saves)
 """
 import csv
+import io
 import json
 import os
 import time
-import types
 
 import gin
 import numpy as np
@@ -128,8 +128,7 @@ class FIDEvaluator(EvaluationHook):
 def read_metrics_csv(path):
     """{column: np.array} of a metrics CSV; a step logged twice (a resumed run) keeps its last
     row."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = list(csv.DictReader(io.StringIO(run_dir.read_text(path), newline="")))
     by_step = {int(r["step"]): r for r in rows}
     steps = sorted(by_step)
     columns = rows[0].keys() if rows else ["step"]
@@ -157,7 +156,6 @@ def plot_metric(csv_path, png_path, column="fid"):
 
 def read_best(model_dir):
     path = os.path.join(run_dir.best_dir(model_dir), run_dir.BEST_JSON)
-    if not os.path.isfile(path):
+    if not run_dir.files.isfile(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(run_dir.read_text(path))

@@ -32,6 +32,7 @@ import numpy as np
 
 from tf_convgan.evaluation import weights as weights_lib
 from tf_convgan.evaluation.weights import NUM_LOGITS, WEIGHTS_ENV_VAR  # noqa: F401
+from tf_convgan.run_dir import files
 
 WEIGHTS_FILENAME = "fid_inception_2015-12-05_pool3_weights.npz"
 DEFAULT_WEIGHTS = os.path.join("..", "shared", "data", "fid_inception", WEIGHTS_FILENAME)
@@ -75,14 +76,14 @@ def resolve_weights_path(weights_path=None, *, logits=False, download=True):
                       ("default, project root", os.path.join(PROJECT_ROOT, DEFAULT_WEIGHTS)),
                       ("default, working directory", os.path.abspath(DEFAULT_WEIGHTS))]
     for _, path in candidates:
-        if os.path.isfile(path):
+        if files.isfile(path):  # local or a URL (gs://...)
             if not logits or weights_lib.file_has_logits(path):
                 return path
             if explicit:
                 raise ValueError(_logits_help(path))
     if not explicit and download:
         return weights_lib.ensure_weights()
-    tried = "; ".join(f"{os.path.abspath(p)} ({origin})" for origin, p in candidates)
+    tried = "; ".join(f"{files.abspath(p)} ({origin})" for origin, p in candidates)
     raise FileNotFoundError(f"FID Inception weights not found (looked at {tried}). "
                             f"{weights_help()}")
 

@@ -1,5 +1,6 @@
 """Reference features cached on disk, and the metrics of generated vs reference features."""
 import hashlib
+import io
 import json
 import os
 import re
@@ -19,7 +20,7 @@ DEFAULT_CACHE_DIR = os.path.join("~", ".cache", "tf_convgan", "fid_stats")
 
 def cache_dir(path=None):
     path = path or os.environ.get(CACHE_ENV_VAR) or DEFAULT_CACHE_DIR
-    return os.path.expanduser(path)
+    return path if run_dir.is_url(path) else os.path.expanduser(path)
 
 
 def _slug(text):
@@ -37,7 +38,7 @@ def reference_key(*, dataset, split, resolution, num, seed=0, details=""):
 
 def _weights_id(weights_path):
     path = inception.resolve_weights_path(weights_path)
-    return f"{os.path.basename(path)}:{os.path.getsize(path)}"
+    return f"{os.path.basename(path)}:{run_dir.files.getsize(path)}"
 
 
 def reference_features(source, num, *, extractor, dataset=None, split=None, seed=0,
@@ -52,8 +53,8 @@ def reference_features(source, num, *, extractor, dataset=None, split=None, seed
     key = reference_key(dataset=dataset, split=split, resolution=source.resolution, num=num,
                         seed=seed, details=details)
     path = os.path.join(cache_dir(directory), key + ".npz")
-    if os.path.isfile(path):
-        with np.load(path, allow_pickle=False) as f:
+    if run_dir.files.isfile(path):  # local or a URL (gs://...), as the whole module
+        with np.load(io.BytesIO(run_dir.read_bytes(path)), allow_pickle=False) as f:
             return f["features"]
     features = extractor.features_of_source(source, num, seed=seed,
                                             description=f"reference {dataset}/{split}")

@@ -35,6 +35,7 @@ import urllib.request
 
 import numpy as np
 
+from tf_convgan.run_dir import files
 from tf_convgan import run_dir
 
 WEIGHTS_ENV_VAR = "TF_CONVGAN_FID_WEIGHTS"
@@ -295,9 +296,15 @@ def save_npz(path, arrays, meta):
         np.savez(f, __meta_json__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
 
 
+def _npz(path):
+    """np.load of a local .npz, or of one on any TensorFlow filesystem (gs://...)."""
+    return np.load(io.BytesIO(files.read_bytes(path)) if files.is_url(path) else path,
+                   allow_pickle=False)
+
+
 def read_npz(path):
     """(arrays without __meta_json__, meta) of a weights file."""
-    with np.load(path, allow_pickle=False) as f:
+    with _npz(path) as f:
         arrays = {k: f[k] for k in f.files}
     if "__meta_json__" not in arrays:
         raise ValueError(f"{path}: not an FID Inception weights file (no __meta_json__)")
@@ -306,7 +313,7 @@ def read_npz(path):
 
 def file_has_logits(path):
     """Whether a weights .npz holds the logits layer (reads the zip directory only)."""
-    with np.load(path, allow_pickle=False) as f:
+    with _npz(path) as f:
         return LOGITS_WEIGHTS in f.files
 
 

@@ -1,10 +1,12 @@
 """The run directory (`model_dir`): its layout and everything that reads or writes it.
 
     layout      the names of every file and subdirectory; what an export may replace
-    files       crash-safe writes (unpredictable temporary names that never follow a symbolic
-                link, fsync, atomic rename), metrics.csv rows, whole directories
-    lock        one writer per run directory (flock, released when the process ends); a
-                writable directory checked before anything runs
+    files       every file operation on a run directory, local or a URL (gs://, ram://: through
+                tf.io.gfile); crash-safe writes (locally: unpredictable temporary names that
+                never follow a symbolic link, fsync, atomic rename), metrics.csv rows, whole
+                directories
+    lock        one writer per run directory (flock, released when the process ends; none on
+                a URL); a writable directory checked before anything runs
     run_config  the operative config read as data: a restricted reader that imports and calls
                 nothing, and builds the networks without gin's global state
     generators  the EMA generator of a run directory or a SavedModel (sampling, export,
@@ -21,7 +23,9 @@ A program that writes a run directory (an importer, say) does
         ...write checkpoints with checkpoints.CheckpointKeeper...
         run_dir.write_text(run_dir.operative_config_path(model_dir), operative_config_text)
 """
+from tf_convgan.run_dir import files  # noqa: F401
 from tf_convgan.run_dir.files import (append_csv_row, atomic_file, fsync_directory,  # noqa: F401
+                                      is_url, read_bytes,
                                       read_text, replace_directory, temporary_directory,
                                       write_bytes, write_text)
 from tf_convgan.run_dir.layout import (BEST_JSON, BEST_SUBDIR, CHECKPOINT_STATE,  # noqa: F401

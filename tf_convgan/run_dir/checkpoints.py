@@ -17,8 +17,12 @@ state file's latest or, when the state file is missing or unreadable, among the 
 files themselves. Unreadable newer ones are reported (and, by a training run, moved into
 `unreadable/` so that they are never overwritten), never deleted. The configured optimizer
 hyperparameters (`apply_optimizer_settings`) win over the restored ones.
+
+The directory may be a URL (gs://...): tf.train.Checkpoint writes through TensorFlow's
+filesystems, and everything around it (the state file, listing, moving aside, retention) goes
+through run_dir.files. There the state file is still written last, so the previous checkpoint
+stays the latest until it is replaced, but nothing is fsynced (see run_dir.files).
 """
-import glob
 import os
 import re
 import typing
@@ -84,11 +88,18 @@ def resolve_checkpoint(path):
                             f"checkpoints/ directory or a prefix such as .../ckpt-1000)")
 
 
+def load_reader(path):
+    """A CheckpointReader of the checkpoint prefix `path`. (tf.train.load_checkpoint first asks
+    whether `path` is a directory, which some filesystems answer yes for a prefix of file names,
+    ram:// for one; a prefix is opened directly.)"""
+    return tf.compat.v1.train.NewCheckpointReader(path)
+
+
 def unreadable(path):
     """Why the checkpoint `path` cannot be read (every tensor is read, which verifies its
     checksum), or None if it can."""
     try:
-        reader = tf.train.load_checkpoint(path)
+        reader = load_reader(path)
         for name in reader.get_variable_to_shape_map():
             reader.get_tensor(name)
     except Exception as e:  # noqa: BLE001  (any failure to read the files)
@@ -130,14 +141,14 @@ def restore(checkpoint, path, *, partial=False):
 
 def checkpoint_steps(directory):
     """Steps of the `ckpt-<step>.index` files in `directory`, sorted."""
-    paths = glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))
+    paths = files.matching(directory, "ckpt-*.index")
     return sorted(int(_CKPT_RE.search(p).group(1)) for p in paths if _CKPT_RE.search(p))
 
 
 def _state_latest_step(directory):
     """(the step of the state file's latest checkpoint, None) or (None, what is wrong with the
     state file)."""
-    if not os.path.exists(os.path.join(directory, layout.CHECKPOINT_STATE)):
+    if not files.exists(os.path.join(directory, layout.CHECKPOINT_STATE)):
         return None, "is missing"
     try:
         state = tf.train.get_checkpoint_state(directory)
@@ -207,12 +218,12 @@ def set_aside(path):
     directory, name = os.path.split(path)
     target = os.path.join(directory, layout.UNREADABLE_SUBDIR, name)
     suffix = 1
-    while os.path.lexists(target):
+    while files.lexists(target):
         target = os.path.join(directory, layout.UNREADABLE_SUBDIR, f"{name}.{suffix}")
         suffix += 1
-    os.makedirs(target)
-    for f in glob.glob(glob.escape(path) + ".*"):
-        os.rename(f, os.path.join(target, os.path.basename(f)))
+    files.makedirs(target)
+    for f in files.matching(directory, name + ".*"):
+        files.rename(f, os.path.join(target, os.path.basename(f)))
     files.fsync_directory(target)
     files.fsync_directory(directory)
     return target
@@ -301,9 +312,9 @@ class CheckpointKeeper:
     def save(self, step):
         """Writes ckpt-<step> (fsynced), makes it the latest, then deletes what retention
         drops."""
-        os.makedirs(self.directory, exist_ok=True)
+        files.makedirs(self.directory)
         path = self.checkpoint.write(self._prefix(step))
-        files.fsync_files(glob.glob(glob.escape(path) + ".*"))
+        files.fsync_files(files.matching(self.directory, os.path.basename(path) + ".*"))
         files.fsync_directory(self.directory)
         steps = [s for s in self.steps() if s <= step]
         recent = set(steps[-self.keep_last:])
@@ -311,8 +322,8 @@ class CheckpointKeeper:
         self._write_state(os.path.basename(path), [f"ckpt-{s}" for s in kept])
         for s in set(self.steps()) - set(kept) - {step}:
             if s < step:
-                for f in glob.glob(glob.escape(self._prefix(s)) + ".*"):
-                    os.remove(f)
+                for f in files.matching(self.directory, f"ckpt-{s}.*"):
+                    files.remove(f)
         return path
 
     def _write_state(self, latest, kept):

@@ -12,7 +12,7 @@ import sys
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
-from tf_convgan.run_dir import checkpoints
+from tf_convgan.run_dir import checkpoints, files
 from tf_convgan.errors import ConfigError
 from tf_convgan.networks import build
 from tf_convgan.run_dir import layout
@@ -35,7 +35,8 @@ def _subtree_variable_count(path, root_child):
     graph (key names cannot be used: each variable is stored once, under its shortest path, which
     may run through an optimizer)."""
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
-    graph.ParseFromString(tf.train.load_checkpoint(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    graph.ParseFromString(
+        checkpoints.load_reader(path).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     start = [c.node_id for c in graph.nodes[0].children if c.local_name == root_child]
     seen, stack = set(), list(start)
     while stack:
@@ -94,7 +95,7 @@ class SavedModelGenerator:
     `num_classes`."""
 
     def __init__(self, path, num_classes=None):
-        if not os.path.isdir(path):
+        if not files.isdir(path):
             raise FileNotFoundError(f"SavedModel directory {path!r} does not exist")
         self.path = path
         self.module = tf.saved_model.load(path)

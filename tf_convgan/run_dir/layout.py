@@ -15,9 +15,9 @@
 """
 import os
 import re
-import stat
 
 from tf_convgan.errors import ConfigError
+from tf_convgan.run_dir import files
 
 OPERATIVE_CONFIG = "operative_config.gin"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -61,12 +61,16 @@ def sample_grid_paths(model_dir, step):
 
 def is_run_directory(path):
     """Whether `path` looks like a training run's directory."""
-    return (os.path.isfile(operative_config_path(path))
-            or os.path.isdir(checkpoint_dir(path)))
+    return (files.isfile(operative_config_path(path))
+            or files.isdir(checkpoint_dir(path)))
 
 
 def is_inside(path, directory):
-    """Whether `path` is `directory` or lies below it (symlinks resolved)."""
+    """Whether `path` is `directory` or lies below it (symlinks resolved; URLs compared as
+    names)."""
+    if files.is_url(path) or files.is_url(directory):
+        path, directory = os.fspath(path).rstrip("/"), os.fspath(directory).rstrip("/")
+        return path == directory or path.startswith(directory + "/")
     path, directory = os.path.realpath(path), os.path.realpath(directory)
     return os.path.commonpath([path, directory]) == directory
 
@@ -74,26 +78,26 @@ def is_inside(path, directory):
 def _not_an_export(path):
     """Why the existing `path` may not be replaced by an export, or None when it may: it is an
     empty directory or holds a SavedModel and nothing else (a previous export)."""
-    info = os.lstat(path)
-    if stat.S_ISLNK(info.st_mode):
+    what = files.kind(path)
+    if what == "link":
         return "it is a symbolic link"
-    if not stat.S_ISDIR(info.st_mode):
+    if what != "dir":
         return "it is a file"
-    entries = sorted(os.listdir(path))
+    entries = sorted(files.listdir(path))
     if not entries:
         return None
     others = []
     for name in entries:
         full = os.path.join(path, name)
-        mode = os.lstat(full).st_mode
-        if name in _EXPORT_FILES and stat.S_ISREG(mode):
+        what = files.kind(full)
+        if name in _EXPORT_FILES and what == "file":
             continue
-        if name == "variables" and stat.S_ISDIR(mode) and all(
-                _EXPORT_VARIABLES.match(v) and stat.S_ISREG(os.lstat(os.path.join(full, v)).st_mode)
-                for v in os.listdir(full)):
+        if name == "variables" and what == "dir" and all(
+                _EXPORT_VARIABLES.match(v) and files.kind(os.path.join(full, v)) == "file"
+                for v in files.listdir(full)):
             continue
-        if name == "assets" and stat.S_ISDIR(mode) and all(
-                stat.S_ISREG(os.lstat(os.path.join(full, a)).st_mode) for a in os.listdir(full)):
+        if name == "assets" and what == "dir" and all(
+                files.kind(os.path.join(full, a)) == "file" for a in files.listdir(full)):
             continue
         others.append(name)
     if others:
@@ -107,7 +111,7 @@ def _not_an_export(path):
 def check_export_dir(path):
     """Raises ConfigError unless an export may be written to `path`: it does not exist, is an
     empty directory, or holds a previous export (a SavedModel and nothing else)."""
-    if not os.path.lexists(path):
+    if not files.lexists(path):
         return
     reason = _not_an_export(path)
     if reason is not None:

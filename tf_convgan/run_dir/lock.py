@@ -4,6 +4,12 @@ The writer holds an exclusive `flock` on `<model_dir>/.tf_convgan.lock` while it
 (training, an export into the directory, an import). The lock belongs to the open file: the
 kernel releases it when the process ends, however it ends (kill -9 included), so a lock is never
 left stuck; a second writer is refused at once with one line.
+
+A URL (gs://, s3://, ram://: run_dir.files.is_url) has no flock, and tf.io.gfile cannot create an
+object only if it does not exist (GCS's ifGenerationMatch=0 is not exposed), so a lock object
+could neither be taken atomically nor be released by a process that was killed. There the writer
+lock is not taken: a second writer is NOT refused (one warning says so), and the user must make
+sure that one process at a time writes such a directory (docs/running.md, "Where files go").
 """
 import contextlib
 import errno
@@ -11,7 +17,10 @@ import fcntl
 import os
 import tempfile
 
+from absl import logging
+
 from tf_convgan.errors import ConfigError
+from tf_convgan.run_dir import files
 from tf_convgan.run_dir.layout import LOCK_FILE
 
 
@@ -22,7 +31,12 @@ class RunDirectoryBusyError(ConfigError):
 def check_writable(model_dir, *, name="model_dir"):
     """Raises ConfigError naming `name` (a flag or parameter) unless `model_dir` is a directory
     this process can write, or can be created. Creates nothing: the check makes and removes an
-    empty probe directory in the nearest existing directory."""
+    empty probe directory in the nearest existing directory. A URL is only checked not to be
+    a file (probing an object store would write to it)."""
+    if files.is_url(model_dir):
+        if files.exists(model_dir) and not files.isdir(model_dir):
+            raise ConfigError(f"{name} {model_dir!r} is a file; give a directory")
+        return
     path = os.path.abspath(model_dir)
     existing = path
     while not os.path.lexists(existing):
@@ -88,7 +102,16 @@ def writer_lock(model_dir, *, name="model_dir"):
 
     Raises RunDirectoryBusyError at once if another process holds it. A directory this call
     created is removed again at the end if nothing but the lock file was written into it, so
-    that a run that fails on bad input leaves nothing behind."""
+    that a run that fails on bad input leaves nothing behind.
+
+    A URL gets no lock (see the module's doc): the directory is created and a warning says that
+    a second writer is not refused."""
+    if files.is_url(model_dir):
+        files.makedirs(model_dir)
+        logging.warning("%s %s is on a filesystem without file locks: a second process writing "
+                        "to it at the same time is not refused", name, model_dir)
+        yield
+        return
     model_dir = os.path.abspath(model_dir)
     created = _makedirs(model_dir)
     lock_path = os.path.join(model_dir, LOCK_FILE)

@@ -22,13 +22,13 @@ is imported (which importing this module does).
 import dataclasses
 import inspect
 import io
-import os
 import tokenize
 
 import gin
 from gin import config_parser
 
 from tf_convgan.errors import ConfigError
+from tf_convgan.run_dir import files
 from tf_convgan.run_dir.layout import operative_config_path
 
 _LIBRARY = "tf_convgan"
@@ -242,12 +242,11 @@ def read_run_config(model_dir):
     """The RunConfig of `model_dir`'s operative_config.gin; RunConfigError if the reader does
     not accept it, FileNotFoundError if there is none."""
     path = operative_config_path(model_dir)
-    if not os.path.isfile(path):
+    if not files.isfile(path):
         raise FileNotFoundError(f"{path} does not exist: not a training directory written by "
                                 f"run.py")
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = files.read_text(path)
     except UnicodeDecodeError:
         raise RunConfigError(f"{path}: not a UTF-8 text file") from None
     return parse_run_config(text, path)

@@ -23,7 +23,6 @@ export into the run directory takes its writer lock (run_dir.lock).
 """
 import contextlib
 import os
-import shutil
 import sys
 
 import tensorflow as tf
@@ -90,7 +89,7 @@ def export_generator(generator, export_dir, *, operative_config=None):
     `export_dir` must not exist, be empty, or hold a previous export (see
     run_dir.check_export_dir; ConfigError otherwise, before anything is written). The SavedModel
     is written into a new directory beside it and moved there complete."""
-    export_dir = os.path.abspath(export_dir)
+    export_dir = run_dir.files.abspath(export_dir)
     run_dir.check_export_dir(export_dir)
     module = _ExportedGenerator(generator)
     tmp_dir = run_dir.temporary_directory(export_dir)
@@ -102,7 +101,7 @@ def export_generator(generator, export_dir, *, operative_config=None):
         run_dir.check_export_dir(export_dir)  # again: it may have changed meanwhile
         run_dir.replace_directory(tmp_dir, export_dir)
     except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        run_dir.files.rmtree(tmp_dir)
         raise
     return export_dir
 
@@ -116,8 +115,8 @@ def export_model_dir(model_dir, *, checkpoint=None, export_dir=None):
         run_dir.check_export_dir(export_dir)  # before the minutes of loading
     with blame("checkpoint" if checkpoint else "model_dir"):
         generator, path = generators.load_generator_ema(model_dir, checkpoint=checkpoint)
-        with open(run_dir.operative_config_path(model_dir), encoding="utf-8") as f:
-            operative_config = f.read()  # what the restricted reader just accepted
+        # what the restricted reader just accepted
+        operative_config = run_dir.read_text(run_dir.operative_config_path(model_dir))
     inside = run_dir.is_inside(export_dir, model_dir)
     with (run_dir.writer_lock(model_dir, name="--model_dir") if inside
           else contextlib.nullcontext()):

@@ -312,7 +312,7 @@ def _start_writing(model_dir, is_chief):
     a no-op writer elsewhere)."""
     if not is_chief:
         return tf.summary.create_noop_writer()
-    os.makedirs(model_dir, exist_ok=True)
+    run_dir.files.makedirs(model_dir)
     run_dir.write_text(run_dir.operative_config_path(model_dir), gin.operative_config_str())
     return tf.summary.create_file_writer(model_dir)
 
