@@ -229,7 +229,8 @@ def test_without_the_state_file_the_newest_checkpoint_file_resumes(trained_run, 
 def test_a_changed_learning_rate_applies_on_resume_and_is_reported(trained_run, tmp_path,
                                                                    capsys):
     run = copy_run(trained_run.model_dir, tmp_path / "run")
-    gan = _resume(run, trained_run.npy, "train.num_steps = 4", "rmsprop.learning_rate = 3e-4")
+    gan = _resume(run, trained_run.npy, "train.num_steps = 4",
+                  "torch_rmsprop.learning_rate = 3e-4")
     for optimizer in (gan.g_optimizer, gan.d_optimizer):
         assert float(np.asarray(optimizer.learning_rate)) == pytest.approx(3e-4, rel=1e-6)
     out = capsys.readouterr().out
