@@ -1,0 +1,335 @@
+"""The spectrum of the game Jacobian (tf_convgan.spectrum): the Dirac-GAN's closed forms through
+the GAN's own objective and the JVP operator, the matrix-free eigenvalues of a small MLP GAN
+against its dense autodiff Jacobian, finite differences, MirroredStrategy, the evaluator hook
+and the command line."""
+import functools
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import two_cpu_strategy
+from tf_convgan import dirac, losses, penalties, spectrum
+from tf_convgan.gan import GAN
+from tf_convgan.networks import build, mlp_discriminator, mlp_generator
+
+F1 = 0.5  # f'(0) of the minimax loss (tests/test_dirac.py)
+
+
+# --------------------------------------------------------------------------- the Dirac-GAN
+
+class DiracGenerator(keras.Model):
+    """G_theta = delta_theta: every z gives the one point theta (a [1] weight)."""
+
+    def __init__(self, theta=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.z_dim, self.num_classes, self.data_shape = 1, 1, (1,)
+        self.theta = self.add_weight(shape=(1,), initializer=keras.initializers.Constant(theta),
+                                     name="theta")
+
+    def call(self, z, labels=None, training=None):
+        return keras.ops.zeros_like(z[:, :1]) + self.theta
+
+
+class DiracDiscriminator(keras.Model):
+    """D_psi(x) = psi x: logits [B]."""
+
+    def __init__(self, psi=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.data_shape = 1, (1,)
+        self.psi = self.add_weight(shape=(1,), initializer=keras.initializers.Constant(psi),
+                                   name="psi")
+
+    def call(self, x, labels=None, training=None):
+        return self.psi[0] * keras.ops.sum(x, axis=1)
+
+
+def dirac_gan(*, theta=0.0, psi=0.0, loss=None, penalty=None, sigma=None, strategy=None):
+    """The Dirac-GAN as a tf_convgan GAN with float64 weights."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            g, d = build(DiracGenerator(theta)), build(DiracDiscriminator(psi))
+            g_ema = build(DiracGenerator(theta))
+            return GAN(g, d, g_ema, loss=loss or losses.minimax(), penalty=penalty,
+                       instance_noise=None if sigma is None else (lambda step: sigma))
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _dirac_spectrum(gan, batch=8, **kwargs):
+    real = np.zeros([batch, 1], np.float32)  # data delta_0
+    operator = spectrum.game_operator(gan=gan, real=real)
+    return operator, spectrum.spectrum(operator=operator, k=2, **kwargs)
+
+
+def _closed(trace_half, disc):
+    root = np.sqrt(complex(disc))
+    return np.sort_complex(np.array([trace_half + root, trace_half - root]))
+
+
+def _lm(result):
+    return np.sort_complex(result.eigenvalues["LM"])
+
+
+def test_dirac_unregularized_eigenvalues_are_imaginary():
+    operator, result = _dirac_spectrum(dirac_gan())
+    assert result.method == "dense" and operator.n == 2 and result.counts["jvp"] >= 2
+    np.testing.assert_allclose(_lm(result), [-1j * F1, 1j * F1], atol=1e-8)
+    np.testing.assert_allclose(result.max_real, 0.0, atol=1e-8)
+    np.testing.assert_allclose(operator.dense(), [[0.0, F1], [-F1, 0.0]], atol=1e-12)
+    assert np.all(result.residuals["LM"] < 1e-12)
+    # simGD diverges for every h: |1 + h i f'(0)| = sqrt(1 + h^2 f'(0)^2) > 1.
+    _, result = _dirac_spectrum(dirac_gan(), learning_rate=0.1)
+    np.testing.assert_allclose(result.sim_radius, np.sqrt(1 + 0.01 * F1 ** 2), atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["r1", "r2"])
+@pytest.mark.parametrize("gamma", [0.3, 1.0, 3.0])  # 2 f'(0) = 1: complex, double, real roots
+def test_dirac_gradient_penalty_eigenvalues(name, gamma):
+    penalty = functools.partial(getattr(penalties, name), gamma=gamma)
+    _, result = _dirac_spectrum(dirac_gan(penalty=penalty), learning_rate=0.1)
+    expected = _closed(-gamma / 2, gamma ** 2 / 4 - F1 ** 2)
+    np.testing.assert_allclose(_lm(result), expected, atol=1e-8 if gamma != 1.0 else 1e-7)
+    np.testing.assert_allclose(result.max_real, expected.real.max(), atol=1e-7)
+    # The update maps against tf_convgan.dirac's autodiff of its own sim/alt steps.
+    method = dirac.dirac_method(name, gamma=gamma)
+    for mode, radius in (("sim", result.sim_radius), ("alt", result.alt_radius)):
+        expected_radius = dirac.spectral_radius(dirac.update_jacobian(
+            method, learning_rate=0.1, mode=mode))
+        np.testing.assert_allclose(radius, expected_radius, atol=1e-10)
+    assert result.sim_radius < 1.0
+    # Blocks: D's Hessian is gamma (the penalty's curvature), the coupling f'(0).
+    np.testing.assert_allclose(result.d_hessian_eigenvalues, [gamma], atol=1e-10)
+    np.testing.assert_allclose(result.coupling_dg, [F1], atol=1e-10)
+    np.testing.assert_allclose(result.coupling_gd, [F1], atol=1e-10)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 2.0])
+def test_dirac_instance_noise_eigenvalues(sigma):
+    """With the step's own noise draws r_i, f_i (sigma eps) the Jacobian at the equilibrium is
+    [[0, f'(0)], [-f'(0), -s/4]], s = mean(r^2 + f^2): eigenvalues -s/8 +- sqrt(s^2/64 - 1/4)
+    (as s -> 2 sigma^2: the paper's f''(0) sigma^2 +- sqrt(f''(0)^2 sigma^4 - f'(0)^2))."""
+    gan = dirac_gan(sigma=sigma)
+    operator, result = _dirac_spectrum(gan, batch=64)
+    zeros = tf.zeros([64, 1], tf.float32)
+    r = gan._noisy(zeros, spectrum.noise.fold_in(operator.seed_d, 0)).numpy()  # the step's draws
+    f = gan._noisy(zeros, spectrum.noise.fold_in(operator.seed_d, 1)).numpy()
+    s = np.mean(r.astype(np.float64) ** 2 + f.astype(np.float64) ** 2)
+    assert abs(s / (2 * sigma ** 2) - 1) < 0.3
+    np.testing.assert_allclose(_lm(result), _closed(-s / 8, s ** 2 / 64 - F1 ** 2), atol=1e-8)
+    assert result.max_real < 0
+
+
+def test_dirac_away_from_the_equilibrium_matches_dirac_module():
+    """At (theta, psi) = (0.7, -0.4) with R1: J equals tf_convgan.dirac's autodiff Jacobian."""
+    gan = dirac_gan(theta=0.7, psi=-0.4, penalty=functools.partial(penalties.r1, gamma=0.6))
+    operator, result = _dirac_spectrum(gan)
+    want = dirac.jacobian(dirac.dirac_method("r1", gamma=0.6), point=(0.7, -0.4))
+    np.testing.assert_allclose(operator.dense(), want, atol=1e-12)
+    np.testing.assert_allclose(_lm(result), np.sort_complex(np.linalg.eigvals(want)), atol=1e-10)
+
+
+# --------------------------------------------------------------------------- a small MLP GAN
+
+def mlp_gan(*, strategy=None, dtype="float64", loss=None, penalty="r1", seed=3):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype)
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            keras.utils.set_random_seed(seed)
+            make_g = lambda: mlp_generator(z_dim=2, width=6, depth=1)  # noqa: E731
+            g, d = build(make_g()), build(mlp_discriminator(width=6, depth=1))
+            g_ema = build(make_g())
+            return GAN(g, d, g_ema, loss=loss or losses.non_saturating(),
+                       penalty=None if penalty is None else functools.partial(
+                           getattr(penalties, penalty), gamma=1.0))
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _points(batch=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(batch, 2)).astype(np.float32)
+
+
+def _dense_autodiff_jacobian(operator):
+    """J by full reverse-mode autodiff of the field (tape.jacobian of v(x))."""
+    x = tf.constant(operator.x0)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        v = operator._v(operator._split(x), *operator._batch)
+    return tape.jacobian(v, x).numpy()
+
+
+def _match(got, want_all, atol):
+    """Every value of `got` is within atol of some value of `want_all`."""
+    for value in got:
+        assert np.min(np.abs(want_all - value)) < atol, (value, want_all)
+
+
+@pytest.fixture(scope="module")
+def mlp_case():
+    gan = mlp_gan()
+    operator = spectrum.game_operator(gan=gan, real=_points())
+    return gan, operator, _dense_autodiff_jacobian(operator)
+
+
+def test_mlp_matrix_free_eigenvalues_equal_the_dense_jacobians(mlp_case):
+    gan, operator, jac = mlp_case
+    assert operator.n == 2 * 6 + 6 + 6 * 2 + 2 + 2 * 6 + 6 + 6 + 1 == 57
+    np.testing.assert_allclose(operator.dense(), jac, atol=1e-12)
+    result = spectrum.spectrum(operator=operator, k=5, learning_rate=0.5, dense_below=0)
+    assert result.method == "arnoldi"
+    dense_values = np.linalg.eigvals(jac)
+    for which, key in (("LM", np.abs), ("LR", np.real)):
+        got = result.eigenvalues[which]
+        assert len(got) == 5 and np.all(result.residuals[which] < 1e-8)
+        _match(got, dense_values, 1e-6)
+        # ... and they are the k largest by the ordering.
+        np.testing.assert_allclose(np.sort(key(got))[::-1], np.sort(key(dense_values))[::-1][:5],
+                                   atol=1e-6)
+    np.testing.assert_allclose(result.sim_radius,
+                               np.abs(np.linalg.eigvals(np.eye(57) + 0.5 * jac)).max(), atol=1e-6)
+    alt = spectrum._alt_dense(jac, operator.n_g, 0.5, 1)
+    np.testing.assert_allclose(result.alt_radius, np.abs(np.linalg.eigvals(alt)).max(), atol=1e-6)
+    # Blocks against the dense matrix.
+    n_g = operator.n_g
+    hessian = np.linalg.eigvalsh(-jac[n_g:, n_g:])
+    _match(result.d_hessian_eigenvalues, hessian, 1e-6)
+    assert np.isclose(result.d_hessian_eigenvalues.max(), hessian.max(), atol=1e-6)
+    assert np.isclose(result.d_hessian_eigenvalues.min(), hessian.min(), atol=1e-6)
+    np.testing.assert_allclose(result.coupling_dg,
+                               np.linalg.svd(jac[n_g:, :n_g], compute_uv=False)[:5], atol=1e-6)
+    np.testing.assert_allclose(result.coupling_gd,
+                               np.linalg.svd(jac[:n_g, n_g:], compute_uv=False)[:5], atol=1e-6)
+    assert result.counts["vjp"] > 0
+
+
+def test_mlp_jvp_and_vjp_equal_finite_differences_and_the_transpose(mlp_case):
+    gan, operator, jac = mlp_case
+    rng = np.random.default_rng(1)
+    u = rng.normal(size=operator.n)
+    eps = 1e-6
+    central = (operator.field(operator.x0 + eps * u) - operator.field(operator.x0 - eps * u)) / (
+        2 * eps)
+    ju = operator.jvp(u)
+    assert np.abs(ju - central).max() < 1e-6 * np.abs(ju).max()
+    w = rng.normal(size=operator.n)
+    np.testing.assert_allclose(operator.vjp(w), jac.T @ w, atol=1e-12)
+
+
+def test_float32_networks_and_float64_twins():
+    gan = mlp_gan(dtype="float32")
+    op32 = spectrum.game_operator(gan=gan, real=_points())
+    assert op32.dtype == tf.float32
+    g64, d64 = spectrum.float64_networks(
+        generator_fn=lambda: mlp_generator(z_dim=2, width=6, depth=1),
+        discriminator_fn=lambda: mlp_discriminator(width=6, depth=1),
+        generator=gan.generator, discriminator=gan.discriminator)
+    op64 = spectrum.game_operator(gan=gan, real=_points(), generator=g64, discriminator=d64)
+    assert op64.dtype == tf.float64
+    np.testing.assert_array_equal(op64.x0, op32.x0)  # float32 values, exactly
+    r32 = spectrum.spectrum(operator=op32, k=4, which=("LR",), blocks=False, dense_below=0)
+    r64 = spectrum.spectrum(operator=op64, k=4, which=("LR",), blocks=False, dense_below=0)
+    np.testing.assert_allclose(r32.eigenvalues["LR"], r64.eigenvalues["LR"], atol=1e-4)
+    assert r64.residuals["LR"].max() < 1e-9 < r32.residuals["LR"].max()
+
+
+def test_mirrored_strategy_equals_one_device():
+    strategy = two_cpu_strategy()
+    one = spectrum.game_operator(gan=mlp_gan(), real=_points())
+    two = spectrum.game_operator(gan=mlp_gan(strategy=strategy), real=_points(), strategy=strategy)
+    np.testing.assert_array_equal(one.x0, two.x0)
+    u = np.random.default_rng(2).normal(size=one.n)
+    np.testing.assert_allclose(two.field(), one.field(), atol=1e-14)
+    np.testing.assert_allclose(two.jvp(u), one.jvp(u), atol=1e-13)
+    np.testing.assert_allclose(two.vjp(u), one.vjp(u), atol=1e-13)
+    kwargs = dict(k=4, which=("LM", "LR"), learning_rate=0.5, dense_below=0)
+    r1, r2 = spectrum.spectrum(operator=one, **kwargs), spectrum.spectrum(operator=two, **kwargs)
+    for which in ("LM", "LR"):
+        np.testing.assert_allclose(r2.eigenvalues[which], r1.eigenvalues[which], atol=1e-10)
+    np.testing.assert_allclose(r2.sim_radius, r1.sim_radius, atol=1e-10)
+    np.testing.assert_allclose(r2.coupling_dg, r1.coupling_dg, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- outputs and hooks
+
+def test_record_accumulates_history_png_and_tensorboard(tmp_path, mlp_case):
+    gan, operator, _ = mlp_case
+    writer = tf.summary.create_file_writer(str(tmp_path / "tb"))
+    result = spectrum.spectrum(operator=operator, k=3, which=("LR",), blocks=False,
+                               learning_rate=0.1, update_maps=True)
+    for step in (0, 10):
+        result.step = step
+        png = spectrum.record(result, out_dir=str(tmp_path / "out"), writer=writer)
+    history = json.loads((tmp_path / "out" / spectrum.HISTORY_JSON).read_text())
+    assert [e["step"] for e in history] == [0, 10]
+    assert history[0]["max_real"] == pytest.approx(result.max_real)
+    assert os.path.getsize(png) > 5000
+    tags = set()
+    for path in (tmp_path / "tb").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            tags.update(v.tag for v in event.summary.value)
+    assert {"spectrum/max_real", "spectrum/max_abs_imag", "spectrum/sim_radius"} <= tags
+    assert "largest real part" in spectrum.format_table(result)
+
+
+def test_evaluator_finds_the_gan_of_the_ema_generator(tmp_path):
+    gan = mlp_gan()
+    source = spectrum_source()
+    evaluator = spectrum.SpectrumEvaluator(k=2, batch_size=8, out_dir=str(tmp_path))
+    values = evaluator(gan.generator_ema, 0, strategy=None, data=source)
+    assert set(values) == {"spectrum_max_real", "spectrum_max_abs_imag"}
+    assert evaluator.last.n == 57 and (tmp_path / spectrum.PLOT_PNG).exists()
+    with pytest.raises(spectrum.ConfigError, match="no GAN owns"):
+        evaluator(build(mlp_generator(z_dim=2, width=6, depth=1)), 0, data=source)
+
+
+def spectrum_source():
+    from tf_convgan.toy2d import PointSource
+    return PointSource("ring8")
+
+
+def test_bad_arguments():
+    operator = spectrum.game_operator(gan=mlp_gan(), real=_points())
+    with pytest.raises(spectrum.ConfigError, match="which"):
+        spectrum.spectrum(operator=operator, which=("SM",))
+    with pytest.raises(spectrum.ConfigError, match="learning_rate"):
+        spectrum.spectrum(operator=operator, learning_rate=-1.0)
+    with pytest.raises(spectrum.ConfigError, match="does not fit"):
+        spectrum.game_operator(gan=mlp_gan(), real=np.zeros([4, 3], np.float32))
+
+
+# --------------------------------------------------------------------------- the command line
+
+def test_command_line_on_a_run_directory(trained_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    status = spectrum.main(["spectrum", "--model_dir", str(trained_run.model_dir), "--k", "3",
+                            "--which", "LR", "--noblocks", "--batch_size", "4",
+                            "--out_dir", str(out), "--checkpoint", "ckpt-2"])
+    printed = capsys.readouterr()
+    assert status == 0, printed.err
+    assert "largest real part" in printed.out and "step 2:" in printed.out
+    assert (out / spectrum.PLOT_PNG).exists()
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--k", "0"], "--k"), (["--batch_size", "0"], "--batch_size"),
+    (["--which", "SM"], "--which"), (["--checkpoint", "ckpt-99"], "--checkpoint"),
+    (["--learning_rate", "-1"], "--learning_rate")])
+def test_command_line_errors_name_the_flag(trained_run, args, flag, capsys):
+    status = spectrum.main(["spectrum", "--model_dir", str(trained_run.model_dir), *args])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith(f"error: {flag}") and len(err.splitlines()) == 1, err
+
+
+def test_command_line_without_model_dir(capsys, tmp_path):
+    assert spectrum.main(["spectrum"]) == 2
+    assert capsys.readouterr().err.startswith("error: --model_dir")
+    assert spectrum.main(["spectrum", "--model_dir", str(tmp_path / "none")]) == 2
+    assert capsys.readouterr().err.startswith("error: --model_dir")
