@@ -83,6 +83,7 @@ def test_dirac_unregularized_eigenvalues_are_imaginary():
     np.testing.assert_allclose(result.max_real, 0.0, atol=1e-8)
     np.testing.assert_allclose(operator.dense(), [[0.0, F1], [-F1, 0.0]], atol=1e-12)
     assert np.all(result.residuals["LM"] < 1e-12)
+    np.testing.assert_allclose(result.g_fraction["LM"], [0.5, 0.5], atol=1e-12)
     # simGD diverges for every h: |1 + h i f'(0)| = sqrt(1 + h^2 f'(0)^2) > 1.
     _, result = _dirac_spectrum(dirac_gan(), learning_rate=0.1)
     np.testing.assert_allclose(result.sim_radius, np.sqrt(1 + 0.01 * F1 ** 2), atol=1e-12)
@@ -193,6 +194,12 @@ def test_mlp_matrix_free_eigenvalues_equal_the_dense_jacobians(mlp_case):
         # ... and they are the k largest by the ordering.
         np.testing.assert_allclose(np.sort(key(got))[::-1], np.sort(key(dense_values))[::-1][:5],
                                    atol=1e-6)
+        # The eigenvectors' share in G's coordinates, against the dense eigenvectors'.
+        values, vectors = np.linalg.eig(jac)
+        for value, share in zip(got, result.g_fraction[which]):
+            u = vectors[:, np.argmin(np.abs(values - value))]
+            np.testing.assert_allclose(share, np.sum(np.abs(u[:operator.n_g]) ** 2) /
+                                       np.sum(np.abs(u) ** 2), atol=1e-6)
     np.testing.assert_allclose(result.sim_radius,
                                np.abs(np.linalg.eigvals(np.eye(57) + 0.5 * jac)).max(), atol=1e-6)
     alt = spectrum._alt_dense(jac, operator.n_g, 0.5, 1)
@@ -221,6 +228,50 @@ def test_mlp_jvp_and_vjp_equal_finite_differences_and_the_transpose(mlp_case):
     assert np.abs(ju - central).max() < 1e-6 * np.abs(ju).max()
     w = rng.normal(size=operator.n)
     np.testing.assert_allclose(operator.vjp(w), jac.T @ w, atol=1e-12)
+
+
+def _step_gan(make_g, make_d, h, **terms):
+    keras.utils.set_random_seed(5)
+    g, d, g_ema = build(make_g()), build(make_d()), build(make_g())
+    return GAN(g, d, g_ema, loss=losses.non_saturating(), ema_beta=0.0,
+               g_optimizer=keras.optimizers.SGD(learning_rate=h),
+               d_optimizer=keras.optimizers.SGD(learning_rate=h), **terms)
+
+
+def _check_field_is_the_steps_update(gan, real, h, rtol):
+    """One SGD step of GAN.train_step moves psi by h v_psi(theta, psi), then theta by
+    h v_theta(theta, psi') at D's new psi': the field is the step's own objective."""
+    operator = spectrum.game_operator(gan=gan, real=real)
+    x0, n_g = operator.x0, operator.n_g
+    gan.train_step((tf.constant(real[:, None]), tf.zeros([real.shape[0], 1], tf.int32)))
+    x1 = np.concatenate([w.numpy().ravel() for w in
+                         gan.generator.trainable_variables + gan.discriminator.trainable_variables])
+    v0 = operator.field()
+    scale = np.abs(v0).max()
+    assert np.abs((x1 - x0)[n_g:] / h - v0[n_g:]).max() < rtol * scale
+    v_mid = operator.field(np.concatenate([x0[:n_g], x1[n_g:]]))
+    assert np.abs((x1 - x0)[:n_g] / h - v_mid[:n_g]).max() < rtol * scale
+
+
+def test_field_is_the_steps_update_mlp_with_every_term():
+    from tf_convgan import augment, consistency
+    gan = _step_gan(lambda: mlp_generator(z_dim=2, width=6, depth=1),
+                    lambda: mlp_discriminator(width=6, depth=1), 0.1,
+                    penalty=functools.partial(penalties.r1, gamma=2.0),
+                    instance_noise=lambda step: 0.3,
+                    consistency=functools.partial(consistency.bcr, augment=functools.partial(
+                        augment.gaussian_noise, sigma=0.1)),
+                    latent_consistency=consistency.zcr())
+    _check_field_is_the_steps_update(gan, _points(), 0.1, 1e-5)
+
+
+def test_field_is_the_steps_update_resnet_wgan_gp():
+    from helpers import TINY_NETWORKS
+    make_g, make_d = TINY_NETWORKS["resnet"]
+    gan = _step_gan(lambda: make_g(1), lambda: make_d(1), 0.01,
+                    penalty=functools.partial(penalties.wgan_gp, gamma=2.0))
+    real = np.random.default_rng(0).uniform(-1, 1, size=(4, 32, 32, 3)).astype(np.float32)
+    _check_field_is_the_steps_update(gan, real, 0.01, 1e-4)
 
 
 def test_float32_networks_and_float64_twins():
@@ -288,6 +339,23 @@ def test_evaluator_finds_the_gan_of_the_ema_generator(tmp_path):
     assert evaluator.last.n == 57 and (tmp_path / spectrum.PLOT_PNG).exists()
     with pytest.raises(spectrum.ConfigError, match="no GAN owns"):
         evaluator(build(mlp_generator(z_dim=2, width=6, depth=1)), 0, data=source)
+
+
+def test_evaluator_plugs_into_train_with_gin(tmp_path, npy_path):
+    """train.evaluator = @spectrum_evaluator(): no change to train() needed; the scalars go to
+    metrics.csv (and TensorBoard eval/*), the history and the PNG to its out_dir."""
+    from helpers import train_in_process
+    from tf_convgan.evaluation import read_metrics_csv
+    out = tmp_path / "spectrum"
+    train_in_process(tmp_path / "run", npy_path, "train.num_steps = 2", "train.eval_every = 1",
+                     "train.evaluator = @spectrum_evaluator()", "train.export_at_end = False",
+                     "spectrum_evaluator.k = 2", "spectrum_evaluator.batch_size = 4",
+                     "spectrum_evaluator.tol = 1e-3", f"spectrum_evaluator.out_dir = '{out}'")
+    table = read_metrics_csv(str(tmp_path / "run" / "metrics.csv"))
+    assert list(table["step"]) == [1, 2] and np.all(np.isfinite(table["spectrum_max_real"]))
+    history = spectrum.read_history(str(out))
+    assert [e["step"] for e in history] == [1, 2] and (out / spectrum.PLOT_PNG).exists()
+    assert history[1]["max_real"] == pytest.approx(table["spectrum_max_real"][1])
 
 
 def spectrum_source():

@@ -11,5 +11,6 @@ from tf_convgan import dirac, dirac_study, instance_noise, toy2d  # noqa: F401
 from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
 from tf_convgan import gan_stability_config  # noqa: F401  (GAN_stability YAML configs)
 from tf_convgan import config  # noqa: F401  (registers run)
+from tf_convgan import spectrum  # noqa: F401  (registers spectrum_evaluator)
 
 __version__ = "0.1.0"

@@ -38,7 +38,9 @@ written, and the operator is J at the weights of the moment `game_operator` was 
 SciPy's ARPACK (`scipy.sparse.linalg.eigs/eigsh/svds`) runs in float64 on a `LinearOperator` of
 these products:
   eigenvalues of J: k of largest modulus ('LM') and k of largest real part ('LR'), each with its
-    residual ||J u - lambda u|| / |lambda| (unit u; computed by one more product per real part);
+    residual ||J u - lambda u|| / |lambda| (unit u; computed by one more product per real part)
+    and the share of its eigenvector in G's coordinates, ||u_theta||^2 / ||u||^2 (1: a direction
+    of G's parameters alone, 0: of D's);
   simGD: k eigenvalues of I + h J by modulus ('LM' of that operator: the largest |1 + h lambda|
     need not belong to an eigenvalue of J that is largest in modulus or real part), and the
     spectral radius max |1 + h lambda|; altGD likewise on A_alt (d_steps + 1 products per
@@ -74,6 +76,7 @@ writes TensorBoard scalars; `SpectrumEvaluator` (gin `@spectrum_evaluator()`) pl
 `train.evaluator`; `python -m tf_convgan.spectrum --model_dir runs/X` evaluates a run directory.
 """
 import dataclasses
+import functools
 import gc
 import json
 import math
@@ -82,24 +85,21 @@ import sys
 import time
 from typing import Callable, NamedTuple, Optional
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import gin
+import keras
+import numpy as np
+import scipy.sparse.linalg as sla
+import tensorflow as tf
 
-import gin  # noqa: E402
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.sparse.linalg as sla  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tf_convgan import noise  # noqa: E402
-from tf_convgan.errors import ConfigError  # noqa: E402
-
+from tf_convgan import noise
+from tf_convgan.errors import ConfigError
 # The step's purposes of the seed (tf_convgan.gan): the same draws as GAN.train_step.
-from tf_convgan.gan import (_CONSISTENCY, _INSTANCE_NOISE, _PENALTY, _Z_D, _Z_G,  # noqa: E402
-                            _ZCR)
+from tf_convgan.gan import _CONSISTENCY, _INSTANCE_NOISE, _PENALTY, _Z_D, _Z_G, _ZCR
 
 HISTORY_JSON = "spectrum_history.json"
 PLOT_PNG = "spectrum.png"
 WHICH = ("LM", "LR")
+BLOCKS = ("d_hessian", "coupling")
 _FLOAT_DTYPES = ("float32", "float64")
 
 
@@ -217,7 +217,7 @@ class GameOperator:
     `counts` counts the products since creation ({'jvp': ..., 'vjp': ...})."""
 
     def __init__(self, *, generator, discriminator, terms, real, labels, seed_d, seed_g,
-                 strategy, step, jit_compile=False):
+                 strategy, step):
         self.generator, self.discriminator = generator, discriminator
         self.terms, self.step, self.strategy = terms, int(step), strategy
         self.g_vars = list(generator.trainable_variables)
@@ -252,9 +252,9 @@ class GameOperator:
                                   (ctx.replica_id_in_sync_group + 1) * rows],
                              labels[ctx.replica_id_in_sync_group * rows:
                                     (ctx.replica_id_in_sync_group + 1) * rows]))
-        self._field_fn = self._distributed(self._replica_field, jit_compile)
-        self._jvp_fn = self._distributed(self._replica_jvp, jit_compile)
-        self._vjp_fn = self._distributed(self._replica_vjp, jit_compile)
+        self._field_fn = self._distributed(self._replica_field)
+        self._jvp_fn = self._distributed(self._replica_jvp)
+        self._vjp_fn = self._distributed(self._replica_vjp)
 
     # -- replica functions: (real, labels, x, u) -> this replica's share of the product
 
@@ -297,17 +297,18 @@ class GameOperator:
         grads = tape.gradient(inner, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return tf.concat([tf.reshape(_dense(g), [-1]) for g in grads], axis=0)
 
-    def _distributed(self, replica_fn, jit_compile):
+    def _distributed(self, inner):
+        """inner(real, labels, x, u) on every replica's rows, summed over replicas, in one
+        tf.function. (Not XLA: TensorFlow has no forward-mode rule through XLA's ops, e.g.
+        XlaDynamicUpdateSlice, so the JVP cannot be compiled.)"""
         strategy = self.strategy
-        inner = tf.function(replica_fn, jit_compile=True) if jit_compile else replica_fn
         spec = tf.TensorSpec([self.n], self.dtype)
 
-        @tf.function(input_signature=[spec, spec])
+        @tf.function(input_signature=[spec, spec], autograph=False)  # no tensor control flow
         def run(x, u):
             if strategy.num_replicas_in_sync == 1:
                 return inner(*self._batch, x, u)
-            per_replica = strategy.run(lambda real, labels, x, u: inner(real, labels, x, u),
-                                       args=(*self._batch, x, u))
+            per_replica = strategy.run(inner, args=(*self._batch, x, u))
             return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
 
         def call(x, u):
@@ -358,7 +359,7 @@ def _replica_count(strategy):
 
 
 def game_operator(*, gan, real, labels=None, step=None, strategy=None, generator=None,
-                  discriminator=None, jit_compile=False):
+                  discriminator=None):
     """The game operator of `gan` at its current weights, on the global batch `real`
     [B, ...] (or [B, d_steps, ...]: the first D step's slice) with `labels` [B] (default
     zeros), with the random draws of training step `step` (default: the GAN's step).
@@ -383,7 +384,7 @@ def game_operator(*, gan, real, labels=None, step=None, strategy=None, generator
                         discriminator=discriminator or gan.discriminator,
                         terms=game_terms(gan, step=step), real=real.astype(np.float32),
                         labels=labels, seed_d=seed_d, seed_g=seed_g, strategy=strategy,
-                        step=step, jit_compile=jit_compile)
+                        step=step)
 
 
 def float64_networks(*, generator_fn, discriminator_fn, generator, discriminator, strategy=None):
@@ -422,6 +423,7 @@ class SpectrumResult:
     field_norm: float                   # ||v(x0)||: how far from a stationary point
     eigenvalues: dict                   # which -> eigenvalues of J
     residuals: dict                     # which -> ||J u - lambda u|| / |lambda|
+    g_fraction: dict = dataclasses.field(default_factory=dict)  # which -> ||u_theta||^2 / ||u||^2
     learning_rate: Optional[float] = None
     sim_eigenvalues: Optional[np.ndarray] = None   # of I + h J, largest modulus first
     sim_radius: Optional[float] = None             # max |1 + h lambda|
@@ -498,7 +500,7 @@ def _start_vector(n, seed):
     return np.random.default_rng(seed).standard_normal(n)
 
 
-def _eigs(matvec, n, *, k, which, tol, maxiter, seed, dense=None):
+def _eigs(matvec, n, *, k, which, tol, maxiter, seed, dense=None, ncv=None):
     """(eigenvalues, eigenvectors [n, k], note) of a real n x n operator, sorted by `which`."""
     if dense is not None:
         values, vectors = np.linalg.eig(dense)
@@ -506,7 +508,8 @@ def _eigs(matvec, n, *, k, which, tol, maxiter, seed, dense=None):
     else:
         op = sla.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
         (values, vectors), note = _arpack(sla.eigs, op, k=k, which=which, tol=tol,
-                                          maxiter=maxiter, v0=_start_vector(n, seed))
+                                          maxiter=maxiter, v0=_start_vector(n, seed),
+                                          ncv=None if ncv is None else min(ncv, n - 1))
     values, order = _sort(values, _KEYS[which])
     return values[:k], np.asarray(vectors)[:, order][:, :k], note
 
@@ -531,7 +534,7 @@ def _alt_dense(jac, n_g, h, d_steps):
 
 
 def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, update_maps=True,
-             blocks=True, tol=None, maxiter=None, dense_below=64, seed=0):
+             blocks=True, tol=None, maxiter=None, ncv=None, dense_below=64, seed=0):
     """The leading eigenvalues of the game Jacobian J = dv/dx (see the module docstring).
 
     Args:
@@ -540,10 +543,13 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
       which: ARPACK's orderings of J to compute: 'LM' (largest modulus), 'LR' (largest real part).
       learning_rate: h; with `update_maps` the k largest-modulus eigenvalues of the simGD map
         I + h J and of the altGD map (`d_steps` D steps, then G), and their spectral radii.
-      blocks: the eigenvalues of D's Hessian grad^2_psi L_D (k from both ends, eigsh) and the k
-        largest singular values of the coupling blocks J_DG and J_GD (svds).
+      blocks: True (both), False (neither) or a tuple of 'd_hessian' (the eigenvalues of D's
+        Hessian grad^2_psi L_D, k from both ends, eigsh) and 'coupling' (the k largest singular
+        values of the coupling blocks J_DG and J_GD, svds).
       tol: ARPACK's relative tolerance (default 1e-12 for float64 products, 1e-6 for float32).
-      maxiter: ARPACK's restarts (default max(100, n)).
+      maxiter: ARPACK's restarts (default max(100, n)); ncv: its Krylov dimension (default
+        max(2k + 1, 20)). Each restart costs about ncv - k products; eigenvalues that did not
+        converge within maxiter are left out (a note says how many converged).
       dense_below: up to this n, J is assembled from the n products J e_i and decomposed
         densely (ARPACK needs k < n - 1); every number still comes from the JVP operator.
       seed: ARPACK's start vector (results are reproducible for a given seed).
@@ -570,12 +576,14 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
     h = None if learning_rate is None else float(learning_rate)
     kk = min(k, n)
 
-    eigenvalues, residuals = {}, {}
+    eigenvalues, residuals, g_fraction = {}, {}, {}
     for name in which:
         values, vectors, note = _eigs(operator.jvp, n, k=kk, which=name, tol=tol,
-                                      maxiter=maxiter, seed=seed, dense=jac)
+                                      maxiter=maxiter, seed=seed, dense=jac, ncv=ncv)
         eigenvalues[name] = values
         residuals[name] = _residuals(operator, values, vectors)
+        weights = np.abs(vectors) ** 2
+        g_fraction[name] = weights[:n_g].sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-300)
         if note:
             notes.append(note)
 
@@ -583,7 +591,7 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
         step=operator.step, n=n, n_g=n_g, n_d=n_d, dtype=operator.dtype.name,
         method="dense" if use_dense else "arnoldi",
         field_norm=float(np.linalg.norm(operator.field())), eigenvalues=eigenvalues,
-        residuals=residuals, learning_rate=h, d_steps=d_steps)
+        residuals=residuals, g_fraction=g_fraction, learning_rate=h, d_steps=d_steps)
 
     if h is not None and update_maps:
         def sim(u):
@@ -598,15 +606,20 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
                 ("sim", sim, None if jac is None else np.eye(n) + h * jac),
                 ("alt", alt, None if jac is None else _alt_dense(jac, n_g, h, d_steps))):
             values, _, note = _eigs(matvec, n, k=kk, which="LM", tol=tol, maxiter=maxiter,
-                                    seed=seed, dense=dense)
+                                    seed=seed, dense=dense, ncv=ncv)
             setattr(result, f"{attr}_eigenvalues", values)
-            setattr(result, f"{attr}_radius", float(np.abs(values).max()))
+            setattr(result, f"{attr}_radius",
+                    float(np.abs(values).max()) if len(values) else float("nan"))
             if note:
                 notes.append(note)
 
+    blocks = BLOCKS if blocks is True else () if not blocks else tuple(blocks)
+    for name in blocks:
+        if name not in BLOCKS:
+            raise ConfigError(f"blocks must name blocks among {BLOCKS}, got {name!r}")
     if blocks:
         _block_spectra(result, operator, jac, k=k, tol=tol, maxiter=maxiter, seed=seed,
-                       notes=notes)
+                       notes=notes, blocks=blocks)
     result.counts = {key: operator.counts[key] - counts_before.get(key, 0)
                      for key in operator.counts}
     result.seconds = time.time() - start
@@ -614,52 +627,64 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
     return result
 
 
-def _block_spectra(result, operator, jac, *, k, tol, maxiter, seed, notes):
-    n, n_g, n_d = operator.n, operator.n_g, operator.n_d
-    g, d = slice(0, n_g), slice(n_g, n)
+def _both_ends(values, k):
+    """k of the sorted `values` from both ends (all when there are at most k), descending."""
+    values = np.sort(np.asarray(values, np.float64))
+    if len(values) > k:
+        values = np.concatenate([values[:k // 2], values[len(values) - (k + 1) // 2:]])
+    return values[::-1]
 
-    def pad_g(u):
-        return np.concatenate([u, np.zeros(n_d)])
 
-    def pad_d(u):
-        return np.concatenate([np.zeros(n_g), u])
-
-    # D's Hessian grad^2_psi L_D = -J_DD (symmetric).
+def _d_hessian(operator, jac, *, k, tol, maxiter, seed, notes):
+    """Eigenvalues of D's Hessian grad^2_psi L_D = -J_DD (symmetric), k from both ends."""
+    n_g, n_d = operator.n_g, operator.n_d
     if jac is not None or k >= n_d:
-        block = -(jac if jac is not None else operator.dense())[d, d]
-        values = np.linalg.eigvalsh(0.5 * (block + block.T))
-        values = np.concatenate([values[::-1][:(k + 1) // 2], values[:k // 2]])
-    else:
-        op = sla.LinearOperator((n_d, n_d), matvec=lambda u: -operator.jvp(pad_d(u))[d],
-                                dtype=np.float64)
-        found, note = _arpack(sla.eigsh, op, k=k, which="BE", tol=tol, maxiter=maxiter,
-                              v0=_start_vector(n_d, seed), return_eigenvectors=False)
-        values = np.sort(np.asarray(found if note is None else found[0]))[::-1]
-        if note:
-            notes.append(note)
-    result.d_hessian_eigenvalues = np.unique(values)[::-1]
+        block = -(jac if jac is not None else operator.dense())[n_g:, n_g:]
+        return _both_ends(np.linalg.eigvalsh(0.5 * (block + block.T)), k)
+    op = sla.LinearOperator(
+        (n_d, n_d), dtype=np.float64,
+        matvec=lambda u: -operator.jvp(np.concatenate([np.zeros(n_g), np.ravel(u)]))[n_g:])
+    found, note = _arpack(sla.eigsh, op, k=k, which="BE", tol=tol, maxiter=maxiter,
+                          v0=_start_vector(n_d, seed), return_eigenvectors=False)
+    if note:
+        notes.append(note)
+    return _both_ends(found if note is None else found[0], k)
 
-    # Coupling blocks: J_DG (rows psi, columns theta) and J_GD.
-    for attr, rows, cols, pad_in, pad_out in (("coupling_dg", d, g, pad_g, pad_d),
-                                              ("coupling_gd", g, d, pad_d, pad_g)):
-        shape = (rows.stop - rows.start, cols.stop - cols.start)
-        if jac is not None or k >= min(shape):
-            block = (jac if jac is not None else operator.dense())[rows, cols]
-            values = np.linalg.svd(block, compute_uv=False)[:k]
-        else:
-            op = sla.LinearOperator(
-                shape, matvec=lambda u, r=rows, p=pad_in: operator.jvp(p(np.ravel(u)))[r],
-                rmatvec=lambda w, c=cols, p=pad_out: operator.vjp(p(np.ravel(w)))[c],
-                dtype=np.float64)
-            try:
-                values = sla.svds(op, k=k, tol=tol, maxiter=maxiter, solver="arpack",
-                                  v0=_start_vector(min(shape), seed),
-                                  return_singular_vectors=False)
-            except sla.ArpackNoConvergence as e:
-                notes.append(f"svds {attr}: {e}")
-                values = np.zeros(0)
-            values = np.sort(values)[::-1]
-        setattr(result, attr, np.asarray(values, np.float64))
+
+def _coupling(operator, jac, *, rows_are_d, k, tol, maxiter, seed, notes):
+    """The k largest singular values of J_DG (rows_are_d: rows psi, columns theta) or J_GD;
+    matrix-free by svds with J u (matvec) and J^T w (rmatvec) on zero-padded vectors."""
+    n, n_g = operator.n, operator.n_g
+    g, d = slice(0, n_g), slice(n_g, n)
+    rows, cols = (d, g) if rows_are_d else (g, d)
+    shape = (rows.stop - rows.start, cols.stop - cols.start)
+    if jac is not None or k >= min(shape):
+        block = (jac if jac is not None else operator.dense())[rows, cols]
+        return np.linalg.svd(block, compute_uv=False)[:k]
+
+    def padded(u, where):
+        x = np.zeros(n)
+        x[where] = np.ravel(u)
+        return x
+
+    op = sla.LinearOperator(shape, dtype=np.float64,
+                            matvec=lambda u: operator.jvp(padded(u, cols))[rows],
+                            rmatvec=lambda w: operator.vjp(padded(w, rows))[cols])
+    try:
+        values = sla.svds(op, k=k, tol=tol, maxiter=maxiter, solver="arpack",
+                          v0=_start_vector(min(shape), seed), return_singular_vectors=False)
+    except sla.ArpackNoConvergence as e:
+        notes.append(f"svds {'J_DG' if rows_are_d else 'J_GD'}: {e}")
+        values = np.zeros(0)
+    return np.sort(np.asarray(values, np.float64))[::-1]
+
+
+def _block_spectra(result, operator, jac, *, blocks, **kwargs):
+    if "d_hessian" in blocks:
+        result.d_hessian_eigenvalues = _d_hessian(operator, jac, **kwargs)
+    if "coupling" in blocks:
+        result.coupling_dg = _coupling(operator, jac, rows_are_d=True, **kwargs)
+        result.coupling_gd = _coupling(operator, jac, rows_are_d=False, **kwargs)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -671,10 +696,12 @@ def format_table(result):
     for name, values in result.eigenvalues.items():
         order = "largest modulus" if name == "LM" else "largest real part"
         lines.append(f"eigenvalues of J, {name} ({order}):")
-        lines.append(f"  {'#':>3} {'real':>13} {'imag':>13} {'|lambda|':>11} {'residual':>10}")
-        for i, (value, res) in enumerate(zip(values, result.residuals[name])):
+        lines.append(f"  {'#':>3} {'real':>13} {'imag':>13} {'|lambda|':>11} {'residual':>10} "
+                     f"{'G share':>8}")
+        shares = result.g_fraction.get(name, np.full(len(values), np.nan))
+        for i, (value, res, share) in enumerate(zip(values, result.residuals[name], shares)):
             lines.append(f"  {i:>3} {value.real:>13.6g} {value.imag:>13.6g} {abs(value):>11.5g} "
-                         f"{res:>10.2g}")
+                         f"{res:>10.2g} {share:>8.3f}")
     scalars = result.scalars()
     lines.append(f"largest real part {scalars['max_real']:.6g}, largest |imag| "
                  f"{scalars['max_abs_imag']:.6g}")
@@ -685,6 +712,7 @@ def format_table(result):
     if result.d_hessian_eigenvalues is not None:
         lines.append("D's Hessian grad^2_psi L_D (both ends): " +
                      ", ".join(f"{v:.5g}" for v in result.d_hessian_eigenvalues))
+    if result.coupling_dg is not None:
         lines.append("singular values of J_DG: " + ", ".join(f"{v:.5g}" for v in
                                                            result.coupling_dg))
         lines.append("singular values of J_GD: " + ", ".join(f"{v:.5g}" for v in
@@ -908,8 +936,7 @@ def load_run(model_dir, *, checkpoint=None, float64=False, data_dir=None):
                                  f"{_PENALTIES}")
         function = getattr(penalties, name)
         kwargs = _bound(config, name, function)
-        penalty = lambda d_fn, real, fake, seed=None, f=function, kw=kwargs: f(  # noqa: E731
-            d_fn, real, fake, seed=seed, **kw)
+        penalty = functools.partial(function, **kwargs)
     for term in _NOT_REBUILT:
         if _reference(config, f"GAN.{term}") is not None:
             notes.append(f"GAN.{term} is not rebuilt from a run directory: the spectrum is of "
