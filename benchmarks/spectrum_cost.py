@@ -1,16 +1,17 @@
 """Cost of one spectrum evaluation (tf_convgan.spectrum) relative to a training step.
 
-    python benchmarks/spectrum_cost.py [--resolutions 32,64] [--batch_size 64] [--repeats 5]
+    python benchmarks/spectrum_cost.py [--resolutions 32,64] [--batch_size 64] [--repeats 7]
                                        [--k 6] [--which LR] [--maxiter 20] [--xla off,on]
 
 The narrow GAN_stability ResNet of gin_configs/quickstart.gin (nf 16, nf_max 128, z 64, Keras
 init), non-saturating loss with R1 (gamma 10), Adam, synthetic data in [-1, 1]. Per resolution:
 the median seconds of one training step (GAN.train_step in a tf.function: D step with R1, G step,
 EMA), of one field evaluation v, one JVP (J u, forward-over-reverse) and one VJP (J^T w,
-reverse-over-reverse), each also as a multiple of the step; then one spectrum evaluation
-(k eigenvalues of J by `which`, with residuals) at the initial weights: the JVPs it used, JVPs
-per eigenvalue, and its time in training steps. Every configuration is compiled (one call)
-before it is timed.
+reverse-over-reverse), timed in interleaved rounds (one call of each per round, so that all share
+the machine's load), and the median over rounds of each one's ratio to the step's time in the
+same round; then one spectrum evaluation (k eigenvalues of J by `which`, with residuals) at the
+initial weights: the JVPs it used, JVPs per eigenvalue, and its time in training steps. Every
+function is compiled (one call) before it is timed.
 """
 import argparse
 import os
@@ -42,14 +43,22 @@ def make_gan(resolution):
                g_optimizer=adam(), d_optimizer=adam())
 
 
-def timed(fn, repeats):
-    fn()  # compile
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+def interleaved(fns, rounds):
+    """Median seconds of each function and median ratio of each to the first: every function
+    is compiled (one call) first, then `rounds` rounds call each once in turn, so that all of
+    them share the machine's load (the ratios are per round)."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    first = next(iter(fns))
+    return ({name: statistics.median(t) for name, t in times.items()},
+            {name: statistics.median(a / b for a, b in zip(t, times[first]))
+             for name, t in times.items()})
 
 
 def measure(resolution, args, xla):
@@ -59,16 +68,15 @@ def measure(resolution, args, xla):
         np.float32)
     labels = np.zeros((args.batch_size, 1), np.int32)
     operator = spectrum.game_operator(gan=gan, real=real, labels=labels)
-    step_fn = tf.function(gan.train_step, jit_compile=xla)  # the JVP is never XLA
+    step_fn = tf.function(gan.train_step, jit_compile=xla)  # the products are never XLA
     batch = (tf.constant(real), tf.constant(labels))
-    t_step = timed(lambda: [t.numpy() for t in step_fn(batch).values()], args.repeats)
     u = rng.normal(size=operator.n)
-    t_field = timed(lambda: operator.field(), args.repeats)
-    t_jvp = timed(lambda: operator.jvp(u), args.repeats)
-    t_vjp = timed(lambda: operator.vjp(u), args.repeats)
+    seconds, ratios = interleaved({
+        "step": lambda: [t.numpy() for t in step_fn(batch).values()],
+        "field": lambda: operator.field(), "jvp": lambda: operator.jvp(u),
+        "vjp": lambda: operator.vjp(u)}, args.repeats)
     row = {"resolution": resolution, "xla": xla, "n": operator.n, "n_g": operator.n_g,
-           "n_d": operator.n_d, "step_s": t_step, "field_s": t_field, "jvp_s": t_jvp,
-           "vjp_s": t_vjp}
+           "n_d": operator.n_d, "seconds": seconds, "ratios": ratios}
     if args.k:
         result = spectrum.spectrum(operator=operator, k=args.k, which=tuple(args.which),
                                    blocks=False, maxiter=args.maxiter, tol=args.tol)
@@ -84,7 +92,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resolutions", default="32")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of interleaved timing")
     parser.add_argument("--k", type=int, default=6, help="0: no spectrum evaluation")
     parser.add_argument("--which", default="LR", type=lambda s: s.split(","))
     parser.add_argument("--maxiter", type=int, default=None)
@@ -94,17 +102,16 @@ def main():
     for resolution in [int(r) for r in args.resolutions.split(",")]:
         for xla in [x == "on" for x in args.xla.split(",")]:
             row = measure(resolution, args, xla)
-            step = row["step_s"]
+            t, r = row["seconds"], row["ratios"]
             print(f"{resolution}px xla={'on' if xla else 'off'} n={row['n']} "
                   f"(G {row['n_g']}, D {row['n_d']}) batch {args.batch_size}: "
-                  f"step {step:.3f} s | field {row['field_s']:.3f} s "
-                  f"({row['field_s'] / step:.2f} steps) | JVP {row['jvp_s']:.3f} s "
-                  f"({row['jvp_s'] / step:.2f} steps) | VJP {row['vjp_s']:.3f} s "
-                  f"({row['vjp_s'] / step:.2f} steps)", flush=True)
+                  f"step {t['step']:.3f} s | field {t['field']:.3f} s ({r['field']:.2f} steps) | "
+                  f"JVP {t['jvp']:.3f} s ({r['jvp']:.2f} steps) | VJP {t['vjp']:.3f} s "
+                  f"({r['vjp']:.2f} steps)", flush=True)
             if "jvps" in row:
                 print(f"  spectrum k={args.k} {','.join(args.which)}: {row['jvps']} JVPs "
                       f"({row['jvps_per_eigenvalue']:.1f} per eigenvalue), "
-                      f"{row['spectrum_s']:.1f} s = {row['spectrum_s'] / step:.0f} steps; "
+                      f"{row['spectrum_s']:.1f} s = {row['spectrum_s'] / t['step']:.0f} steps; "
                       f"max Re {row['max_real']:.4g}, max residual {row['max_residual']:.2g}"
                       + (f"; {row['notes']}" if row["notes"] else ""), flush=True)
 

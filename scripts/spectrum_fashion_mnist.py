@@ -14,7 +14,7 @@ runs), with the draws of the checkpoint's step. Float32 products, ARPACK toleran
 With `--final 1` the last checkpoint is evaluated once more with the share of every eigenvector
 in G's coordinates and the k extreme eigenvalues of D's Hessian (eigsh, both ends) into
 OUT_DIR/<method>/spectrum_final/. Writes OUT_DIR/<method>/spectrum/ (history and PNG per run) and
-OUT_DIR/spectrum_table.md; a rerun resumes training and skips evaluations already in the
+OUT_DIR/spectrum_table.md and OUT_DIR/spectrum_fashion_mnist.png (both runs); a rerun resumes training and skips evaluations already in the
 histories.
 """
 import argparse
@@ -62,6 +62,25 @@ def _evaluate(model_dir, step, args, *, subdir="spectrum", blocks=False):
     spectrum.record(result, out_dir=out_dir)
     print(spectrum.format_table(result), flush=True)
     return result.to_json()
+
+
+def plot_runs(out_dir, methods, path):
+    """Both runs' LR eigenvalues side by side (shared axes, colour = step)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    histories = [spectrum.read_history(os.path.join(out_dir, m, "spectrum")) for m in methods]
+    steps = [e["step"] for h in histories for e in h]
+    norm = matplotlib.colors.Normalize(vmin=min(steps), vmax=max(steps))
+    cmap = matplotlib.colormaps["viridis"]
+    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods) + 1, 3.6), dpi=100,
+                             sharex=True, sharey=True)
+    for ax, method, history in zip(np.atleast_1d(axes), methods, histories):
+        spectrum.draw_history(ax, history, norm=norm, cmap=cmap,
+                              title=f"{method}: largest Re lambda")
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="step")
+    fig.savefig(path, format="png", bbox_inches="tight")
+    plt.close(fig)
 
 
 def main():
@@ -121,6 +140,8 @@ def main():
     table = "\n".join(lines) + "\n"
     with open(os.path.join(args.out_dir, "spectrum_table.md"), "w", encoding="utf-8") as f:
         f.write(table)
+    plot_runs(args.out_dir, args.methods.split(","),
+              os.path.join(args.out_dir, "spectrum_fashion_mnist.png"))
     print(table)
 
 

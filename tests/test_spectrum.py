@@ -163,7 +163,8 @@ def _dense_autodiff_jacobian(operator):
     x = tf.constant(operator.x0)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        v = operator._v(operator._split(x), *operator._batch)
+        v = operator._v(operator._split(x), *operator._batch, operator.seed_d, operator.seed_g,
+                        tf.constant(operator.terms.sigma, tf.float32))
     return tape.jacobian(v, x).numpy()
 
 
@@ -337,20 +338,43 @@ def test_evaluator_finds_the_gan_of_the_ema_generator(tmp_path):
     values = evaluator(gan.generator_ema, 0, strategy=None, data=source)
     assert set(values) == {"spectrum_max_real", "spectrum_max_abs_imag"}
     assert evaluator.last.n == 57 and (tmp_path / spectrum.PLOT_PNG).exists()
+    # A later evaluation (other weights, other step) reuses the traced functions and equals a
+    # fresh operator's result.
+    first = evaluator._operator
+    gan.step_counter.assign(7)
+    gan.discriminator.trainable_variables[0].assign_add(
+        0.1 * tf.ones_like(gan.discriminator.trainable_variables[0]))
+    evaluator(gan.generator_ema, 7, data=source)
+    assert evaluator._operator._jvp_fn is first._jvp_fn and evaluator._operator.step == 7
+    fresh = spectrum.game_operator(gan=gan, real=evaluator._batch[0])
+    np.testing.assert_array_equal(evaluator._operator.x0, fresh.x0)
+    u = np.random.default_rng(0).normal(size=fresh.n)
+    np.testing.assert_allclose(evaluator._operator.jvp(u), fresh.jvp(u), atol=1e-13)
+    assert [e["step"] for e in spectrum.read_history(str(tmp_path))] == [0, 7]
     with pytest.raises(spectrum.ConfigError, match="no GAN owns"):
         evaluator(build(mlp_generator(z_dim=2, width=6, depth=1)), 0, data=source)
 
 
-def test_evaluator_plugs_into_train_with_gin(tmp_path, npy_path):
+def test_evaluator_plugs_into_train_with_gin(tmp_path):
     """train.evaluator = @spectrum_evaluator(): no change to train() needed; the scalars go to
-    metrics.csv (and TensorBoard eval/*), the history and the PNG to its out_dir."""
-    from helpers import train_in_process
+    metrics.csv (and TensorBoard eval/*), the history and the PNG to its out_dir. (The 2D ring
+    with R1: train() as run.py runs it, on small MLPs.)"""
+    import gin
+    from tf_convgan import config
     from tf_convgan.evaluation import read_metrics_csv
+    from tf_convgan.train import train
     out = tmp_path / "spectrum"
-    train_in_process(tmp_path / "run", npy_path, "train.num_steps = 2", "train.eval_every = 1",
-                     "train.evaluator = @spectrum_evaluator()", "train.export_at_end = False",
-                     "spectrum_evaluator.k = 2", "spectrum_evaluator.batch_size = 4",
-                     "spectrum_evaluator.tol = 1e-3", f"spectrum_evaluator.out_dir = '{out}'")
+    gin.clear_config()
+    config.parse(["toy2d/ring8_r1.gin"], [
+        "train.num_steps = 2", "train.eval_every = 1", "train.batch_size = 8",
+        "mlp_generator.width = 8", "mlp_generator.depth = 1", "mlp_discriminator.width = 8",
+        "mlp_discriminator.depth = 1", "train.evaluator = @spectrum_evaluator()",
+        "spectrum_evaluator.k = 2", "spectrum_evaluator.batch_size = 8",
+        f"spectrum_evaluator.out_dir = '{out}'"])
+    try:
+        train(model_dir=str(tmp_path / "run"))
+    finally:
+        gin.clear_config()
     table = read_metrics_csv(str(tmp_path / "run" / "metrics.csv"))
     assert list(table["step"]) == [1, 2] and np.all(np.isfinite(table["spectrum_max_real"]))
     history = spectrum.read_history(str(out))
@@ -379,7 +403,7 @@ def test_command_line_on_a_run_directory(trained_run, tmp_path, capsys):
     out = tmp_path / "out"
     status = spectrum.main(["spectrum", "--model_dir", str(trained_run.model_dir), "--k", "3",
                             "--which", "LR", "--noblocks", "--batch_size", "4",
-                            "--out_dir", str(out), "--checkpoint", "ckpt-2"])
+                            "--out_dir", str(out), "--checkpoint", "ckpt-2", "--tol", "1e-3"])
     printed = capsys.readouterr()
     assert status == 0, printed.err
     assert "largest real part" in printed.out and "step 2:" in printed.out

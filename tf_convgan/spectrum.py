@@ -75,6 +75,7 @@ re-plots every evaluation's eigenvalues in the complex plane (colour = step) int
 writes TensorBoard scalars; `SpectrumEvaluator` (gin `@spectrum_evaluator()`) plugs into
 `train.evaluator`; `python -m tf_convgan.spectrum --model_dir runs/X` evaluates a run directory.
 """
+import copy
 import dataclasses
 import functools
 import gc
@@ -112,6 +113,7 @@ class GameTerms(NamedTuple):
     consistency: Optional[Callable] = None        # term(d_fn, real, fake, seed=) -> [B]
     latent_consistency: Optional[object] = None   # consistency.LatentConsistency
     sigma: float = 0.0                            # instance-noise std at this step
+    noisy: bool = False                           # instance noise configured (sigma may be 0)
     noise_source: Optional[object] = None         # GAN.noise_source (None: Philox)
     conditional: bool = False
     notes: tuple = ()
@@ -133,6 +135,7 @@ def game_terms(gan, *, step=None):
     sigma = 0.0 if gan.instance_noise is None else float(gan.instance_noise(step))
     return GameTerms(loss=gan.loss, penalty=gan.penalty, consistency=gan.consistency,
                      latent_consistency=gan.latent_consistency, sigma=sigma,
+                     noisy=gan.instance_noise is not None,
                      noise_source=gan.noise_source, conditional=gan.conditional,
                      notes=tuple(notes))
 
@@ -144,10 +147,10 @@ def step_seeds(*, seed, step, d_steps=1):
     return noise.fold_in(step_seed, 0), noise.fold_in(step_seed, int(d_steps))
 
 
-def _noisy(images, seed, sigma):
+def _noisy(images, seed, sigma, noisy):
     """images + sigma * eps with the step's eps (drawn in float32, as the step draws it for its
-    float32 data, then cast): GAN._noisy."""
-    if sigma == 0.0:
+    float32 data, then cast) when instance noise is configured: GAN._noisy."""
+    if not noisy:
         return images
     eps = noise.normal(images.shape.as_list(), noise.fold_in(seed, _INSTANCE_NOISE), tf.float32)
     return images + tf.cast(sigma * eps, images.dtype)
@@ -157,12 +160,14 @@ def _average(per_example):
     return tf.nn.compute_average_loss(per_example)
 
 
-def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g):
+def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g, sigma=None):
     """(L_G, L_D) of this replica's rows (means over the global batch, so that summing over
     replicas gives the global objectives), composed as `GAN._discriminator_step` and
     `GAN._generator_step` compose them, except that G's output is not cut from the graph in
     D's objective (the step's stop_gradient only keeps theta out of D's update; the coupling
-    block J_DG = -d grad_psi L_D / d theta flows through it). See the module docstring."""
+    block J_DG = -d grad_psi L_D / d theta flows through it). `sigma` (a float32 scalar, default
+    terms.sigma): the instance-noise std. See the module docstring."""
+    sigma = terms.sigma if sigma is None else sigma
     dtype = discriminator.compute_dtype
     if not terms.conditional:
         labels = tf.zeros_like(labels)
@@ -178,8 +183,8 @@ def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g)
     z = z_of(noise.fold_in(seed_d, _Z_D))
     fake = tf.cast(generator(z, labels, training=True), dtype)
     real = tf.cast(real, dtype)
-    real_n = _noisy(real, noise.fold_in(seed_d, 0), terms.sigma)
-    fake_n = _noisy(fake, noise.fold_in(seed_d, 1), terms.sigma)
+    real_n = _noisy(real, noise.fold_in(seed_d, 0), sigma, terms.noisy)
+    fake_n = _noisy(fake, noise.fold_in(seed_d, 1), sigma, terms.noisy)
     l_d = _average(terms.loss.d_loss(d_fn(real_n), d_fn(fake_n)))
     if terms.penalty is not None:
         l_d += _average(terms.penalty(d_fn, real_n, fake_n, seed=noise.fold_in(seed_d, _PENALTY)))
@@ -194,7 +199,8 @@ def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g)
     # G's objective.
     z = z_of(noise.fold_in(seed_g, _Z_G))
     fake = generator(z, labels, training=True)
-    l_g = _average(terms.loss.g_loss(d_fn(_noisy(tf.cast(fake, dtype), seed_g, terms.sigma))))
+    l_g = _average(terms.loss.g_loss(d_fn(_noisy(tf.cast(fake, dtype), seed_g, sigma,
+                                                 terms.noisy))))
     if terms.latent_consistency is not None:
         z_p = terms.latent_consistency.perturb(z, noise.fold_in(seed_g, _ZCR))
         fake_p = generator(z_p, labels, training=True)
@@ -214,7 +220,9 @@ class GameOperator:
     Methods take and return float64 NumPy vectors of length n (G's numbers first):
       field(x=None) -> v(x) (default x0); jvp(u) -> J u; vjp(w) -> J^T w;
       dense() -> J as an n x n matrix, column i = J e_i (n products).
-    `counts` counts the products since creation ({'jvp': ..., 'vjp': ...})."""
+    `counts` counts the products since creation ({'jvp': ..., 'vjp': ...}). The traced
+    functions take the point, the step's seeds and sigma as inputs: `moved` gives the operator
+    of another point and step on the same batch without tracing again."""
 
     def __init__(self, *, generator, discriminator, terms, real, labels, seed_d, seed_g,
                  strategy, step):
@@ -237,7 +245,7 @@ class GameOperator:
                                   for v in self.g_vars + self.d_vars])
         self.counts = {"jvp": 0, "vjp": 0}
         self.seed_d, self.seed_g = seed_d, seed_g
-        self._x0 = tf.constant(self.x0, self.dtype)
+        self._real_np, self._labels_np = real, labels
         replicas = strategy.num_replicas_in_sync
         if real.shape[0] % replicas:
             raise ConfigError(f"the batch ({real.shape[0]}) must be a multiple of the "
@@ -256,13 +264,34 @@ class GameOperator:
         self._jvp_fn = self._distributed(self._replica_jvp)
         self._vjp_fn = self._distributed(self._replica_vjp)
 
-    # -- replica functions: (real, labels, x, u) -> this replica's share of the product
+    def moved(self, *, step, seed_d, seed_g, terms):
+        """This operator at the networks' current weights and another step's draws (same
+        batch, networks and terms up to sigma): shares the traced functions."""
+        other = copy.copy(self)
+        other.step, other.seed_d, other.seed_g, other.terms = int(step), seed_d, seed_g, terms
+        other.x0 = np.concatenate([np.asarray(v.numpy(), np.float64).ravel()
+                                   for v in self.g_vars + self.d_vars])
+        other.counts = {"jvp": 0, "vjp": 0}
+        return other
+
+    def fits(self, *, generator, discriminator, terms, real, labels, strategy):
+        """Whether `moved` may serve this game (the traced functions fit it)."""
+        same = lambda a, b: a is b  # noqa: E731
+        return (same(generator, self.generator) and same(discriminator, self.discriminator)
+                and same(strategy, self.strategy) and np.array_equal(real, self._real_np)
+                and np.array_equal(labels, self._labels_np)
+                and all(same(getattr(terms, f), getattr(self.terms, f)) for f in (
+                    "loss", "penalty", "consistency", "latent_consistency", "noise_source"))
+                and terms.noisy == self.terms.noisy
+                and terms.conditional == self.terms.conditional)
+
+    # -- replica functions: (real, labels, x, u, seed_d, seed_g, sigma) -> this replica's share
 
     def _split(self, x):
         parts = tf.split(x, self.sizes)
         return [tf.reshape(p, s) for p, s in zip(parts, self.shapes)]
 
-    def _v(self, params, real, labels):
+    def _v(self, params, real, labels, seed_d, seed_g, sigma):
         """The flat field v at `params` (a list of tensors), this replica's share."""
         n_g = len(self.g_vars)
         mapping = list(zip(self.g_vars + self.d_vars, params))
@@ -272,48 +301,55 @@ class GameOperator:
                 with keras.StatelessScope(state_mapping=mapping):
                     l_g, l_d = objectives(terms=self.terms, generator=self.generator,
                                           discriminator=self.discriminator, real=real,
-                                          labels=labels, seed_d=self.seed_d, seed_g=self.seed_g)
+                                          labels=labels, seed_d=seed_d, seed_g=seed_g,
+                                          sigma=sigma)
             zero = tf.UnconnectedGradients.ZERO
             grads = (tape.gradient(l_g, params[:n_g], unconnected_gradients=zero) +
                      tape.gradient(l_d, params[n_g:], unconnected_gradients=zero))
             del tape
         return -tf.concat([tf.reshape(_dense(g), [-1]) for g in grads], axis=0)
 
-    def _replica_field(self, real, labels, x, u):
+    def _replica_field(self, real, labels, x, u, *draws):
         del u
-        return self._v(self._split(x), real, labels)
+        return self._v(self._split(x), real, labels, *draws)
 
-    def _replica_jvp(self, real, labels, x, u):
+    def _replica_jvp(self, real, labels, x, u, *draws):
         params = self._split(x)
         with tf.autodiff.ForwardAccumulator(params, self._split(u)) as acc:
-            v = self._v(params, real, labels)
+            v = self._v(params, real, labels, *draws)
         return acc.jvp(v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
 
-    def _replica_vjp(self, real, labels, x, w):
+    def _replica_vjp(self, real, labels, x, w, *draws):
         params = self._split(x)
         with tf.GradientTape() as tape:
             tape.watch(params)
-            inner = tf.reduce_sum(self._v(params, real, labels) * w)
+            inner = tf.reduce_sum(self._v(params, real, labels, *draws) * w)
         grads = tape.gradient(inner, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         return tf.concat([tf.reshape(_dense(g), [-1]) for g in grads], axis=0)
 
     def _distributed(self, inner):
-        """inner(real, labels, x, u) on every replica's rows, summed over replicas, in one
-        tf.function. (Not XLA: TensorFlow has no forward-mode rule through XLA's ops, e.g.
-        XlaDynamicUpdateSlice, so the JVP cannot be compiled.)"""
+        """inner(real, labels, x, u, seed_d, seed_g, sigma) on every replica's rows, summed
+        over replicas, in one tf.function. (Not XLA: TensorFlow has no forward-mode rule through
+        XLA's ops, e.g. XlaDynamicUpdateSlice, so the JVP cannot be compiled.)"""
         strategy = self.strategy
         spec = tf.TensorSpec([self.n], self.dtype)
+        seed = tf.TensorSpec([2], tf.int64)
+        batch = self._batch
 
-        @tf.function(input_signature=[spec, spec], autograph=False)  # no tensor control flow
-        def run(x, u):
+        @tf.function(input_signature=[spec, spec, seed, seed, tf.TensorSpec([], tf.float32)],
+                     autograph=False)  # no tensor-dependent Python control flow
+        def run(x, u, seed_d, seed_g, sigma):
+            args = (*batch, x, u, seed_d, seed_g, sigma)
             if strategy.num_replicas_in_sync == 1:
-                return inner(*self._batch, x, u)
-            per_replica = strategy.run(inner, args=(*self._batch, x, u))
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+                return inner(*args)
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(inner, args=args),
+                                   axis=None)
 
-        def call(x, u):
+        def call(operator, x, u):
             with strategy.scope():
-                return run(tf.constant(x, self.dtype), tf.constant(u, self.dtype))
+                return run(tf.constant(x, self.dtype), tf.constant(u, self.dtype),
+                           operator.seed_d, operator.seed_g,
+                           tf.constant(operator.terms.sigma, tf.float32))
 
         return call
 
@@ -325,17 +361,17 @@ class GameOperator:
     def field(self, x=None):
         """v(x) (default: at x0)."""
         x = self.x0 if x is None else np.asarray(x, np.float64)
-        return self._out(self._field_fn(x, np.zeros(self.n)))
+        return self._out(self._field_fn(self, x, np.zeros(self.n)))
 
     def jvp(self, u):
         """J u at x0, one forward-over-reverse product."""
         self.counts["jvp"] += 1
-        return self._out(self._jvp_fn(self.x0, np.asarray(u, np.float64)))
+        return self._out(self._jvp_fn(self, self.x0, np.asarray(u, np.float64)))
 
     def vjp(self, w):
         """J^T w at x0, one reverse-over-reverse product."""
         self.counts["vjp"] += 1
-        return self._out(self._vjp_fn(self.x0, np.asarray(w, np.float64)))
+        return self._out(self._vjp_fn(self, self.x0, np.asarray(w, np.float64)))
 
     def cjvp(self, u):
         """J u for a complex u (J is real: two products, one for each part; one when real)."""
@@ -354,19 +390,17 @@ class GameOperator:
         return np.stack(columns, axis=1)
 
 
-def _replica_count(strategy):
-    return (strategy or tf.distribute.get_strategy()).num_replicas_in_sync
-
-
 def game_operator(*, gan, real, labels=None, step=None, strategy=None, generator=None,
-                  discriminator=None):
+                  discriminator=None, like=None):
     """The game operator of `gan` at its current weights, on the global batch `real`
     [B, ...] (or [B, d_steps, ...]: the first D step's slice) with `labels` [B] (default
     zeros), with the random draws of training step `step` (default: the GAN's step).
 
     `generator`, `discriminator`: networks to use in place of the GAN's (e.g. the float64 twins
     of `float64_networks`), with the GAN's loss and terms. `strategy`: where the products run
-    (default: the current strategy); the result is the same for any number of replicas."""
+    (default: the current strategy); the result is the same for any number of replicas.
+    `like`: an earlier operator; when it was made for the same networks, batch, strategy and
+    terms, the new one shares its traced functions (no tracing: the in-training evaluator)."""
     strategy = strategy or tf.distribute.get_strategy()
     step = int(gan.step.numpy()) if step is None else int(step)
     real = np.asarray(real)
@@ -380,9 +414,12 @@ def game_operator(*, gan, real, labels=None, step=None, strategy=None, generator
     labels = (np.zeros(real.shape[0], np.int32) if labels is None else
               np.asarray(labels, np.int32).reshape(real.shape[0], -1)[:, 0])
     seed_d, seed_g = step_seeds(seed=gan.seed, step=step, d_steps=gan.d_steps)
-    return GameOperator(generator=generator or gan.generator,
-                        discriminator=discriminator or gan.discriminator,
-                        terms=game_terms(gan, step=step), real=real.astype(np.float32),
+    generator, discriminator = generator or gan.generator, discriminator or gan.discriminator
+    terms, real = game_terms(gan, step=step), real.astype(np.float32)
+    if like is not None and like.fits(generator=generator, discriminator=discriminator,
+                                      terms=terms, real=real, labels=labels, strategy=strategy):
+        return like.moved(step=step, seed_d=seed_d, seed_g=seed_g, terms=terms)
+    return GameOperator(generator=generator, discriminator=discriminator, terms=terms, real=real,
                         labels=labels, seed_d=seed_d, seed_g=seed_g, strategy=strategy,
                         step=step)
 
@@ -740,6 +777,21 @@ def read_history(out_dir):
         return json.load(f)
 
 
+def draw_history(ax, history, *, norm, cmap, title="Leading eigenvalues of the game Jacobian"):
+    """Scatters every evaluation's eigenvalues of `history` on a matplotlib axis, coloured by
+    step through `norm` and `cmap`."""
+    for entry in history:
+        re = [x for values in entry["eigenvalues"].values() for x in values["re"]]
+        im = [x for values in entry["eigenvalues"].values() for x in values["im"]]
+        ax.scatter(re, im, s=14, color=cmap(norm(entry["step"])), alpha=0.8, lw=0)
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.axhline(0.0, color="0.6", lw=0.5)
+    ax.set_xlabel("Re lambda")
+    ax.set_ylabel("Im lambda")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+
+
 def plot_history(history, path):
     """Eigenvalues of every evaluation in `history` in the complex plane, colour = step."""
     import matplotlib
@@ -752,17 +804,8 @@ def plot_history(history, path):
     steps = [entry["step"] for entry in history]
     norm = matplotlib.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
     cmap = matplotlib.colormaps["viridis"]
-    for entry in history:
-        re = [x for values in entry["eigenvalues"].values() for x in values["re"]]
-        im = [x for values in entry["eigenvalues"].values() for x in values["im"]]
-        ax.scatter(re, im, s=14, color=cmap(norm(entry["step"])), alpha=0.8, lw=0)
-    ax.axvline(0.0, color="k", lw=0.8)
-    ax.axhline(0.0, color="0.6", lw=0.5)
-    ax.set_xlabel("Re lambda")
-    ax.set_ylabel("Im lambda")
-    ax.set_title("Leading eigenvalues of the game Jacobian")
+    draw_history(ax, history, norm=norm, cmap=cmap)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="step")
-    ax.grid(True, alpha=0.3)
     fig.tight_layout()
     with run_dir.atomic_file(path) as f:
         fig.savefig(f, format="png")
@@ -836,6 +879,7 @@ class SpectrumEvaluator:
         self.learning_rate, self.blocks, self.out_dir = learning_rate, blocks, out_dir
         self.seed, self.tol, self.maxiter, self.gan = seed, tol, maxiter, gan
         self._batch = None
+        self._operator = None  # traced once, moved to every evaluation's weights and step
         self.last = None
 
     def __call__(self, generator_ema, step, *, strategy=None, data=None):
@@ -845,7 +889,8 @@ class SpectrumEvaluator:
                 raise ConfigError("spectrum_evaluator needs the training data (data=)")
             self._batch = real_batch(data, batch_size=self.batch_size, seed=self.seed)
         operator = game_operator(gan=gan, real=self._batch[0], labels=self._batch[1],
-                                 strategy=strategy)
+                                 strategy=strategy, like=self._operator)
+        self._operator = operator
         result = spectrum(operator=operator, k=self.k, which=self.which,
                           learning_rate=self.learning_rate, d_steps=gan.d_steps,
                           blocks=self.blocks, tol=self.tol, maxiter=self.maxiter, seed=self.seed)
