@@ -380,6 +380,10 @@ def test_evaluator_plugs_into_train_with_gin(tmp_path):
     history = spectrum.read_history(str(out))
     assert [e["step"] for e in history] == [1, 2] and (out / spectrum.PLOT_PNG).exists()
     assert history[1]["max_real"] == pytest.approx(table["spectrum_max_real"][1])
+    # The run's operative config (with spectrum_evaluator's bindings) reads back as data.
+    gan, path, source, notes = spectrum.load_run(str(tmp_path / "run"))
+    assert path.endswith("ckpt-2") and int(gan.step.numpy()) == 2 and source is None
+    assert gan.penalty.keywords == {"gamma": 1.0}
 
 
 def spectrum_source():
@@ -408,6 +412,35 @@ def test_command_line_on_a_run_directory(trained_run, tmp_path, capsys):
     assert status == 0, printed.err
     assert "largest real part" in printed.out and "step 2:" in printed.out
     assert (out / spectrum.PLOT_PNG).exists()
+
+
+def test_load_run_float64_twins_of_a_run(trained_run):
+    """--float64: the run's networks built under the float64 policy with the checkpoint's
+    (float32) weights; the products agree with the float32 ones to float32 precision."""
+    gan32, path, source, _ = spectrum.load_run(str(trained_run.model_dir), checkpoint="ckpt-3")
+    gan64, _, _, _ = spectrum.load_run(str(trained_run.model_dir), checkpoint="ckpt-3",
+                                       float64=True)
+    assert path.endswith("ckpt-3") and int(gan64.step.numpy()) == 3
+    real, labels = spectrum.real_batch(source, batch_size=4)
+    op32 = spectrum.game_operator(gan=gan32, real=real, labels=labels)
+    op64 = spectrum.game_operator(gan=gan64, real=real, labels=labels)
+    assert op32.dtype == tf.float32 and op64.dtype == tf.float64
+    np.testing.assert_array_equal(op64.x0, op32.x0)
+    u = np.random.default_rng(0).normal(size=op32.n)
+    ju32, ju64 = op32.jvp(u), op64.jvp(u)
+    assert np.abs(ju32 - ju64).max() < 1e-4 * np.abs(ju64).max()
+
+
+def test_python_dash_m_reports_a_bad_flag_in_one_line():
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "tf_convgan.spectrum", "--k", "0",
+                             "--model_dir", "none"], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: --k: must be >= 1, got 0"
+    assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args,flag", [

@@ -57,6 +57,9 @@ Precision. The products run in the networks' dtype; ARPACK in float64. Float32 n
 to ~1e-7 relative, so eigenvalues to about that and ARPACK's tolerance defaults to 1e-6; for
 float64, build the networks under the float64 dtype policy (`float64_networks`: Keras'
 `keras.config.set_dtype_policy('float64')`, weights copied) and the tolerance defaults to 1e-12.
+The image discriminators (ResNets, DCGANs) cast their logits to float32 (for mixed precision), so
+their float64 twins give the loss' derivative in the logits, hence J u, to float32 precision only
+(~1e-7); the MLPs' and the Dirac-GAN's are float64 throughout.
 D's inputs are cast to D's dtype (real data and the random draws are float32 numbers, as in the
 step).
 
@@ -156,8 +159,10 @@ def _noisy(images, seed, sigma, noisy):
     return images + tf.cast(sigma * eps, images.dtype)
 
 
-def _average(per_example):
-    return tf.nn.compute_average_loss(per_example)
+def _average(per_example, dtype):
+    """The mean over the global batch (this replica's share), in the networks' dtype (the image
+    discriminators return float32 logits even from float64 weights)."""
+    return tf.cast(tf.nn.compute_average_loss(per_example), dtype)
 
 
 def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g, sigma=None):
@@ -185,26 +190,27 @@ def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g,
     real = tf.cast(real, dtype)
     real_n = _noisy(real, noise.fold_in(seed_d, 0), sigma, terms.noisy)
     fake_n = _noisy(fake, noise.fold_in(seed_d, 1), sigma, terms.noisy)
-    l_d = _average(terms.loss.d_loss(d_fn(real_n), d_fn(fake_n)))
+    l_d = _average(terms.loss.d_loss(d_fn(real_n), d_fn(fake_n)), dtype)
     if terms.penalty is not None:
-        l_d += _average(terms.penalty(d_fn, real_n, fake_n, seed=noise.fold_in(seed_d, _PENALTY)))
+        l_d += _average(terms.penalty(d_fn, real_n, fake_n, seed=noise.fold_in(seed_d, _PENALTY)),
+                        dtype)
     if terms.consistency is not None:
         l_d += _average(terms.consistency(d_fn, real_n, fake_n,
-                                          seed=noise.fold_in(seed_d, _CONSISTENCY)))
+                                          seed=noise.fold_in(seed_d, _CONSISTENCY)), dtype)
     if terms.latent_consistency is not None:
         z_p = terms.latent_consistency.perturb(z, noise.fold_in(seed_d, _ZCR))
         fake_p = tf.cast(generator(z_p, labels, training=True), dtype)
-        l_d += _average(terms.latent_consistency.d_term(d_fn, fake, fake_p))
+        l_d += _average(terms.latent_consistency.d_term(d_fn, fake, fake_p), dtype)
 
     # G's objective.
     z = z_of(noise.fold_in(seed_g, _Z_G))
     fake = generator(z, labels, training=True)
     l_g = _average(terms.loss.g_loss(d_fn(_noisy(tf.cast(fake, dtype), seed_g, sigma,
-                                                 terms.noisy))))
+                                                 terms.noisy))), dtype)
     if terms.latent_consistency is not None:
         z_p = terms.latent_consistency.perturb(z, noise.fold_in(seed_g, _ZCR))
         fake_p = generator(z_p, labels, training=True)
-        l_g += tf.cast(_average(terms.latent_consistency.g_term(fake, fake_p)), l_g.dtype)
+        l_g += _average(terms.latent_consistency.g_term(fake, fake_p), dtype)
     return l_g, l_d
 
 
@@ -1134,6 +1140,3 @@ def main(argv):
     print(f"wrote {png}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
