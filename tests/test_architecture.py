@@ -25,7 +25,7 @@ LAYERS = [
 # python -m entry points kept under their old names, and the package's own __init__ (which
 # imports everything so that gin knows every configurable): above every layer.
 ENTRY_POINTS = {"tf_convgan", "tf_convgan.evaluate", "tf_convgan.sampling", "tf_convgan.export",
-                "tf_convgan.import_gan_stability", "tf_convgan.sweep"}
+                "tf_convgan.import_gan_stability", "tf_convgan.sweep", "tf_convgan.spectrum"}
 
 
 def _modules():

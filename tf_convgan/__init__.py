@@ -31,5 +31,6 @@ from tf_convgan.studies import toy2d
 from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
 from tf_convgan.gan_stability import config as gan_stability_config  # noqa: F401  (GAN_stability YAML configs)
 from tf_convgan.cli import config  # noqa: F401  (registers run)
+from tf_convgan.studies import spectrum  # noqa: F401  (registers spectrum_evaluator)
 
 __version__ = "0.1.0"

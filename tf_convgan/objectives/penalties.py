@@ -59,6 +59,8 @@ import tensorflow as tf
 from tf_convgan import noise
 from tf_convgan.errors import ConfigError, check_nonnegative
 
+# What the step hands every penalty: not hyperparameters, not gin parameters.
+_NOT_HYPERPARAMETERS = ["real_gradients", "loss_scale"]
 _NORM_EPS = 1e-12  # keeps the gradient of ||g|| finite at g = 0
 
 
@@ -141,7 +143,7 @@ def _real_gradients(d_fn, real, real_gradients, loss_scale):
     return input_gradients(d_fn, real, loss_scale=loss_scale)
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def r1(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=10.0):
     """R1: gamma/2 * ||grad_x D(x)||^2 on real data (Mescheder et al. 2018, eq. 9)."""
     del fake, seed
@@ -149,7 +151,7 @@ def r1(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gam
     return 0.5 * gamma * squared_norm(_real_gradients(d_fn, real, real_gradients, loss_scale))
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def r2(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=10.0):
     """R2: gamma/2 * ||grad_x D(x)||^2 on generated data (Mescheder et al. 2018, eq. 10)."""
     del real, seed, real_gradients
@@ -157,7 +159,7 @@ def r2(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gam
     return 0.5 * gamma * squared_norm(input_gradients(d_fn, fake, loss_scale=loss_scale))
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def r1_r2(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=10.0):
     """R1 + R2: gamma/2 * (||grad D(real)||^2 + ||grad D(fake)||^2)."""
     del seed
@@ -171,7 +173,7 @@ def _norm(gradients):
     return tf.sqrt(squared_norm(gradients) + _NORM_EPS)
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def wgan_gp(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
             gamma=20.0, g0=1.0):
     """WGAN-GP: gamma/2 * (||grad D(x^)|| - g0)^2 at interpolates x^ (gamma=20 is lambda=10)."""
@@ -182,7 +184,7 @@ def wgan_gp(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None
     return 0.5 * gamma * tf.square(norm - g0)
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def wgan_gp_one_sided(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
                       gamma=20.0, g0=1.0):
     """One-sided WGAN-GP: gamma/2 * max(0, ||grad D(x^)|| - g0)^2 at interpolates x^."""
@@ -193,7 +195,7 @@ def wgan_gp_one_sided(d_fn, real, fake, seed=None, *, real_gradients=None, loss_
     return 0.5 * gamma * tf.square(tf.nn.relu(norm - g0))
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def wgan_gp0(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
              gamma=10.0):
     """WGAN-GP0: zero-centred penalty at interpolates, gamma/2 * ||grad D(x^)||^2."""
@@ -221,7 +223,7 @@ def exponential_annealing(step, *, decay=0.01, decay_steps=1):
     return tf.pow(tf.constant(float(decay), tf.float32), t)
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS + ["step"])
 def roth(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, step=None,
          gamma=2.0, annealing=None):
     """Roth et al. 2017's regularizer of the (minimax / non-saturating) GAN with D = sigmoid(psi),
@@ -317,7 +319,7 @@ def _example_std(x):
 _STD_OVER = ("batch", "example")
 
 
-@gin.configurable
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def dragan(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=20.0,
            g0=1.0, c=0.5, std_over="batch"):
     """DRAGAN (Kodali et al. 2017): gamma/2 * (||grad D(x~)|| - g0)^2 at perturbed real data

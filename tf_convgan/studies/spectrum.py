@@ -1,0 +1,1142 @@
+"""The spectrum of the game Jacobian of a GAN, matrix-free (Mescheder et al. 2018, sec. 2).
+
+The game. G has parameters theta, D has psi; at a fixed batch both objectives are those of
+`GAN.train_step` (same loss, penalty and consistency callables, same seeds):
+
+    L_D(theta, psi) = mean_i d_loss(D(x~_i), D(G(z_i)~)) + mean_i penalty_i
+                      (+ mean_i consistency_i + mean_i zcr_d_i when configured)
+    L_G(theta, psi) = mean_j g_loss(D(G(z'_j)~))  (+ mean_j zcr_g_j when configured)
+
+(~: instance noise when configured; z, z' and every random draw of the penalties are the
+step's own: stateless functions of (train.seed, step); the means are over the global batch as
+`tf.nn.compute_average_loss` takes them.) The simultaneous-gradient vector field is
+
+    v(theta, psi) = (-grad_theta L_G, -grad_psi L_D),
+
+flattened into one vector x = (theta, psi) of n = n_G + n_D numbers (G's trainable weights, then
+D's, in `trainable_variables` order). simGD is x <- x + h v(x); its linearisation at x is the
+map I + h J with the game Jacobian
+
+    J = dv/dx = [[J_GG, J_GD],      J_GG = -grad^2_theta L_G,  J_GD = -d/dpsi grad_theta L_G,
+                 [J_DG, J_DD]],     J_DG = -d/dtheta grad_psi L_D,  J_DD = -grad^2_psi L_D.
+
+Near a stationary point simGD converges iff every eigenvalue lambda of J has |1 + h lambda| < 1,
+which needs Re lambda < 0 and h small (Mescheder et al. 2018, Theorem 3.1 / eq. 5); purely
+imaginary eigenvalues (the unregularised Dirac-GAN's +- f'(0) i) make it diverge for every h.
+altGD (d_steps D steps, then a G step at the new psi) has, linearised at x (all blocks taken at
+the same point, which is exact at a stationary point), the map
+
+    A_alt = A_G A_D^d_steps,  A_D = [[I, 0], [h J_DG, I + h J_DD]],  A_G = [[I + h J_GG, h J_GD],
+                                                                               [0, I]].
+
+Matrix-free. J u is one forward-over-reverse product: a `tf.autodiff.ForwardAccumulator` with
+tangent u around the GradientTape that computes v (cost: a few backward passes, no n x n matrix).
+J^T w (for the singular values of the coupling blocks) is reverse-over-reverse: the gradient of
+<v(x), w>. The networks are called with their weights replaced by tensors
+(`keras.StatelessScope`), so x is an input of a pure function, the networks' variables are never
+written, and the operator is J at the weights of the moment `game_operator` was called.
+SciPy's ARPACK (`scipy.sparse.linalg.eigs/eigsh/svds`) runs in float64 on a `LinearOperator` of
+these products:
+  eigenvalues of J: k of largest modulus ('LM') and k of largest real part ('LR'), each with its
+    residual ||J u - lambda u|| / |lambda| (unit u; computed by one more product per real part)
+    and the share of its eigenvector in G's coordinates, ||u_theta||^2 / ||u||^2 (1: a direction
+    of G's parameters alone, 0: of D's);
+  simGD: k eigenvalues of I + h J by modulus ('LM' of that operator: the largest |1 + h lambda|
+    need not belong to an eigenvalue of J that is largest in modulus or real part), and the
+    spectral radius max |1 + h lambda|; altGD likewise on A_alt (d_steps + 1 products per
+    application);
+  blocks: the eigenvalues of D's Hessian grad^2_psi L_D = -J_DD (symmetric: eigsh, both ends;
+    positive: D's objective is locally convex) and the singular values of the coupling blocks
+    J_DG (n_D x n_G: how G's parameters move D's gradient) and J_GD (svds). For a zero-sum loss
+    without G-side terms J_GD = -J_DG^T: the two have the same singular values.
+ARPACK needs k < n - 1 (eigs), k < n (eigsh), k < min(rows, cols) (svds); for smaller problems
+(n <= `dense_below`, e.g. the 2-parameter Dirac-GAN) the matrix is assembled from n products with
+the unit vectors (J e_i: still the JVP operator, column by column) and decomposed densely.
+
+Precision. The products run in the networks' dtype; ARPACK in float64. Float32 networks give J u
+to ~1e-7 relative, so eigenvalues to about that and ARPACK's tolerance defaults to 1e-6; for
+float64, build the networks under the float64 dtype policy (`float64_networks`: Keras'
+`keras.config.set_dtype_policy('float64')`, weights copied) and the tolerance defaults to 1e-12.
+The image discriminators (ResNets, DCGANs) cast their logits to float32 (for mixed precision), so
+their float64 twins give the loss' derivative in the logits, hence J u, to float32 precision only
+(~1e-7); the MLPs' and the Dirac-GAN's are float64 throughout.
+D's inputs are cast to D's dtype (real data and the random draws are float32 numbers, as in the
+step).
+
+Distribution. Under a tf.distribute strategy every replica computes the products of its rows of
+the global batch (the random draws are those of the global batch, each replica keeping its rows,
+as in the step) and the products are summed over replicas: the result is one device's.
+
+What the field does not include (documented choices): with `GAN.lazy_interval` k the penalty
+enters with weight 1 (the k-step average of the lazy objective); with `GAN.consensus_gamma`
+(ConOpt) J is that of the plain game v, not of ConOpt's modified field; with `d_steps` > 1 D's
+objective is that of the first D step (d_steps enters the altGD map). `notes` of the result say
+which applied.
+
+Outputs: `spectrum(...)` -> `SpectrumResult`; `record(...)` appends it to a history (JSON) and
+re-plots every evaluation's eigenvalues in the complex plane (colour = step) into one PNG, and
+writes TensorBoard scalars; `SpectrumEvaluator` (gin `@spectrum_evaluator()`) plugs into
+`train.evaluator`; `python -m tf_convgan.spectrum --model_dir runs/X` evaluates a run directory.
+"""
+import copy
+import dataclasses
+import functools
+import json
+import math
+import os
+import sys
+import time
+from typing import Callable, NamedTuple, Optional
+
+import gin
+import keras
+import numpy as np
+import scipy.sparse.linalg as sla
+import tensorflow as tf
+
+from tf_convgan import noise
+from tf_convgan.errors import ConfigError
+from tf_convgan.evaluation.hook import EvaluationHook
+# The step's purposes of the seed (tf_convgan.gan): the same draws as GAN.train_step.
+from tf_convgan.gan.model import _CONSISTENCY, _INSTANCE_NOISE, _PENALTY, _Z_D, _Z_G, _ZCR
+
+HISTORY_JSON = "spectrum_history.json"
+PLOT_PNG = "spectrum.png"
+WHICH = ("LM", "LR")
+BLOCKS = ("d_hessian", "coupling")
+_FLOAT_DTYPES = ("float32", "float64")
+
+
+# --------------------------------------------------------------------------- the objectives
+
+class GameTerms(NamedTuple):
+    """What defines the two objectives besides the networks (see `game_terms`)."""
+    loss: object                                  # losses.GANLoss
+    penalty: Optional[Callable] = None            # penalty(d_fn, real, fake, seed=) -> [B]
+    consistency: Optional[Callable] = None        # term(d_fn, real, fake, seed=) -> [B]
+    latent_consistency: Optional[object] = None   # consistency.LatentConsistency
+    sigma: float = 0.0                            # instance-noise std at this step
+    noisy: bool = False                           # instance noise configured (sigma may be 0)
+    noise_source: Optional[object] = None         # GAN.noise_source (None: Philox)
+    conditional: bool = False
+    notes: tuple = ()
+
+
+def game_terms(gan, *, step=None):
+    """The objectives' terms of a `GAN` at training step `step` (default: the GAN's step): its
+    loss, penalty, consistency terms, the instance-noise sigma(step), its noise source; `notes`
+    name what the field takes differently from the step (lazy penalty, ConOpt, d_steps)."""
+    step = int(gan.step.numpy()) if step is None else int(step)
+    notes = []
+    if gan.lazy_interval is not None:
+        notes.append(f"lazy_interval={gan.lazy_interval}: the penalty enters with weight 1 (the "
+                     f"average of the lazy objective)")
+    if gan.consensus_gamma is not None:
+        notes.append("consensus_gamma (ConOpt): J of the plain game v, not of ConOpt's field")
+    if gan.d_steps > 1:
+        notes.append(f"d_steps={gan.d_steps}: D's objective on the first D step's batch")
+    sigma = 0.0 if gan.instance_noise is None else float(gan.instance_noise(step))
+    return GameTerms(loss=gan.loss, penalty=gan.penalty, consistency=gan.consistency,
+                     latent_consistency=gan.latent_consistency, sigma=sigma,
+                     noisy=gan.instance_noise is not None,
+                     noise_source=gan.noise_source, conditional=gan.conditional,
+                     notes=tuple(notes))
+
+
+def step_seeds(*, seed, step, d_steps=1):
+    """(seed of the first D step, seed of the G step) of training step `step`, as the step
+    derives them: s = (seed, step), s_D = fold_in(s, 0), s_G = fold_in(s, d_steps)."""
+    step_seed = tf.constant([int(seed), int(step)], tf.int64)
+    return noise.fold_in(step_seed, 0), noise.fold_in(step_seed, int(d_steps))
+
+
+def _noisy(images, seed, sigma, noisy):
+    """images + sigma * eps with the step's eps (drawn in float32, as the step draws it for its
+    float32 data, then cast) when instance noise is configured: GAN._noisy."""
+    if not noisy:
+        return images
+    eps = noise.normal(images.shape.as_list(), noise.fold_in(seed, _INSTANCE_NOISE), tf.float32)
+    return images + tf.cast(sigma * eps, images.dtype)
+
+
+def _average(per_example, dtype):
+    """The mean over the global batch (this replica's share), in the networks' dtype (the image
+    discriminators return float32 logits even from float64 weights)."""
+    return tf.cast(tf.nn.compute_average_loss(per_example), dtype)
+
+
+def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g, sigma=None):
+    """(L_G, L_D) of this replica's rows (means over the global batch, so that summing over
+    replicas gives the global objectives), composed as `GAN._discriminator_step` and
+    `GAN._generator_step` compose them, except that G's output is not cut from the graph in
+    D's objective (the step's stop_gradient only keeps theta out of D's update; the coupling
+    block J_DG = -d grad_psi L_D / d theta flows through it). `sigma` (a float32 scalar, default
+    terms.sigma): the instance-noise std. See the module docstring."""
+    sigma = terms.sigma if sigma is None else sigma
+    dtype = discriminator.compute_dtype
+    if not terms.conditional:
+        labels = tf.zeros_like(labels)
+    batch = real.shape[0]
+
+    def d_fn(images):
+        return discriminator(images, labels, training=True)
+
+    def z_of(seed):
+        return noise.normal([batch, generator.z_dim], seed)
+
+    # D's objective (the step's first D step).
+    z = z_of(noise.fold_in(seed_d, _Z_D))
+    fake = tf.cast(generator(z, labels, training=True), dtype)
+    real = tf.cast(real, dtype)
+    real_n = _noisy(real, noise.fold_in(seed_d, 0), sigma, terms.noisy)
+    fake_n = _noisy(fake, noise.fold_in(seed_d, 1), sigma, terms.noisy)
+    l_d = _average(terms.loss.d_loss(d_fn(real_n), d_fn(fake_n)), dtype)
+    if terms.penalty is not None:
+        l_d += _average(terms.penalty(d_fn, real_n, fake_n, seed=noise.fold_in(seed_d, _PENALTY)),
+                        dtype)
+    if terms.consistency is not None:
+        l_d += _average(terms.consistency(d_fn, real_n, fake_n,
+                                          seed=noise.fold_in(seed_d, _CONSISTENCY)), dtype)
+    if terms.latent_consistency is not None:
+        z_p = terms.latent_consistency.perturb(z, noise.fold_in(seed_d, _ZCR))
+        fake_p = tf.cast(generator(z_p, labels, training=True), dtype)
+        l_d += _average(terms.latent_consistency.d_term(d_fn, fake, fake_p), dtype)
+
+    # G's objective.
+    z = z_of(noise.fold_in(seed_g, _Z_G))
+    fake = generator(z, labels, training=True)
+    l_g = _average(terms.loss.g_loss(d_fn(_noisy(tf.cast(fake, dtype), seed_g, sigma,
+                                                 terms.noisy))), dtype)
+    if terms.latent_consistency is not None:
+        z_p = terms.latent_consistency.perturb(z, noise.fold_in(seed_g, _ZCR))
+        fake_p = generator(z_p, labels, training=True)
+        l_g += _average(terms.latent_consistency.g_term(fake, fake_p), dtype)
+    return l_g, l_d
+
+
+# --------------------------------------------------------------------------- the operator
+
+def _dense(t):
+    return tf.convert_to_tensor(t) if isinstance(t, tf.IndexedSlices) else t
+
+
+class GameOperator:
+    """J (and v, J^T) of one game at a fixed point x0 and batch: see `game_operator`.
+
+    Methods take and return float64 NumPy vectors of length n (G's numbers first):
+      field(x=None) -> v(x) (default x0); jvp(u) -> J u; vjp(w) -> J^T w;
+      dense() -> J as an n x n matrix, column i = J e_i (n products).
+    `counts` counts the products since creation ({'jvp': ..., 'vjp': ...}). The traced
+    functions take the point, the step's seeds and sigma as inputs: `moved` gives the operator
+    of another point and step on the same batch without tracing again."""
+
+    def __init__(self, *, generator, discriminator, terms, real, labels, seed_d, seed_g,
+                 strategy, step):
+        self.generator, self.discriminator = generator, discriminator
+        self.terms, self.step, self.strategy = terms, int(step), strategy
+        self.g_vars = list(generator.trainable_variables)
+        self.d_vars = list(discriminator.trainable_variables)
+        dtypes = {v.dtype for v in self.g_vars + self.d_vars}
+        if len(dtypes) != 1 or next(iter(dtypes)) not in _FLOAT_DTYPES:
+            raise ConfigError(f"the spectrum needs float32 or float64 networks (one dtype for G "
+                              f"and D), got weights of {sorted(dtypes)}; mixed precision is "
+                              f"not supported")
+        self.dtype = tf.as_dtype(next(iter(dtypes)))
+        self.shapes = [tuple(v.shape) for v in self.g_vars + self.d_vars]
+        self.sizes = [int(np.prod(s)) for s in self.shapes]
+        self.n_g = sum(self.sizes[:len(self.g_vars)])
+        self.n_d = sum(self.sizes[len(self.g_vars):])
+        self.n = self.n_g + self.n_d
+        self.x0 = np.concatenate([np.asarray(v.numpy(), np.float64).ravel()
+                                  for v in self.g_vars + self.d_vars])
+        self.counts = {"jvp": 0, "vjp": 0}
+        self.seed_d, self.seed_g = seed_d, seed_g
+        self._real_np, self._labels_np = real, labels
+        replicas = strategy.num_replicas_in_sync
+        if real.shape[0] % replicas:
+            raise ConfigError(f"the batch ({real.shape[0]}) must be a multiple of the "
+                              f"{replicas} replicas")
+        rows = real.shape[0] // replicas
+        real, labels = tf.constant(real), tf.constant(labels, tf.int32)
+        if replicas == 1:
+            self._batch = (real, labels)
+        else:
+            self._batch = strategy.experimental_distribute_values_from_function(
+                lambda ctx: (real[ctx.replica_id_in_sync_group * rows:
+                                  (ctx.replica_id_in_sync_group + 1) * rows],
+                             labels[ctx.replica_id_in_sync_group * rows:
+                                    (ctx.replica_id_in_sync_group + 1) * rows]))
+        self._field_fn = self._distributed(self._replica_field)
+        self._jvp_fn = self._distributed(self._replica_jvp)
+        self._vjp_fn = self._distributed(self._replica_vjp)
+
+    def moved(self, *, step, seed_d, seed_g, terms):
+        """This operator at the networks' current weights and another step's draws (same
+        batch, networks and terms up to sigma): shares the traced functions."""
+        other = copy.copy(self)
+        other.step, other.seed_d, other.seed_g, other.terms = int(step), seed_d, seed_g, terms
+        other.x0 = np.concatenate([np.asarray(v.numpy(), np.float64).ravel()
+                                   for v in self.g_vars + self.d_vars])
+        other.counts = {"jvp": 0, "vjp": 0}
+        return other
+
+    def fits(self, *, generator, discriminator, terms, real, labels, strategy):
+        """Whether `moved` may serve this game (the traced functions fit it)."""
+        same = lambda a, b: a is b  # noqa: E731
+        return (same(generator, self.generator) and same(discriminator, self.discriminator)
+                and same(strategy, self.strategy) and np.array_equal(real, self._real_np)
+                and np.array_equal(labels, self._labels_np)
+                and all(same(getattr(terms, f), getattr(self.terms, f)) for f in (
+                    "loss", "penalty", "consistency", "latent_consistency", "noise_source"))
+                and terms.noisy == self.terms.noisy
+                and terms.conditional == self.terms.conditional)
+
+    # -- replica functions: (real, labels, x, u, seed_d, seed_g, sigma) -> this replica's share
+
+    def _split(self, x):
+        parts = tf.split(x, self.sizes)
+        return [tf.reshape(p, s) for p, s in zip(parts, self.shapes)]
+
+    def _v(self, params, real, labels, seed_d, seed_g, sigma):
+        """The flat field v at `params` (a list of tensors), this replica's share."""
+        n_g = len(self.g_vars)
+        mapping = list(zip(self.g_vars + self.d_vars, params))
+        with noise.source_scope(self.terms.noise_source or noise.active_source()):
+            with tf.GradientTape(persistent=True) as tape:
+                tape.watch(params)
+                with keras.StatelessScope(state_mapping=mapping):
+                    l_g, l_d = objectives(terms=self.terms, generator=self.generator,
+                                          discriminator=self.discriminator, real=real,
+                                          labels=labels, seed_d=seed_d, seed_g=seed_g,
+                                          sigma=sigma)
+            zero = tf.UnconnectedGradients.ZERO
+            grads = (tape.gradient(l_g, params[:n_g], unconnected_gradients=zero) +
+                     tape.gradient(l_d, params[n_g:], unconnected_gradients=zero))
+            del tape
+        return -tf.concat([tf.reshape(_dense(g), [-1]) for g in grads], axis=0)
+
+    def _replica_field(self, real, labels, x, u, *draws):
+        del u
+        return self._v(self._split(x), real, labels, *draws)
+
+    def _replica_jvp(self, real, labels, x, u, *draws):
+        params = self._split(x)
+        with tf.autodiff.ForwardAccumulator(params, self._split(u)) as acc:
+            v = self._v(params, real, labels, *draws)
+        return acc.jvp(v, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
+    def _replica_vjp(self, real, labels, x, w, *draws):
+        params = self._split(x)
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            inner = tf.reduce_sum(self._v(params, real, labels, *draws) * w)
+        grads = tape.gradient(inner, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        return tf.concat([tf.reshape(_dense(g), [-1]) for g in grads], axis=0)
+
+    def _distributed(self, inner):
+        """inner(real, labels, x, u, seed_d, seed_g, sigma) on every replica's rows, summed
+        over replicas, in one tf.function. (Not XLA: TensorFlow has no forward-mode rule through
+        XLA's ops, e.g. XlaDynamicUpdateSlice, so the JVP cannot be compiled.)"""
+        strategy = self.strategy
+        spec = tf.TensorSpec([self.n], self.dtype)
+        seed = tf.TensorSpec([2], tf.int64)
+        batch = self._batch
+
+        @tf.function(input_signature=[spec, spec, seed, seed, tf.TensorSpec([], tf.float32)],
+                     autograph=False)  # no tensor-dependent Python control flow
+        def run(x, u, seed_d, seed_g, sigma):
+            args = (*batch, x, u, seed_d, seed_g, sigma)
+            if strategy.num_replicas_in_sync == 1:
+                return inner(*args)
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(inner, args=args),
+                                   axis=None)
+
+        def call(operator, x, u):
+            with strategy.scope():
+                return run(tf.constant(x, self.dtype), tf.constant(u, self.dtype),
+                           operator.seed_d, operator.seed_g,
+                           tf.constant(operator.terms.sigma, tf.float32))
+
+        return call
+
+    # -- float64 NumPy interface
+
+    def _out(self, t):
+        return np.asarray(t.numpy(), np.float64)
+
+    def field(self, x=None):
+        """v(x) (default: at x0)."""
+        x = self.x0 if x is None else np.asarray(x, np.float64)
+        return self._out(self._field_fn(self, x, np.zeros(self.n)))
+
+    def jvp(self, u):
+        """J u at x0, one forward-over-reverse product."""
+        self.counts["jvp"] += 1
+        return self._out(self._jvp_fn(self, self.x0, np.asarray(u, np.float64)))
+
+    def vjp(self, w):
+        """J^T w at x0, one reverse-over-reverse product."""
+        self.counts["vjp"] += 1
+        return self._out(self._vjp_fn(self, self.x0, np.asarray(w, np.float64)))
+
+    def cjvp(self, u):
+        """J u for a complex u (J is real: two products, one for each part; one when real)."""
+        u = np.asarray(u)
+        if not np.iscomplexobj(u) or not np.any(u.imag):
+            return self.jvp(np.real(u)).astype(np.complex128)
+        return self.jvp(u.real) + 1j * self.jvp(u.imag)
+
+    def dense(self):
+        """J assembled column by column from the products J e_i."""
+        columns = []
+        for i in range(self.n):
+            e = np.zeros(self.n)
+            e[i] = 1.0
+            columns.append(self.jvp(e))
+        return np.stack(columns, axis=1)
+
+
+def game_operator(*, gan, real, labels=None, step=None, strategy=None, generator=None,
+                  discriminator=None, like=None):
+    """The game operator of `gan` at its current weights, on the global batch `real`
+    [B, ...] (or [B, d_steps, ...]: the first D step's slice) with `labels` [B] (default
+    zeros), with the random draws of training step `step` (default: the GAN's step).
+
+    `generator`, `discriminator`: networks to use in place of the GAN's (e.g. the float64 twins
+    of `float64_networks`), with the GAN's loss and terms. `strategy`: where the products run
+    (default: the current strategy); the result is the same for any number of replicas.
+    `like`: an earlier operator; when it was made for the same networks, batch, strategy and
+    terms, the new one shares its traced functions (no tracing: the in-training evaluator)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    step = int(gan.step.numpy()) if step is None else int(step)
+    real = np.asarray(real)
+    data_shape = tuple(getattr(gan.discriminator, "data_shape", None) or
+                       (gan.discriminator.resolution, gan.discriminator.resolution, 3))
+    if real.ndim == len(data_shape) + 2:
+        real = real[:, 0]
+    if tuple(real.shape[1:]) != data_shape:
+        raise ConfigError(f"real data of shape {real.shape} does not fit the discriminator's "
+                          f"examples {data_shape}")
+    labels = (np.zeros(real.shape[0], np.int32) if labels is None else
+              np.asarray(labels, np.int32).reshape(real.shape[0], -1)[:, 0])
+    seed_d, seed_g = step_seeds(seed=gan.seed, step=step, d_steps=gan.d_steps)
+    generator, discriminator = generator or gan.generator, discriminator or gan.discriminator
+    terms, real = game_terms(gan, step=step), real.astype(np.float32)
+    if like is not None and like.fits(generator=generator, discriminator=discriminator,
+                                      terms=terms, real=real, labels=labels, strategy=strategy):
+        return like.moved(step=step, seed_d=seed_d, seed_g=seed_g, terms=terms)
+    return GameOperator(generator=generator, discriminator=discriminator, terms=terms, real=real,
+                        labels=labels, seed_d=seed_d, seed_g=seed_g, strategy=strategy,
+                        step=step)
+
+
+def float64_networks(*, generator_fn, discriminator_fn, generator, discriminator, strategy=None):
+    """Float64 twins of `generator` and `discriminator`: `generator_fn()` and
+    `discriminator_fn()` built under Keras' float64 dtype policy, with the weights copied
+    (trainable and not). For `game_operator(..., generator=, discriminator=)`."""
+    from tf_convgan.networks import build
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            twins = build(generator_fn()), build(discriminator_fn())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for twin, model in zip(twins, (generator, discriminator)):
+        if [tuple(w.shape) for w in twin.weights] != [tuple(w.shape) for w in model.weights]:
+            raise ConfigError(f"the float64 twin of {model.name} has other weights: "
+                              f"generator_fn / discriminator_fn must build the same networks")
+        for w_twin, w in zip(twin.weights, model.weights):
+            w_twin.assign(np.asarray(w.numpy(), np.float64))
+    return twins
+
+
+# --------------------------------------------------------------------------- the spectrum
+
+@dataclasses.dataclass
+class SpectrumResult:
+    """One evaluation (see `spectrum`). Eigenvalues are complex128 arrays, sorted by
+    decreasing modulus ('LM'), real part ('LR'), modulus (update maps)."""
+    step: int
+    n: int
+    n_g: int
+    n_d: int
+    dtype: str
+    method: str                         # 'arnoldi' or 'dense'
+    field_norm: float                   # ||v(x0)||: how far from a stationary point
+    eigenvalues: dict                   # which -> eigenvalues of J
+    residuals: dict                     # which -> ||J u - lambda u|| / |lambda|
+    g_fraction: dict = dataclasses.field(default_factory=dict)  # which -> ||u_theta||^2 / ||u||^2
+    learning_rate: Optional[float] = None
+    sim_eigenvalues: Optional[np.ndarray] = None   # of I + h J, largest modulus first
+    sim_radius: Optional[float] = None             # max |1 + h lambda|
+    alt_eigenvalues: Optional[np.ndarray] = None
+    alt_radius: Optional[float] = None
+    d_steps: int = 1
+    d_hessian_eigenvalues: Optional[np.ndarray] = None   # of grad^2_psi L_D = -J_DD (both ends)
+    coupling_dg: Optional[np.ndarray] = None    # singular values of J_DG = d v_psi / d theta
+    coupling_gd: Optional[np.ndarray] = None    # singular values of J_GD = d v_theta / d psi
+    counts: dict = dataclasses.field(default_factory=dict)
+    seconds: float = 0.0
+    notes: tuple = ()
+
+    def all_eigenvalues(self):
+        values = [v for v in self.eigenvalues.values() if v is not None and len(v)]
+        return np.concatenate(values) if values else np.zeros(0, np.complex128)
+
+    @property
+    def max_real(self):
+        """The largest real part among the computed eigenvalues of J."""
+        values = self.all_eigenvalues()
+        return float(values.real.max()) if values.size else float("nan")
+
+    @property
+    def max_abs_imag(self):
+        values = self.all_eigenvalues()
+        return float(np.abs(values.imag).max()) if values.size else float("nan")
+
+    def scalars(self):
+        """The headline numbers: largest real part, largest |imag|, spectral radii."""
+        out = {"max_real": self.max_real, "max_abs_imag": self.max_abs_imag}
+        if self.sim_radius is not None:
+            out["sim_radius"] = self.sim_radius
+        if self.alt_radius is not None:
+            out["alt_radius"] = self.alt_radius
+        return out
+
+    def to_json(self):
+        def enc(value):
+            if isinstance(value, np.ndarray):
+                if np.iscomplexobj(value):
+                    return {"re": value.real.tolist(), "im": value.imag.tolist()}
+                return value.tolist()
+            if isinstance(value, dict):
+                return {k: enc(v) for k, v in value.items()}
+            if isinstance(value, tuple):
+                return list(value)
+            return value
+        out = {f.name: enc(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out.update(self.scalars())
+        return out
+
+
+def _sort(values, key):
+    values = np.asarray(values, np.complex128)
+    order = np.argsort(-key(values), kind="stable")
+    return values[order], order
+
+
+_KEYS = {"LM": np.abs, "LR": np.real}
+
+
+def _arpack(fn, *args, **kwargs):
+    """ARPACK's answer; on ArpackNoConvergence the converged part and a note."""
+    try:
+        return fn(*args, **kwargs), None
+    except sla.ArpackNoConvergence as e:
+        found = (e.eigenvalues, e.eigenvectors)
+        return found, f"{fn.__name__} {kwargs.get('which')}: ARPACK converged {len(e.eigenvalues)}"\
+                      f" of {kwargs.get('k')} ({e})"
+
+
+def _start_vector(n, seed):
+    return np.random.default_rng(seed).standard_normal(n)
+
+
+def _eigs(matvec, n, *, k, which, tol, maxiter, seed, dense=None, ncv=None):
+    """(eigenvalues, eigenvectors [n, k], note) of a real n x n operator, sorted by `which`."""
+    if dense is not None:
+        values, vectors = np.linalg.eig(dense)
+        note = None
+    else:
+        op = sla.LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+        (values, vectors), note = _arpack(sla.eigs, op, k=k, which=which, tol=tol,
+                                          maxiter=maxiter, v0=_start_vector(n, seed),
+                                          ncv=None if ncv is None else min(ncv, n - 1))
+    values, order = _sort(values, _KEYS[which])
+    return values[:k], np.asarray(vectors)[:, order][:, :k], note
+
+
+def _residuals(operator, values, vectors):
+    out = []
+    for value, vector in zip(values, vectors.T):
+        vector = vector / np.linalg.norm(vector)
+        out.append(np.linalg.norm(operator.cjvp(vector) - value * vector) /
+                   max(abs(value), np.finfo(float).tiny))
+    return np.array(out)
+
+
+def _alt_dense(jac, n_g, h, d_steps):
+    n = jac.shape[0]
+    g, d = slice(0, n_g), slice(n_g, n)
+    a_d = np.eye(n)
+    a_d[d, :] += h * jac[d, :]
+    a_g = np.eye(n)
+    a_g[g, :] += h * jac[g, :]
+    return a_g @ np.linalg.matrix_power(a_d, d_steps)
+
+
+def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, update_maps=True,
+             blocks=True, tol=None, maxiter=None, ncv=None, dense_below=64, seed=0):
+    """The leading eigenvalues of the game Jacobian J = dv/dx (see the module docstring).
+
+    Args:
+      operator: a `GameOperator` (`game_operator(gan=..., real=..., labels=...)`).
+      k: eigenvalues per request.
+      which: ARPACK's orderings of J to compute: 'LM' (largest modulus), 'LR' (largest real part).
+      learning_rate: h; with `update_maps` the k largest-modulus eigenvalues of the simGD map
+        I + h J and of the altGD map (`d_steps` D steps, then G), and their spectral radii.
+      blocks: True (both), False (neither) or a tuple of 'd_hessian' (the eigenvalues of D's
+        Hessian grad^2_psi L_D, k from both ends, eigsh) and 'coupling' (the k largest singular
+        values of the coupling blocks J_DG and J_GD, svds).
+      tol: ARPACK's relative tolerance (default 1e-12 for float64 products, 1e-6 for float32).
+      maxiter: ARPACK's restarts (default max(100, n)); ncv: its Krylov dimension (default
+        max(2k + 1, 20)). Each restart costs about ncv - k products; eigenvalues that did not
+        converge within maxiter are left out (a note says how many converged).
+      dense_below: up to this n, J is assembled from the n products J e_i and decomposed
+        densely (ARPACK needs k < n - 1); every number still comes from the JVP operator.
+      seed: ARPACK's start vector (results are reproducible for a given seed).
+    Returns a `SpectrumResult` (with the products used, `counts`, and the seconds taken).
+    """
+    for name in which:
+        if name not in WHICH:
+            raise ConfigError(f"which must name orderings among {WHICH}, got {name!r}")
+    if not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+    if learning_rate is not None and not float(learning_rate) > 0:
+        raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if not isinstance(d_steps, int) or d_steps < 1:
+        raise ConfigError(f"d_steps must be an integer >= 1, got {d_steps!r}")
+    start = time.time()
+    counts_before = dict(operator.counts)
+    n, n_g, n_d = operator.n, operator.n_g, operator.n_d
+    if tol is None:
+        tol = 1e-12 if operator.dtype == tf.float64 else 1e-6
+    maxiter = maxiter or max(100, n)
+    use_dense = n <= dense_below or k >= n - 1
+    jac = operator.dense() if use_dense else None
+    notes = list(operator.terms.notes)
+    h = None if learning_rate is None else float(learning_rate)
+    kk = min(k, n)
+
+    eigenvalues, residuals, g_fraction = {}, {}, {}
+    for name in which:
+        values, vectors, note = _eigs(operator.jvp, n, k=kk, which=name, tol=tol,
+                                      maxiter=maxiter, seed=seed, dense=jac, ncv=ncv)
+        eigenvalues[name] = values
+        residuals[name] = _residuals(operator, values, vectors)
+        weights = np.abs(vectors) ** 2
+        g_fraction[name] = weights[:n_g].sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-300)
+        if note:
+            notes.append(note)
+
+    result = SpectrumResult(
+        step=operator.step, n=n, n_g=n_g, n_d=n_d, dtype=operator.dtype.name,
+        method="dense" if use_dense else "arnoldi",
+        field_norm=float(np.linalg.norm(operator.field())), eigenvalues=eigenvalues,
+        residuals=residuals, g_fraction=g_fraction, learning_rate=h, d_steps=d_steps)
+
+    if h is not None and update_maps:
+        def sim(u):
+            return u + h * operator.jvp(u)
+
+        def alt(u):
+            for _ in range(d_steps):  # D steps: psi += h (J u)_psi
+                u = np.concatenate([u[:n_g], u[n_g:] + h * operator.jvp(u)[n_g:]])
+            return np.concatenate([u[:n_g] + h * operator.jvp(u)[:n_g], u[n_g:]])
+
+        for attr, matvec, dense in (
+                ("sim", sim, None if jac is None else np.eye(n) + h * jac),
+                ("alt", alt, None if jac is None else _alt_dense(jac, n_g, h, d_steps))):
+            values, _, note = _eigs(matvec, n, k=kk, which="LM", tol=tol, maxiter=maxiter,
+                                    seed=seed, dense=dense, ncv=ncv)
+            setattr(result, f"{attr}_eigenvalues", values)
+            setattr(result, f"{attr}_radius",
+                    float(np.abs(values).max()) if len(values) else float("nan"))
+            if note:
+                notes.append(note)
+
+    blocks = BLOCKS if blocks is True else () if not blocks else tuple(blocks)
+    for name in blocks:
+        if name not in BLOCKS:
+            raise ConfigError(f"blocks must name blocks among {BLOCKS}, got {name!r}")
+    if blocks:
+        _block_spectra(result, operator, jac, k=k, tol=tol, maxiter=maxiter, seed=seed,
+                       notes=notes, blocks=blocks)
+    result.counts = {key: operator.counts[key] - counts_before.get(key, 0)
+                     for key in operator.counts}
+    result.seconds = time.time() - start
+    result.notes = tuple(notes)
+    return result
+
+
+def _both_ends(values, k):
+    """k of the sorted `values` from both ends (all when there are at most k), descending."""
+    values = np.sort(np.asarray(values, np.float64))
+    if len(values) > k:
+        values = np.concatenate([values[:k // 2], values[len(values) - (k + 1) // 2:]])
+    return values[::-1]
+
+
+def _d_hessian(operator, jac, *, k, tol, maxiter, seed, notes):
+    """Eigenvalues of D's Hessian grad^2_psi L_D = -J_DD (symmetric), k from both ends."""
+    n_g, n_d = operator.n_g, operator.n_d
+    if jac is not None or k >= n_d:
+        block = -(jac if jac is not None else operator.dense())[n_g:, n_g:]
+        return _both_ends(np.linalg.eigvalsh(0.5 * (block + block.T)), k)
+    op = sla.LinearOperator(
+        (n_d, n_d), dtype=np.float64,
+        matvec=lambda u: -operator.jvp(np.concatenate([np.zeros(n_g), np.ravel(u)]))[n_g:])
+    found, note = _arpack(sla.eigsh, op, k=k, which="BE", tol=tol, maxiter=maxiter,
+                          v0=_start_vector(n_d, seed), return_eigenvectors=False)
+    if note:
+        notes.append(note)
+    return _both_ends(found if note is None else found[0], k)
+
+
+def _coupling(operator, jac, *, rows_are_d, k, tol, maxiter, seed, notes):
+    """The k largest singular values of J_DG (rows_are_d: rows psi, columns theta) or J_GD;
+    matrix-free by svds with J u (matvec) and J^T w (rmatvec) on zero-padded vectors."""
+    n, n_g = operator.n, operator.n_g
+    g, d = slice(0, n_g), slice(n_g, n)
+    rows, cols = (d, g) if rows_are_d else (g, d)
+    shape = (rows.stop - rows.start, cols.stop - cols.start)
+    if jac is not None or k >= min(shape):
+        block = (jac if jac is not None else operator.dense())[rows, cols]
+        return np.linalg.svd(block, compute_uv=False)[:k]
+
+    def padded(u, where):
+        x = np.zeros(n)
+        x[where] = np.ravel(u)
+        return x
+
+    op = sla.LinearOperator(shape, dtype=np.float64,
+                            matvec=lambda u: operator.jvp(padded(u, cols))[rows],
+                            rmatvec=lambda w: operator.vjp(padded(w, rows))[cols])
+    try:
+        values = sla.svds(op, k=k, tol=tol, maxiter=maxiter, solver="arpack",
+                          v0=_start_vector(min(shape), seed), return_singular_vectors=False)
+    except sla.ArpackNoConvergence as e:
+        notes.append(f"svds {'J_DG' if rows_are_d else 'J_GD'}: {e}")
+        values = np.zeros(0)
+    return np.sort(np.asarray(values, np.float64))[::-1]
+
+
+def _block_spectra(result, operator, jac, *, blocks, **kwargs):
+    if "d_hessian" in blocks:
+        result.d_hessian_eigenvalues = _d_hessian(operator, jac, **kwargs)
+    if "coupling" in blocks:
+        result.coupling_dg = _coupling(operator, jac, rows_are_d=True, **kwargs)
+        result.coupling_gd = _coupling(operator, jac, rows_are_d=False, **kwargs)
+
+
+# --------------------------------------------------------------------------- outputs
+
+def format_table(result):
+    """A plain-text table of a result."""
+    lines = [f"step {result.step}: n = {result.n} (G {result.n_g}, D {result.n_d}), "
+             f"{result.dtype} products, {result.method}, ||v|| = {result.field_norm:.4g}"]
+    for name, values in result.eigenvalues.items():
+        order = "largest modulus" if name == "LM" else "largest real part"
+        lines.append(f"eigenvalues of J, {name} ({order}):")
+        lines.append(f"  {'#':>3} {'real':>13} {'imag':>13} {'|lambda|':>11} {'residual':>10} "
+                     f"{'G share':>8}")
+        shares = result.g_fraction.get(name, np.full(len(values), np.nan))
+        for i, (value, res, share) in enumerate(zip(values, result.residuals[name], shares)):
+            lines.append(f"  {i:>3} {value.real:>13.6g} {value.imag:>13.6g} {abs(value):>11.5g} "
+                         f"{res:>10.2g} {share:>8.3f}")
+    scalars = result.scalars()
+    lines.append(f"largest real part {scalars['max_real']:.6g}, largest |imag| "
+                 f"{scalars['max_abs_imag']:.6g}")
+    if result.sim_radius is not None:
+        lines.append(f"h = {result.learning_rate:g}: spectral radius of simGD (I + hJ) "
+                     f"{result.sim_radius:.10g}, of altGD ({result.d_steps} D step(s), then G) "
+                     f"{result.alt_radius:.10g}")
+    if result.d_hessian_eigenvalues is not None:
+        lines.append("D's Hessian grad^2_psi L_D (both ends): " +
+                     ", ".join(f"{v:.5g}" for v in result.d_hessian_eigenvalues))
+    if result.coupling_dg is not None:
+        lines.append("singular values of J_DG: " + ", ".join(f"{v:.5g}" for v in
+                                                           result.coupling_dg))
+        lines.append("singular values of J_GD: " + ", ".join(f"{v:.5g}" for v in
+                                                           result.coupling_gd))
+    lines.append(f"{result.counts.get('jvp', 0)} JVPs, {result.counts.get('vjp', 0)} VJPs, "
+                 f"{result.seconds:.1f} s")
+    lines.extend(f"note: {note}" for note in result.notes)
+    return "\n".join(lines)
+
+
+def write_summaries(result, *, writer, prefix="spectrum"):
+    """TensorBoard scalars <prefix>/max_real, max_abs_imag, sim_radius, alt_radius at the
+    result's step."""
+    with writer.as_default(step=result.step):
+        for name, value in result.scalars().items():
+            tf.summary.scalar(f"{prefix}/{name}", value)
+    writer.flush()
+
+
+def read_history(out_dir):
+    path = os.path.join(out_dir, HISTORY_JSON)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def draw_history(ax, history, *, norm, cmap, title="Leading eigenvalues of the game Jacobian"):
+    """Scatters every evaluation's eigenvalues of `history` on a matplotlib axis, coloured by
+    step through `norm` and `cmap`."""
+    for entry in history:
+        re = [x for values in entry["eigenvalues"].values() for x in values["re"]]
+        im = [x for values in entry["eigenvalues"].values() for x in values["im"]]
+        ax.scatter(re, im, s=14, color=cmap(norm(entry["step"])), alpha=0.8, lw=0)
+    ax.axvline(0.0, color="k", lw=0.8)
+    ax.axhline(0.0, color="0.6", lw=0.5)
+    ax.set_xlabel("Re lambda")
+    ax.set_ylabel("Im lambda")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+
+
+def plot_history(history, path):
+    """Eigenvalues of every evaluation in `history` in the complex plane, colour = step."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tf_convgan import run_dir
+
+    fig, ax = plt.subplots(figsize=(6, 5), dpi=110)
+    steps = [entry["step"] for entry in history]
+    norm = matplotlib.colors.Normalize(vmin=min(steps), vmax=max(max(steps), min(steps) + 1))
+    cmap = matplotlib.colormaps["viridis"]
+    draw_history(ax, history, norm=norm, cmap=cmap)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="step")
+    fig.tight_layout()
+    with run_dir.atomic_file(path) as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
+def record(result, *, out_dir=None, writer=None):
+    """Appends `result` to out_dir/spectrum_history.json (an evaluation of the same step
+    replaces the earlier one) and re-plots out_dir/spectrum.png from the whole history; writes
+    TensorBoard scalars when `writer` (a tf.summary writer) is given. Returns the PNG's path."""
+    if writer is not None:
+        write_summaries(result, writer=writer)
+    if out_dir is None:
+        return None
+    from tf_convgan import run_dir
+    os.makedirs(out_dir, exist_ok=True)
+    history = [e for e in read_history(out_dir) if e["step"] != result.step]
+    history = sorted(history + [result.to_json()], key=lambda e: e["step"])
+    run_dir.write_text(os.path.join(out_dir, HISTORY_JSON), json.dumps(history))
+    path = os.path.join(out_dir, PLOT_PNG)
+    plot_history(history, path)
+    return path
+
+
+# --------------------------------------------------------------------------- in training
+
+def real_batch(source, *, batch_size, seed=0):
+    """The first `batch_size` examples of `source.dataset(seed=seed)`: (images, labels)."""
+    images, labels = next(iter(source.dataset(seed=seed).batch(batch_size)))
+    if images.shape[0] != batch_size:
+        raise ConfigError(f"the data has {images.shape[0]} examples, the spectrum's batch_size "
+                          f"is {batch_size}")
+    return images.numpy(), labels.numpy()
+
+
+@gin.configurable("spectrum_evaluator")
+class SpectrumEvaluator(EvaluationHook):
+    """The spectrum of the game Jacobian during training: `train.evaluator =
+    @spectrum_evaluator()` (every `train.eval_every` steps).
+
+    A training hook (tf_convgan.training.hooks): called with the loop's context it evaluates the
+    context's GAN (or `gan`) and records the values as every evaluation hook does (TensorBoard
+    eval/*, metrics.csv). `evaluate(generator_ema, step, strategy=, data=)` takes a fixed batch of `batch_size`
+    examples of `data` (the first of the stream of `seed`, the same at every evaluation),
+    computes the spectrum at the current weights with the step's random draws, appends it to
+    `out_dir` (history and PNG; None: not written) and returns the scalars, which train() logs to
+    TensorBoard as eval/spectrum_* and to metrics.csv."""
+
+    def __init__(self, *, k=6, which=("LR",), batch_size=64, learning_rate=None, blocks=False,
+                 out_dir=None, seed=0, tol=None, maxiter=None, gan=None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"spectrum_evaluator.batch_size must be an integer >= 1, got "
+                              f"{batch_size!r}")
+        for name in which:
+            if name not in WHICH:
+                raise ConfigError(f"spectrum_evaluator.which must name orderings among {WHICH}, "
+                                  f"got {name!r}")
+        self.k, self.which, self.batch_size = k, tuple(which), batch_size
+        self.learning_rate, self.blocks, self.out_dir = learning_rate, blocks, out_dir
+        self.seed, self.tol, self.maxiter, self.gan = seed, tol, maxiter, gan
+        self._context_gan = None
+        self._batch = None
+        self._operator = None  # traced once, moved to every evaluation's weights and step
+        self.last = None
+
+    def __call__(self, context):
+        self._context_gan = context.gan
+        return super().__call__(context)
+
+    def evaluate(self, generator_ema, step, *, strategy=None, data=None):
+        gan = self.gan or self._context_gan
+        if gan is None or gan.generator_ema is not generator_ema:
+            raise ConfigError("spectrum_evaluator: no GAN owns this generator: run it as "
+                              "train.evaluator or pass gan=")
+        if self._batch is None:
+            if data is None:
+                raise ConfigError("spectrum_evaluator needs the training data (data=)")
+            self._batch = real_batch(data, batch_size=self.batch_size, seed=self.seed)
+        operator = game_operator(gan=gan, real=self._batch[0], labels=self._batch[1],
+                                 strategy=strategy, like=self._operator)
+        self._operator = operator
+        result = spectrum(operator=operator, k=self.k, which=self.which,
+                          learning_rate=self.learning_rate, d_steps=gan.d_steps,
+                          blocks=self.blocks, tol=self.tol, maxiter=self.maxiter, seed=self.seed)
+        record(result, out_dir=self.out_dir)
+        self.last = result
+        return {f"spectrum_{name}": value for name, value in result.scalars().items()}
+
+
+# --------------------------------------------------------------------------- run directories
+
+_LOSSES = ("minimax", "non_saturating", "wasserstein", "hinge", "least_squares")
+_PENALTIES = ("r1", "r2", "r1_r2", "wgan_gp", "wgan_gp_one_sided", "wgan_gp0", "dragan")
+_DATA = ("fashion_mnist_source", "npy_source", "idx_source", "image_folder_source")
+_NOT_REBUILT = ("instance_noise", "consistency", "latent_consistency")
+
+
+def _literal(config, key, default=None):
+    """A literal value bound to `key` in a run config (macros resolved), else `default`;
+    references and anything else that is not a literal raise a RunConfigError."""
+    from tf_convgan.run_dir.run_config import Macro, Reference, RunConfigError
+    try:
+        value = config.value(key)
+    except KeyError:
+        return default
+    for _ in range(32):
+        if not isinstance(value, Macro):
+            break
+        value = config._macros[value.name][0]  # noqa: SLF001  (checked when the file was read)
+    if isinstance(value, Reference):
+        raise RunConfigError(f"{config.path}: {key} = @{value.selector}: the spectrum reads only "
+                             f"literal values here")
+    return value
+
+
+def _reference(config, key):
+    from tf_convgan.run_dir.run_config import Reference
+    try:
+        value = config.value(key)
+    except KeyError:
+        return None
+    return value if isinstance(value, Reference) else None
+
+
+def _bound(config, name, function):
+    """The literal bindings `name.<parameter>` of a run config for `function`'s keyword-only
+    hyperparameters (not what the step hands a penalty: real_gradients, loss_scale, step)."""
+    import inspect
+    kwargs = {}
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind == parameter.KEYWORD_ONLY and parameter.name not in (
+                "real_gradients", "loss_scale", "step"):
+            value = _literal(config, f"{name}.{parameter.name}", parameter.default)
+            if value is not inspect.Parameter.empty:
+                kwargs[parameter.name] = value
+    return kwargs
+
+
+def load_run(model_dir, *, checkpoint=None, float64=False, data_dir=None):
+    """A GAN rebuilt from a run directory, what was restored, and the run's data source.
+
+    G and D come from the run config's network factories (the restricted reader,
+    `run_dir.run_config`) and the checkpoint (latest readable, 'best', a name or a prefix).
+    The objective is read as data from these bindings only: GAN.loss (one of the library's
+    losses), GAN.penalty (one of its penalties, with literal hyperparameters), train.seed,
+    GAN.d_steps, GAN.lazy_interval, GAN.consensus_gamma; GAN.instance_noise, GAN.consistency and
+    GAN.latent_consistency are not rebuilt (a note says so). The data: train.data when it is
+    one of the library's file sources with literal bindings (`data_dir` replaces its directory
+    for fashion_mnist_source). With `float64`, the networks are built under the float64 dtype
+    policy. Returns (gan, checkpoint path, data source or None, notes)."""
+    from tf_convgan import data as data_lib
+    from tf_convgan.objectives import losses, penalties
+    from tf_convgan.run_dir import checkpoints
+    from tf_convgan.gan.model import GAN
+    from tf_convgan.networks import build
+    from tf_convgan.run_dir import generators, layout
+    from tf_convgan.run_dir.run_config import RunConfigError, read_run_config
+
+    config = read_run_config(model_dir)
+    notes = []
+    loss_ref = _reference(config, "GAN.loss")
+    loss_name = loss_ref.selector.rpartition(".")[2] if loss_ref else "non_saturating"
+    if loss_name not in _LOSSES:
+        raise RunConfigError(f"{config.path}: GAN.loss = @{loss_name} is not one of {_LOSSES}")
+    loss = getattr(losses, loss_name)()
+    penalty = None
+    penalty_ref = _reference(config, "GAN.penalty")
+    if penalty_ref is not None:
+        name = penalty_ref.selector.rpartition(".")[2]
+        if name not in _PENALTIES or penalty_ref.evaluate:
+            raise RunConfigError(f"{config.path}: GAN.penalty = @{name} is not one of "
+                                 f"{_PENALTIES}")
+        function = getattr(penalties, name)
+        kwargs = _bound(config, name, function)
+        penalty = functools.partial(function, **kwargs)
+    for term in _NOT_REBUILT:
+        if _reference(config, f"GAN.{term}") is not None:
+            notes.append(f"GAN.{term} is not rebuilt from a run directory: the spectrum is of "
+                         f"the game without it")
+    # The run's one seed is train.seed (older runs' configs have GAN.seed: the same value).
+    gan_kwargs = {"seed": int(_literal(config, "train.seed", _literal(config, "GAN.seed", 0))),
+                  "d_steps": int(_literal(config, "GAN.d_steps", 1)),
+                  "lazy_interval": _literal(config, "GAN.lazy_interval"),
+                  "consensus_gamma": _literal(config, "GAN.consensus_gamma")}
+    if gan_kwargs["lazy_interval"] is not None and penalty is None:
+        gan_kwargs["lazy_interval"] = None
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64" if float64 else "float32")
+    try:
+        g_fn = lambda: config.build("train.generator_fn")  # noqa: E731
+        d_fn = lambda: config.build("train.discriminator_fn")  # noqa: E731
+        generator, discriminator, generator_ema = build(g_fn()), build(d_fn()), build(g_fn())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    if float64:  # the checkpoint holds float32 values: restore into float32 twins, then copy
+        sources = build(g_fn()), build(d_fn())
+    else:
+        sources = generator, discriminator
+
+    def restore(path):
+        checkpoints.restore(tf.train.Checkpoint(
+            generator=checkpoints.ModelWeights(sources[0]),
+            discriminator=checkpoints.ModelWeights(sources[1]),
+            step=_step_variable), path, partial=True)
+
+    _step_variable = tf.Variable(0, dtype=tf.int64)
+    if checkpoint in (None, "latest", "best"):
+        directory = (layout.best_dir(model_dir) if checkpoint == "best"
+                     else layout.checkpoint_dir(model_dir))
+        resumed = checkpoints.restore_newest(directory, restore)
+        for message in resumed.notes:
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+        if resumed.path is None:
+            raise FileNotFoundError(f"no checkpoint found in {directory!r}")
+        path = resumed.path
+    else:
+        path = generators._named_checkpoint(model_dir, checkpoint)  # noqa: SLF001
+        restore(path)
+    if float64:
+        for twin, model in zip((generator, discriminator), sources):
+            for w_twin, w in zip(twin.weights, model.weights):
+                w_twin.assign(np.asarray(w.numpy(), np.float64))
+    gan = GAN(generator, discriminator, generator_ema, loss=loss, penalty=penalty, **gan_kwargs)
+    gan.step_counter.assign(int(_step_variable.numpy()))
+
+    source = None
+    data_ref = _reference(config, "train.data")
+    if data_ref is not None and data_ref.selector.rpartition(".")[2] in _DATA:
+        name = data_ref.selector.rpartition(".")[2]
+        function = getattr(data_lib, name)
+        kwargs = {k: v for k, v in _bound(config, name, function).items()}
+        for parameter in ("path", "directory", "labels_path"):  # keyword-or-positional too
+            value = _literal(config, f"{name}.{parameter}")
+            if value is not None:
+                kwargs[parameter] = value
+        if data_dir is not None:
+            kwargs["directory"] = data_dir
+        import inspect
+        accepted = inspect.signature(function).parameters
+        source = function(**{k: v for k, v in kwargs.items() if k in accepted})
+    return gan, path, source, tuple(notes)
+
+
+# --------------------------------------------------------------------------- command line
+
+def _flags():
+    from absl import flags
+    f = flags.FlagValues()
+    flags.DEFINE_string("model_dir", None, "A training run's directory.", flag_values=f)
+    flags.DEFINE_string("checkpoint", None, "latest (default), best, a name (ckpt-100) or a "
+                        "prefix.", flag_values=f)
+    flags.DEFINE_integer("k", 20, "Eigenvalues per ordering.", flag_values=f)
+    flags.DEFINE_list("which", list(WHICH), "Orderings of J: LM, LR.", flag_values=f)
+    flags.DEFINE_integer("batch_size", None, "The fixed batch (default: the run's "
+                         "train.batch_size).", flag_values=f)
+    flags.DEFINE_float("learning_rate", None, "h of the simGD / altGD update maps (default: "
+                       "none computed).", flag_values=f)
+    flags.DEFINE_boolean("blocks", True, "D's Hessian and the coupling blocks' singular "
+                         "values.", flag_values=f)
+    flags.DEFINE_boolean("float64", False, "Float64 networks (products in float64).",
+                         flag_values=f)
+    flags.DEFINE_string("out_dir", None, "Where the history and the PNG go (default: "
+                        "<model_dir>/spectrum).", flag_values=f)
+    flags.DEFINE_string("data_dir", None, "The Fashion-MNIST IDX directory, in place of the "
+                        "run's.", flag_values=f)
+    flags.DEFINE_integer("seed", 0, "Data stream and ARPACK start vector.", flag_values=f)
+    flags.DEFINE_float("tol", None, "ARPACK's tolerance (default 1e-6 float32, 1e-12 float64).",
+                       flag_values=f)
+    flags.DEFINE_integer("maxiter", None, "ARPACK's restarts.", flag_values=f)
+    return f
+
+
+FLAGS = _flags()
+
+
+def evaluate_run(f):
+    """What the command does, given its parsed flags; returns (result, PNG path)."""
+    from tf_convgan.errors import FlagError, blame
+    if not f.model_dir:
+        raise FlagError("model_dir", "a training run's directory is required")
+    if f.k < 1:
+        raise FlagError("k", f"must be >= 1, got {f.k}")
+    if f.batch_size is not None and f.batch_size < 1:
+        raise FlagError("batch_size", f"must be >= 1, got {f.batch_size}")
+    if f.learning_rate is not None and not f.learning_rate > 0:
+        raise FlagError("learning_rate", f"must be > 0, got {f.learning_rate}")
+    bad = [w for w in f.which if w not in WHICH]
+    if bad or not f.which:
+        raise FlagError("which", f"must be a comma-separated list of {', '.join(WHICH)}, "
+                                 f"got {','.join(f.which)!r}")
+    flag = "checkpoint" if f.checkpoint not in (None, "latest") else "model_dir"
+    with blame(flag):
+        gan, path, source, notes = load_run(f.model_dir, checkpoint=f.checkpoint,
+                                            float64=f.float64, data_dir=f.data_dir)
+    if source is None:
+        raise FlagError("model_dir", "the run's train.data is not one of the file sources "
+                                     f"{', '.join(_DATA)}: its data cannot be read back")
+    from tf_convgan.run_dir.run_config import read_run_config
+    batch_size = f.batch_size or int(_literal(read_run_config(f.model_dir),
+                                              "train.batch_size", 64))
+    with blame("batch_size" if f.batch_size else "model_dir"):
+        real, labels = real_batch(source, batch_size=batch_size, seed=f.seed)
+    operator = game_operator(gan=gan, real=real, labels=labels)
+    result = spectrum(operator=operator, k=f.k, which=tuple(f.which),
+                      learning_rate=f.learning_rate, d_steps=gan.d_steps, blocks=f.blocks,
+                      tol=f.tol, maxiter=f.maxiter, seed=f.seed)
+    result.notes = tuple(notes) + result.notes + (f"checkpoint {path}",)
+    png = record(result, out_dir=f.out_dir or os.path.join(f.model_dir, "spectrum"))
+    return result, png
+
+
+def main(argv):
+    """`python -m tf_convgan.spectrum --model_dir runs/X [--checkpoint C] [--k 20]
+    [--batch_size N] [--out_dir D]`: prints the table, writes the PNG; bad input prints one
+    line naming the flag and returns 2."""
+    from tf_convgan.errors import parse_flags
+    try:
+        parse_flags(FLAGS, argv)
+        result, png = evaluate_run(FLAGS)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+              file=sys.stderr)
+        return 2
+    print(format_table(result))
+    print(f"wrote {png}")
+    return 0
+
