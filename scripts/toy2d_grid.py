@@ -38,16 +38,17 @@ NUM_STEPS = 2000
 NUM_POINTS = 1000
 
 
-def train_run(run, model_dir, *, num_steps, evals, steps_per_execution=1):
+def train_run(run, model_dir, *, num_steps, evals, steps_per_execution=1, extra_bindings=()):
     """Trains one run to num_steps (resuming if its directory has a checkpoint) and records its
-    status; returns 'done' or 'diverged'."""
+    status; returns 'done' or 'diverged'. extra_bindings come last (tests: smaller networks)."""
     every = num_steps // evals
     bindings = list(run.bindings) + [
         f"train.seed = {run.seed}", f"train.num_steps = {num_steps}",
         f"train.sample_every = {every}", f"train.log_every = {num_steps}",
         f"train.checkpoint_every = {num_steps // 2}",
         f"train.steps_per_execution = {steps_per_execution}",
-        f"toy2d_writer.num_points = {NUM_POINTS}", "toy2d_writer.plot = False"]
+        f"toy2d_writer.num_points = {NUM_POINTS}", "toy2d_writer.plot = False",
+        *extra_bindings]
     gin.clear_config()
     config.parse([run.gin_file], bindings)
     status = {"num_steps": num_steps, "bindings": bindings}
