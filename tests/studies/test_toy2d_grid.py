@@ -68,6 +68,8 @@ def test_method_list_skips_a_penalty_that_is_not_registered(monkeypatch):
     ([0.9, 0.8, 0.70, 0.60, 0.50, 0.40], 0.2, "still decreasing"),
     ([0.9, 0.5, 0.30, 0.60, 0.30, 0.60], 0.2, "oscillates"),
     ([0.9, 0.5, 0.30, 0.30, 0.30, 0.40], 0.2, "oscillates"),   # rises at the end
+    ([0.9, 0.44, 0.28, 0.30, 0.32], 0.2, "oscillates"),        # small rises, ends above its low
+    ([0.9, 0.6, 0.50, 0.52, 0.40], 0.2, "still decreasing"),   # a small bump on the way down
     ([0.9, float("nan")], 0.2, "diverged"),
     ([], 0.2, "diverged"),
 ])
@@ -160,7 +162,7 @@ def test_tiny_grid_trains_writes_the_table_and_skips_finished_runs(tmp_path):
     assert "GAN.update_rule = 'simultaneous'" in operative and "GAN.penalty = @r1" in operative
     table = open(os.path.join(out, "toy2d_grid_table.md")).read()
     assert "| r1 | simGD | 1 |" in table and "| unregularized | altGD | 1 |" in table
-    assert "after 8 steps" in table and "PARTIAL" not in table
+    assert "after 8 steps" in table and "PARTIAL" not in table and "4 runs; their train()" in table
     for rule in grid.RULES:
         assert os.path.getsize(os.path.join(out, f"toy2d_grid_{rule}.png")) > 1000
     with open(os.path.join(out, "toy2d_grid_results.json")) as f:
@@ -170,5 +172,5 @@ def test_tiny_grid_trains_writes_the_table_and_skips_finished_runs(tmp_path):
     again, trained = script.run(out, **kwargs)
     assert trained == 0 and calls == []
     assert [r["final"] for r in again] == [r["final"] for r in results]
-    assert open(os.path.join(out, "toy2d_grid_table.md")).read().split("this invocation")[0] \
-        == table.split("this invocation")[0]
+    assert open(os.path.join(out, "toy2d_grid_table.md")).read().split("; this invocation")[0] \
+        == table.split("; this invocation")[0]

@@ -25,8 +25,10 @@ times), and the data floor f (`toy2d.data_floor` for the run's seed):
   stalled           settled (max - min <= 0.05) but further than `near` from f: a fixed point away
                     from the data (e.g. a collapsed G);
   still decreasing  not settled, but the W2 never rose by more than settle/2 between two
-                    evaluations of the window: it may converge with more steps, no verdict yet;
-  oscillates        not settled and the W2 rose by more than settle/2 at least once in the window;
+                    evaluations of the window and the final W2 is within settle/2 of the window's
+                    lowest: it may converge with more steps, no verdict yet;
+  oscillates        not settled otherwise (the W2 rose by more than settle/2 between two
+                    evaluations, or ended more than settle/2 above the window's lowest);
   diverged          training stopped on a non-finite value (train's TrainingDivergedError).
 The thresholds are absolute W2 values, fixed before the full run; the floors are 0.05-0.35.
 """
@@ -156,7 +158,7 @@ def verdict(w2s, floor, *, window=WINDOW, settle=SETTLE, near=NEAR):
     last = w2s[-window:]
     if last.max() - last.min() <= settle:
         return "converged" if w2s[-1] - floor <= near else "stalled"
-    if np.all(np.diff(last) <= settle / 2):
+    if np.all(np.diff(last) <= settle / 2) and last[-1] <= last.min() + settle / 2:
         return "still decreasing"
     return "oscillates"
 
@@ -204,9 +206,11 @@ def collect(out_dir, runs, floors, num_steps):
         status = read_status(model_dir) or {}
         rows = evaluations(model_dir)
         floor = floors[(run.problem, run.seed)]
+        result_seconds = status.get("seconds", 0.0)
         result = dataclasses.asdict(run) | {"name": run.name, "floor": floor,
                                             "curve": [r["w2"] for _, r in rows],
-                                            "steps": [s for s, _ in rows]}
+                                            "steps": [s for s, _ in rows],
+                                            "seconds": result_seconds}
         if status.get("status") == "diverged":
             result.update(final=float("nan"), verdict="diverged", error=status.get("error"))
         elif not rows or rows[-1][0] != num_steps:
@@ -248,8 +252,9 @@ def markdown(results, *, num_steps, seeds, problems, seconds=None, skipped=(), p
               f"data points), mean over seeds {list(seeds)}, with each seed's verdict: converged = "
               f"the W2 of the last {WINDOW} evaluations varies by at most {SETTLE} and the final "
               f"W2 is within {NEAR} of the floor; stalled = settled but further; still decreasing "
-              f"= not settled, never rising by more than {SETTLE / 2}; oscillates = not settled "
-              f"and rising; diverged = non-finite. Floor: W2 between the evaluation's data "
+              f"= not settled, never rising by more than {SETTLE / 2} between evaluations and "
+              f"ending within {SETTLE / 2} of the window's lowest; oscillates = not settled "
+              f"otherwise; diverged = non-finite. Floor: W2 between the evaluation's data "
               f"points and 1000 other data points (mean over the seeds).", "",
               "| method | rule | D steps | " + " | ".join(problems) + " |",
               "|---|---|---|" + "---|" * len(problems)]
@@ -274,8 +279,10 @@ def markdown(results, *, num_steps, seeds, problems, seconds=None, skipped=(), p
             f"modes" for (m, rule), rs in _group_flat(ring).items())]
     for message in skipped:
         lines += ["", message]
-    if seconds is not None:
-        lines += ["", f"{len(results)} runs; this invocation took {seconds:.0f} s."]
+    trained = sum(r.get("seconds") or 0.0 for r in results)
+    lines += ["", f"{len(results)} runs; their train() calls took {trained:.0f} s in all (sum "
+              f"over the runs' grid_run.json)" + ("" if seconds is None else
+                                                  f"; this invocation took {seconds:.0f} s") + "."]
     lines += ["", "<details><summary>every run: final W2, floor, verdict, W2 curve</summary>", "",
               "| run | final W2 | floor | verdict | W2 at each evaluation |", "|---|---|---|---|---|"]
     for r in results:
