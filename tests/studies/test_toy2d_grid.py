@@ -113,6 +113,10 @@ def test_table_from_synthetic_model_directories(tmp_path):
     assert "| r1 | simGD | 1 | **0.100** (converged 1/2, diverged 1/2) |" in table
     assert "Verdicts over all runs: oscillates 4, converged 3, diverged 1." in table
     assert "roth: skipped" in table and "PARTIAL" not in table
+    # unregularized: finals 0.6, floors 0.04 / 0.06, last four 0.3, 0.6, 0.3, 0.6
+    assert "| unregularized | altGD | 0.550 | 0.300 | 0/2 | 0/2 | 0/2 | 2/2 | 0/2 |" in table
+    assert "| r1 | simGD | 0.060 | 0.000 | 1/2 | 0/2 | 0/2 | 0/2 | 1/2 |" in table
+    assert table.index("| r1 | altGD | 0.050") < table.index("| unregularized | altGD | 0.550")
     assert "| line r1 simGD seed 1 | nan | 0.060 | diverged | 0.900 |" in table
     partial = grid.markdown(results[:3], num_steps=600, seeds=(0, 1), problems=("line",),
                             partial=True)

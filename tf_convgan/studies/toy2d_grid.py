@@ -267,6 +267,7 @@ def markdown(results, *, num_steps, seeds, problems, seconds=None, skipped=(), p
         d_steps = next(iter(per_problem.values()))[0]["d_steps"]
         cells = [_cell(per_problem[p]) if p in per_problem else "" for p in problems]
         lines.append(f"| {method} | {SHORT_RULE[rule]} | {d_steps} | " + " | ".join(cells) + " |")
+    lines += ["", summary(results)]
     counts = {}
     for r in results:
         counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
@@ -291,6 +292,34 @@ def markdown(results, *, num_steps, seeds, problems, seconds=None, skipped=(), p
                      f"{r['final']:.3f} | {r['floor']:.3f} | {r['verdict']} | {curve} |")
     lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
+
+
+def spread(curve, window=WINDOW):
+    """max - min of the W2 over the last `window` evaluations."""
+    last = np.asarray(curve[-window:], float)
+    return float(last.max() - last.min())
+
+
+def summary(results):
+    """Per method x rule, over every problem and seed: the mean final W2 above the floor, the
+    mean spread of the last evaluations (how much the W2 still moves) and the verdict counts,
+    ordered by the excess."""
+    rows = []
+    for (method, rule), rs in _group_flat(results).items():
+        ok = [r for r in rs if np.isfinite(r["final"]) and r["curve"]]
+        excess = np.mean([r["final"] - r["floor"] for r in ok]) if ok else float("nan")
+        moves = np.mean([spread(r["curve"]) for r in ok]) if ok else float("nan")
+        counts = {v: sum(r["verdict"] == v for r in rs) for v in VERDICTS + ("missing",)}
+        rows.append((excess, method, rule, moves, counts, len(rs)))
+    lines = [f"Summary over problems and seeds, by mean final W2 above the floor (lower: closer "
+             f"to the data); spread = max - min of the W2 over the last {WINDOW} evaluations "
+             f"(mean over the runs; lower: moves less).", "",
+             "| method | rule | W2 above floor | spread | converged | stalled | still decreasing "
+             "| oscillates | diverged |", "|---|---|---|---|---|---|---|---|---|"]
+    for excess, method, rule, moves, counts, n in sorted(rows, key=lambda row: row[0]):
+        lines.append(f"| {method} | {SHORT_RULE[rule]} | {excess:.3f} | {moves:.3f} | "
+                     + " | ".join(f"{counts[v]}/{n}" for v in VERDICTS) + " |")
+    return "\n".join(lines)
 
 
 def _group_flat(results):
