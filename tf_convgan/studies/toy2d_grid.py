@@ -285,7 +285,8 @@ def markdown(results, *, num_steps, seeds, problems, seconds=None, skipped=(), p
               f"over the runs' grid_run.json)" + ("" if seconds is None else
                                                   f"; this invocation took {seconds:.0f} s") + "."]
     lines += ["", "<details><summary>every run: final W2, floor, verdict, W2 curve</summary>", "",
-              "| run | final W2 | floor | verdict | W2 at each evaluation |", "|---|---|---|---|---|"]
+              "| run | final W2 | floor | verdict | W2 at each evaluation |",
+              "|---|---|---|---|---|"]
     for r in results:
         curve = ", ".join(f"{v:.3f}" for v in r["curve"])
         lines.append(f"| {r['problem']} {r['method']} {SHORT_RULE[r['rule']]} seed {r['seed']} | "
