@@ -146,6 +146,10 @@ def test_train_on_a_2d_config_writes_metrics_and_plots(tmp_path):
     assert [r["step"] for r in rows] == [2, 4]
     assert all(0 < r["w2"] < 10 and 0 <= r["modes"] <= 1 for r in rows)
     assert os.path.getsize(tmp_path / "samples" / "step_0000004.png") > 1000
+    with np.load(tmp_path / toy2d.FRAME_NPZ) as frame:  # the latest frame, for figures
+        assert int(frame["step"]) == 4 and frame["fake"].shape == frame["real"].shape == (1000, 2)
+        assert frame["logits"].shape == frame["grid_x"].shape == (60, 60)
+        assert float(frame["metric_w2"]) == pytest.approx(rows[-1]["w2"])
     tags = set()
     for path in glob.glob(str(tmp_path / "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):

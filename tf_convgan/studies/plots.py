@@ -55,7 +55,7 @@ def dirac_figure(panels, path, *, cols=5, dpi=80):
 def toy2d_figure(frames, path, *, limit, cols=None, dpi=70):
     """Frames of 2D runs, `cols` per row: D's logits as filled contours, real data (grey) and
     generator samples (red). frames: list of dicts with title, real, fake [n, 2], and
-    d_grid (x, y, logits 2-D arrays) or None."""
+    d_grid (x, y, logits 2-D arrays) or None, and optionally their own axis `limit`."""
     cols = cols or len(frames)
     rows = int(np.ceil(len(frames) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 3.0 * rows), squeeze=False)
@@ -67,8 +67,9 @@ def toy2d_figure(frames, path, *, limit, cols=None, dpi=70):
             ax.contourf(x, y, logits, levels=20, cmap="coolwarm", alpha=0.6)
         ax.scatter(*frame["real"].T, s=2, c="0.3", alpha=0.4, lw=0)
         ax.scatter(*frame["fake"].T, s=2, c="red", alpha=0.6, lw=0)
-        ax.set_xlim(-limit, limit)
-        ax.set_ylim(-limit, limit)
+        lim = frame.get("limit", limit)
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
         ax.set_aspect("equal")
         ax.set_title(frame["title"], fontsize=9)
         ax.tick_params(labelsize=6)

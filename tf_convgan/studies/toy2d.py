@@ -20,7 +20,7 @@ distance a perfect generator would get. Ring: `mode_coverage(points)`: the share
 the fraction of the 8 modes that received at least 1% of the samples as high-quality ones.
 `toy2d_writer(problem=...)` is `train.sample_writer` for 2D: per sample step it writes a scatter
 plot of G's samples over D's logit contours, logs W2 (and mode coverage) to TensorBoard and
-appends them to metrics.csv.
+appends them to metrics.csv (and keeps the latest frame as samples.npz).
 """
 import csv
 import math
@@ -40,6 +40,7 @@ PROBLEMS = ("gaussian", "line", "circle", "four_lines", "ring8")
 RING_MODES, RING_RADIUS, RING_STD = 8, 2.0, 0.02
 PLOT_LIMIT = {"gaussian": 3.5, "ring8": 2.5}
 METRICS_CSV = run_dir.METRICS_CSV
+FRAME_NPZ = "samples.npz"  # toy2d_writer's latest frame
 _CHUNK = 256
 _ALG = "philox"
 
@@ -171,6 +172,14 @@ def discriminator_grid(discriminator, *, limit, size=60):
     return x, y, np.asarray(logits).reshape(x.shape)
 
 
+def save_frame(path, *, step, fake, real, grid, metrics):
+    """The latest evaluation as an .npz (written to a temporary file, then renamed)."""
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, step=step, fake=fake, real=real, grid_x=grid[0], grid_y=grid[1],
+             logits=grid[2], **{f"metric_{k}": v for k, v in metrics.items()})
+    os.replace(tmp, path)
+
+
 def append_csv(path, step, metrics):
     run_dir.append_csv_row(path, step, {k: metrics[k] for k in sorted(metrics)})
 
@@ -181,20 +190,28 @@ def read_csv(path):
 
 
 @gin.configurable
-def toy2d_writer(*, problem=gin.REQUIRED, num_points=1000):
+def toy2d_writer(*, problem=gin.REQUIRED, num_points=1000, plot=True):
     """A `train.sample_writer` for 2D problems (see the module docstring). It evaluates the
-    trained generator (not the EMA copy): the convergence of the iterates is the question."""
+    trained generator (not the EMA copy): the convergence of the iterates is the question.
+
+    Every sample step it also saves the latest frame (samples, data points, D's logit grid, step,
+    metrics) as `samples.npz` in the model directory, so that figures can be drawn from a finished
+    run without rebuilding it; plot=False skips the PNGs (samples/step_*.png, samples.png)."""
     source = PointSource(problem)
     limit = PLOT_LIMIT.get(problem, 2.0)
 
     def write(gan, model_dir, step, writer, *, num_samples=None, seed=0):
         del num_samples
         metrics, fake, real = evaluate(gan.generator, source, num_points=num_points, seed=seed)
-        frame = {"title": f"{problem} step {step}: W2 {metrics['w2']:.3f}", "real": real,
-                 "fake": fake, "d_grid": discriminator_grid(gan.discriminator, limit=limit)}
-        plots.toy2d_figure([frame], os.path.join(model_dir, "samples", f"step_{step:07d}.png"),
-                           limit=limit)
-        plots.toy2d_figure([frame], os.path.join(model_dir, "samples.png"), limit=limit)
+        grid = discriminator_grid(gan.discriminator, limit=limit)
+        save_frame(os.path.join(model_dir, FRAME_NPZ), step=step, fake=fake, real=real,
+                   grid=grid, metrics=metrics)
+        if plot:
+            frame = {"title": f"{problem} step {step}: W2 {metrics['w2']:.3f}", "real": real,
+                     "fake": fake, "d_grid": grid}
+            plots.toy2d_figure([frame], os.path.join(model_dir, "samples",
+                                                     f"step_{step:07d}.png"), limit=limit)
+            plots.toy2d_figure([frame], os.path.join(model_dir, "samples.png"), limit=limit)
         append_csv(os.path.join(model_dir, METRICS_CSV), step, metrics)
         with writer.as_default(step=step):
             for name, value in metrics.items():
