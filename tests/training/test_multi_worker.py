@@ -56,9 +56,9 @@ def test_two_workers_equal_one_worker_on_the_same_global_batch(tmp_path, npy_pat
 
 
 def test_distribute_pipeline_gives_each_replica_its_contiguous_rows_with_static_shapes():
-    from test_gan import _two_cpu_strategy
+    from helpers import two_cpu_strategy
     from tf_convgan.training.distributed import distribute_pipeline
-    strategy = _two_cpu_strategy()
+    strategy = two_cpu_strategy()
     real = np.arange(3 * 8 * 2, dtype=np.float32).reshape(3 * 8, 2, 1)  # 3 global batches of 8
     labels = np.arange(3 * 8 * 2, dtype=np.int32).reshape(3 * 8, 2)
     make = lambda: tf.data.Dataset.from_tensor_slices((real, labels)).batch(  # noqa: E731

@@ -7,7 +7,12 @@ from tf_convgan.objectives import consistency as consistency_lib
 from tf_convgan.objectives import losses as losses_lib
 from tf_convgan.objectives import penalties as penalties_lib
 
-_SEED = tf.constant([0, 0], tf.int64)
+
+
+def _seed():
+    # Made when a GAN is built, not at import: a tensor made at import would start TensorFlow's
+    # runtime before MultiWorkerMirroredStrategy can configure its collectives.
+    return tf.constant([0, 0], tf.int64)
 
 
 def check_basics(*, d_steps, ema_beta, loss, generator, discriminator, generator_ema):
@@ -36,7 +41,7 @@ def check_penalty(penalty):
         raise ConfigError(f"GAN.penalty must be a penalty function such as @r1, got {penalty!r}")
     x = tf.ones([1, 1])
     step = {"step": tf.constant(0, tf.int64)} if penalties_lib.takes_step(penalty) else {}
-    penalty(lambda images: tf.reduce_sum(images, axis=1), x, x, seed=_SEED, **step)
+    penalty(lambda images: tf.reduce_sum(images, axis=1), x, x, seed=_seed(), **step)
 
 
 def _example_shape(discriminator):
@@ -61,7 +66,7 @@ def check_terms(*, instance_noise, consistency, latent_consistency, lazy_interva
                               f"got {consistency!r}")
         x = tf.zeros(_example_shape(discriminator))
         consistency(lambda images: tf.reduce_sum(images, axis=list(range(1, x.shape.rank))),
-                    x, x, seed=_SEED)
+                    x, x, seed=_seed())
     if latent_consistency is not None and not isinstance(
             latent_consistency, consistency_lib.LatentConsistency):
         raise ConfigError(f"GAN.latent_consistency must be @zcr() (note the parentheses), got "
