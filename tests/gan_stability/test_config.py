@@ -1,4 +1,4 @@
-"""tf_convgan.gan_stability_config: GAN_stability's YAML configs (merged over its default.yaml)
+"""tf_convgan.gan_stability.config: GAN_stability's YAML configs (merged over its default.yaml)
 as gin bindings, and training from a YAML config with run.py's parser."""
 import os
 

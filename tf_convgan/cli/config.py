@@ -45,7 +45,7 @@ def parse(gin_files=(), bindings=(), *, finalize=True):
     """Parses gin files and bindings (bindings win); unknown names raise GinError.
 
     Includes such as `include 'base/gan_stability.gin'` resolve against gin_configs/. A file
-    ending in .yaml/.yml is a GAN_stability config, translated by tf_convgan.gan_stability_config
+    ending in .yaml/.yml is a GAN_stability config, translated by tf_convgan.gan_stability.config
     and applied in its place in the order of the files."""
     files = [resolve_gin_file(f) for f in gin_files]
     if GIN_CONFIGS_DIR not in gin.config._LOCATION_PREFIXES:  # noqa: SLF001

@@ -348,5 +348,5 @@ def gin_text(path):
     """The gin config (a string) for the GAN_stability YAML config at `path`."""
     lines = gin_bindings(load(path))
     header = [f"# Translated from the GAN_stability config {os.path.basename(path)} "
-              f"by tf_convgan.gan_stability_config."]
+              f"by tf_convgan.gan_stability.config."]
     return "\n".join(header + lines) + "\n"

@@ -4,7 +4,7 @@
         --checkpoint celebahq-baab46b2.pt --model_dir runs/celebahq
 
 The checkpoint is read by tf_convgan.torch_pickle (no PyTorch; nothing in the file is executed),
-the config by tf_convgan.gan_stability_config (merged over GAN_stability's default.yaml). The model
+the config by tf_convgan.gan_stability.config (merged over GAN_stability's default.yaml). The model
 directory then holds what run.py writes:
   checkpoints/ckpt-<step>    G (`generator`), D (`discriminator`), the EMA generator
                              (`generator_test`; G where the checkpoint has none), both optimizers

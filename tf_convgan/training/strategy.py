@@ -50,8 +50,9 @@ def multi_worker_mirrored_strategy():
         except RuntimeError as e:
             raise ConfigError(
                 f"multi_worker_mirrored_strategy must be created before TensorFlow runs "
-                f"anything in the process (call tf_convgan.strategy.create_early_if_configured()"
-                f" right after parsing gin, as run.py does): {e}") from None
+                f"anything in the process (call "
+                f"tf_convgan.training.strategy.create_early_if_configured() right after parsing "
+                f"gin, as run.py does): {e}") from None
     return _multi_worker_strategy[0]
 
 
