@@ -1,13 +1,6 @@
-"""Inputs and seeding shared by the network tests (tests/networks/): a test module imports
-`seeded_weights` (an autouse fixture) and the random inputs it needs."""
-import keras
+"""Random inputs shared by the network tests (tests/networks/; their seeding fixture is in
+tests/networks/conftest.py)."""
 import numpy as np
-import pytest
-
-
-@pytest.fixture(autouse=True)
-def seeded_weights():
-    keras.utils.set_random_seed(1234)  # reproducible weight init
 
 
 def rng(seed=0):

@@ -14,23 +14,17 @@ import sys as _sys
 if "tensorflow" not in _sys.modules:
     _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Every package whose modules register gin configurables (losses, penalties, networks, data
+# sources, optimizers, strategies, GAN, train, fid_evaluator, the studies, run.main).
 from tf_convgan import data, errors, networks  # noqa: F401,E402
-from tf_convgan.objectives import losses
-from tf_convgan.gan import optimizers
-from tf_convgan.objectives import penalties
-from tf_convgan.training import strategy
-from tf_convgan.gan.model import GAN  # noqa: F401
-from tf_convgan.training import loop as train  # noqa: F401
-from tf_convgan.objectives import augment  # noqa: F401
-from tf_convgan.objectives import consensus
-from tf_convgan.objectives import consistency
-from tf_convgan.studies import dirac  # noqa: F401
-from tf_convgan.studies import dirac_study
-from tf_convgan.objectives import instance_noise
-from tf_convgan.studies import toy2d
-from tf_convgan import evaluation  # noqa: F401  (registers fid_evaluator)
-from tf_convgan.gan_stability import config as gan_stability_config  # noqa: F401  (GAN_stability YAML configs)
-from tf_convgan.cli import config  # noqa: F401  (registers run)
-from tf_convgan.studies import spectrum  # noqa: F401  (registers spectrum_evaluator)
+from tf_convgan import evaluation, serving  # noqa: F401,E402
+from tf_convgan.cli import config  # noqa: F401,E402
+from tf_convgan.gan import optimizers  # noqa: F401,E402
+from tf_convgan.gan.model import GAN  # noqa: F401,E402
+from tf_convgan.gan_stability import config as gan_stability_config  # noqa: F401,E402
+from tf_convgan.objectives import (augment, consensus, consistency,  # noqa: F401,E402
+                                   instance_noise, losses, penalties)
+from tf_convgan.studies import dirac, dirac_study, spectrum, toy2d  # noqa: F401,E402
+from tf_convgan.training import loop, strategy  # noqa: F401,E402
 
 __version__ = "0.1.0"

@@ -11,17 +11,14 @@ from tf_convgan import noise
 from tf_convgan.errors import ConfigError
 from tf_convgan.gan import optimizers
 from tf_convgan.objectives import losses, penalties
-from helpers import (PrescribedNoise, assert_close_per_tensor, make_gan, random_batch,
+from helpers import (PrescribedNoise, assert_close_per_tensor,
+                     assert_two_replicas_equal_one_device, make_gan, random_batch,
                      run_eager_steps, run_steps, two_cpu_strategy, weights)
 
 LOSSES = [losses.minimax, losses.non_saturating, losses.wasserstein, losses.hinge,
           losses.least_squares]
 PENALTIES = [None, penalties.r1, penalties.r2, penalties.r1_r2, penalties.wgan_gp,
              penalties.wgan_gp_one_sided, penalties.wgan_gp0, penalties.dragan]
-
-
-def _two_cpu_strategy():
-    return two_cpu_strategy()
 
 
 # The tiny D's input gradients at the interpolates have norms 0.037 to 0.040: the one-sided
@@ -285,7 +282,7 @@ def test_d_steps_use_their_own_slice_of_real_data():
 
 
 def test_replicas_draw_distinct_noise_that_tiles_the_global_draw():
-    strategy = _two_cpu_strategy()
+    strategy = two_cpu_strategy()
     seed = tf.constant([5, 6], tf.int64)
     per_replica = strategy.run(tf.function(lambda: noise.normal([3, 8], seed)))
     z0, z1 = [t.numpy() for t in strategy.experimental_local_results(per_replica)]
@@ -303,17 +300,9 @@ def test_replicas_draw_distinct_noise_that_tiles_the_global_draw():
 def test_two_replicas_equal_one_device(network, penalty, num_classes):
     """MirroredStrategy over 2 logical CPUs == 1 device on the same global batch (two steps)."""
     batches = [random_batch(8, d_steps=2, num_classes=num_classes, seed=s) for s in (0, 1)]
-    kwargs = dict(num_classes=num_classes, penalty=penalty, d_steps=2, ema_beta=0.9)
-    single = make_gan(network, **kwargs)
-    single_logs = run_steps(single, batches)
-    strategy = _two_cpu_strategy()
-    mirrored = make_gan(network, strategy=strategy, **kwargs)
-    mirrored_logs = run_steps(mirrored, batches, strategy=strategy)
-    for a, b in zip(weights(single), weights(mirrored)):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for name in single_logs:
-        np.testing.assert_allclose(single_logs[name], mirrored_logs[name], rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+    assert_two_replicas_equal_one_device(lambda strategy: make_gan(
+        network, strategy=strategy, num_classes=num_classes, penalty=penalty, d_steps=2,
+        ema_beta=0.9), batches)
 
 
 # R1 in the default suite, every other penalty with -m slow.

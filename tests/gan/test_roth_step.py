@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from tf_convgan.gan import optimizers
 from tf_convgan.objectives import penalties
-from helpers import (assert_close_per_tensor, make_gan, random_batch, run_eager_steps, run_steps,
-                     two_cpu_strategy, weights)
+from helpers import (assert_close_per_tensor, assert_two_replicas_equal_one_device, make_gan,
+                     random_batch, run_eager_steps, run_steps, weights)
 
 GAMMA, DECAY, DECAY_STEPS = 2.0, 0.01, 2
 ANNEALED = functools.partial(
@@ -84,17 +84,8 @@ def test_annealed_steps_compile_with_xla_and_match():
 @pytest.mark.slow
 def test_two_replicas_equal_one_device():
     batches = [random_batch(8, d_steps=2, seed=s) for s in (0, 1)]
-    kwargs = dict(penalty=ANNEALED, d_steps=2, ema_beta=0.9)
-    single = make_gan(**kwargs)
-    single_logs = run_steps(single, batches)
-    strategy = two_cpu_strategy()
-    mirrored = make_gan(strategy=strategy, **kwargs)
-    mirrored_logs = run_steps(mirrored, batches, strategy=strategy)
-    for a, b in zip(weights(single), weights(mirrored)):
-        np.testing.assert_allclose(a, b, atol=1e-5)
-    for name in single_logs:
-        np.testing.assert_allclose(single_logs[name], mirrored_logs[name], rtol=1e-4, atol=1e-6,
-                                   err_msg=name)
+    assert_two_replicas_equal_one_device(lambda strategy: make_gan(
+        strategy=strategy, penalty=ANNEALED, d_steps=2, ema_beta=0.9), batches)
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ import tensorflow as tf
 
 import helpers
 from network_helpers import random_images as _images, random_z as _z
-from network_helpers import seeded_weights  # noqa: F401  (autouse: seeds the weights)
 
 from tf_convgan import networks as N
 

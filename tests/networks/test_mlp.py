@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from network_helpers import rng
-from network_helpers import seeded_weights  # noqa: F401  (autouse: seeds the weights)
 
 from tf_convgan import networks as N
 

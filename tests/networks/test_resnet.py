@@ -7,7 +7,6 @@ import pytest
 import tensorflow as tf
 
 from network_helpers import random_images as _images, random_z as _z, rng as _rng
-from network_helpers import seeded_weights  # noqa: F401  (autouse: seeds the weights)
 
 from tf_convgan import networks as N
 from tf_convgan.networks.resnet import avg_pool_3x3_s2

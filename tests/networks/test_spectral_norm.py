@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 
 from network_helpers import random_images as _images, rng as _rng
-from network_helpers import seeded_weights  # noqa: F401  (autouse: seeds the weights)
 
 from tf_convgan import networks as N
 

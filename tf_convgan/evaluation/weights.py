@@ -201,12 +201,7 @@ def from_state_dict(state):
     return _finish(layers)
 
 
-def file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+file_sha256 = files.file_sha256
 
 
 # ---------------------------------------------------------------------------------- TF graph

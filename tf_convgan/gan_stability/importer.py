@@ -31,7 +31,6 @@ and exits with status 2, before anything is written. The directory is written be
 place and moved there at the end, so an earlier import is replaced only by a complete one.
 """
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -48,14 +47,6 @@ _MODELS = ("generator", "discriminator")
 # The PyTorch state of each of GAN_stability's `training.optimizer`s.
 _OPTIMIZER_STATE = {"rmsprop": ("square_avg",), "adam": ("exp_avg", "exp_avg_sq"), "sgd": ()}
 _DATA_PARALLEL_PREFIX = "module."
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path):
@@ -271,7 +262,7 @@ def import_checkpoint(config_path, checkpoint_path, model_dir, *, export=True,
                                         operative_config=gin_text)
         record = {"config": os.path.abspath(config_path),
                   "checkpoint": os.path.abspath(checkpoint_path),
-                  "checkpoint_sha256": _sha256(checkpoint_path), "it": checkpoint["it"],
+                  "checkpoint_sha256": run_dir.file_sha256(checkpoint_path), "it": checkpoint["it"],
                   "step": step, "optimizer_state": imported_optimizers}
         run_dir.write_text(os.path.join(tmp_dir, IMPORT_RECORD), json.dumps(record, indent=1))
         # An earlier import is replaced under its writer lock: never while a run trains in it.

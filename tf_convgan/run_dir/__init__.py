@@ -25,9 +25,9 @@ A program that writes a run directory (an importer, say) does
 """
 from tf_convgan.run_dir import files  # noqa: F401
 from tf_convgan.run_dir.files import (append_csv_row, atomic_file, fsync_directory,  # noqa: F401
-                                      is_url, read_bytes,
-                                      read_text, replace_directory, temporary_directory,
-                                      write_bytes, write_text)
+                                      file_sha256, is_url, read_bytes, read_text,
+                                      replace_directory, temporary_directory, write_bytes,
+                                      write_text)
 from tf_convgan.run_dir.layout import (BEST_JSON, BEST_SUBDIR, CHECKPOINT_STATE,  # noqa: F401
                                        CHECKPOINT_SUBDIR, EXPORT_SUBDIR, FID_PLOT, LOCK_FILE,
                                        METRICS_CSV, OPERATIVE_CONFIG, SAMPLES_PNG,

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import fnmatch
 import io
+import hashlib
 import os
 import re
 import secrets
@@ -93,6 +94,15 @@ def write_bytes(path, data):
 
 def write_text(path, text):
     write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path):
+    """sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_text(path):

@@ -82,7 +82,6 @@ import copy
 import dataclasses
 import functools
 import json
-import math
 import os
 import sys
 import time
