@@ -9,12 +9,19 @@ A sweep file (YAML) says what is shared and what varies:
         binding: GAN.loss                            # the gin parameter it binds
         values: ['@non_saturating()', '@hinge()']    # gin values, as written after '='
         labels: [ns, hinge]                          # optional: names of the values
+      - name: method                                 # an axis without `binding`: each value
+        values: [['GAN.penalty = @r1'],              # is a list of bindings (labels required)
+                 ['GAN.loss = @wasserstein()', 'GAN.penalty = @wgan_gp']]
+        labels: [r1, wgan_gp]
     metric: fid          # 'fid': the last row of the run's metrics.csv (train.evaluator, e.g.
                          # @fid_evaluator(), must be bound; it evaluates at the last step);
                          # 'pixel': FID/KID of 8x8 grey pixels of the EMA generator's samples
                          # against the training data (cheap; for tests and smoke runs)
     num_samples: 2000    # 'pixel': samples and real examples compared
     heatmap: {rows: loss, columns: penalty, value: fid}   # two axes; others: min over them
+    curves: {group: loss, value: fid}   # optional: the metric against the step (every row of
+                                        # each run's metrics.csv), one line per label of `group`
+                                        # (the mean over the other axes, their range shaded)
 
 A cell is named by its labels, `loss=hinge__penalty=wgan_gp__norm=spectral_norm` (a label is the
 value without '@', '()' and quotes, unless `labels` names it), and runs in <out_dir>/<name>.
@@ -45,9 +52,15 @@ _LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
 @dataclasses.dataclass(frozen=True)
 class Axis:
     name: str
-    binding: str
+    binding: str  # None: each value is a tuple of 'param = value' bindings
     values: tuple
     labels: tuple
+
+    def bindings(self, i):
+        """The gin bindings of value i."""
+        if self.binding is None:
+            return tuple(self.values[i])
+        return (f"{self.binding} = {_gin_value(self.values[i])}",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +81,7 @@ class Sweep:
     metric: str = "fid"
     num_samples: int = 2000
     heatmap: dict = None
+    curves: dict = None
     base_dir: str = "."  # the sweep file's directory (gin files may be relative to it)
 
 
@@ -94,7 +108,8 @@ def parse_sweep(spec, *, base_dir="."):
     """A Sweep from the parsed YAML mapping; ConfigError naming the bad field."""
     if not isinstance(spec, dict):
         raise ConfigError("sweep file: must be a mapping with gin_files, gin_params and grid")
-    unknown = set(spec) - {"gin_files", "gin_params", "grid", "metric", "num_samples", "heatmap"}
+    unknown = set(spec) - {"gin_files", "gin_params", "grid", "metric", "num_samples", "heatmap",
+                         "curves"}
     if unknown:
         raise ConfigError(f"sweep file: unknown field(s) {', '.join(sorted(unknown))}")
     gin_files = tuple(spec.get("gin_files") or ())
@@ -104,18 +119,25 @@ def parse_sweep(spec, *, base_dir="."):
         raise ConfigError("sweep file: grid must be a non-empty list of axes")
     axes = []
     for i, axis in enumerate(grid):
-        if not isinstance(axis, dict) or not {"name", "binding", "values"} <= set(axis):
-            raise ConfigError(f"sweep file: grid[{i}] needs name, binding and values")
+        if not isinstance(axis, dict) or not {"name", "values"} <= set(axis):
+            raise ConfigError(f"sweep file: grid[{i}] needs name and values (and binding, "
+                              f"unless every value is a list of bindings)")
         values = tuple(axis["values"])
         if not values:
             raise ConfigError(f"sweep file: grid[{i}] ({axis['name']}) has no values")
+        binding = axis.get("binding")
+        if binding is None:
+            values = tuple(_binding_list(v, f"grid[{i}] ({axis['name']})") for v in values)
+            if not axis.get("labels"):
+                raise ConfigError(f"sweep file: grid[{i}] ({axis['name']}) has no binding, so "
+                                  f"its values are lists of bindings and need labels")
         labels = tuple(axis.get("labels") or (value_label(v) for v in values))
         labels = tuple(_LABEL_CHARS.sub("_", str(label)) for label in labels)
         if len(labels) != len(values) or len(set(labels)) != len(labels):
             raise ConfigError(f"sweep file: grid[{i}] ({axis['name']}): the labels must be "
                               f"distinct, one per value; got {list(labels)}")
         name = _LABEL_CHARS.sub("_", str(axis["name"]))
-        axes.append(Axis(name, str(axis["binding"]), values, labels))
+        axes.append(Axis(name, None if binding is None else str(binding), values, labels))
     if len({a.name for a in axes}) != len(axes):
         raise ConfigError("sweep file: the grid's axis names must be distinct")
     metric = spec.get("metric", "fid")
@@ -131,10 +153,31 @@ def parse_sweep(spec, *, base_dir="."):
         if heatmap[key] not in names:
             raise ConfigError(f"sweep file: heatmap.{key} = {heatmap[key]!r} is not an axis "
                               f"({', '.join(names)})")
+    curves = spec.get("curves")
+    if curves is not None:
+        curves = dict(curves)
+        curves.setdefault("value", "fid")
+        if curves.get("group") not in names:
+            raise ConfigError(f"sweep file: curves.group = {curves.get('group')!r} is not an "
+                              f"axis ({', '.join(names)})")
+        if metric != "fid":
+            raise ConfigError("sweep file: curves need metric 'fid' (the runs' metrics.csv)")
     num_samples = spec.get("num_samples", 2000)
     if not isinstance(num_samples, int) or num_samples < 2:
         raise ConfigError(f"sweep file: num_samples must be an integer >= 2, got {num_samples!r}")
-    return Sweep(gin_files, gin_params, tuple(axes), metric, num_samples, heatmap, base_dir)
+    return Sweep(gin_files, gin_params, tuple(axes), metric, num_samples, heatmap, curves,
+                 base_dir)
+
+
+def _binding_list(value, where):
+    """A value of an axis without `binding`: a list of 'param = value' strings."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(
+            isinstance(b, str) and "=" in b for b in value):
+        raise ConfigError(f"sweep file: {where}: without a binding, each value must be a list "
+                          f"of gin bindings 'param = value', got {value!r}")
+    return tuple(b.strip() for b in value)
 
 
 def load_sweep(path):
@@ -150,8 +193,7 @@ def expand(sweep):
     cells = []
     for choice in itertools.product(*(range(len(a.values)) for a in sweep.axes)):
         labels = tuple((a.name, a.labels[i]) for a, i in zip(sweep.axes, choice))
-        bindings = tuple(f"{a.binding} = {_gin_value(a.values[i])}"
-                         for a, i in zip(sweep.axes, choice))
+        bindings = tuple(b for a, i in zip(sweep.axes, choice) for b in a.bindings(i))
         name = "__".join(f"{axis}={label}" for axis, label in labels)
         cells.append(Cell(name, labels, bindings))
     return cells
