@@ -58,6 +58,9 @@ def test_the_grid_expands_into_named_cells_with_their_bindings(tmp_path):
     (lambda s: s.update(heatmap={"rows": "lr"}), "heatmap.rows"),
     (lambda s: s["grid"][0].update(labels=["a", "a"]), "labels"),
     (lambda s: s.update(seeds=3), "unknown field"),
+    (lambda s: s["grid"][0].pop("binding"), "bindings 'param = value'"),
+    (lambda s: s["grid"][0].update(binding=None, values=[["GAN.penalty = @r1"]]), "labels"),
+    (lambda s: s.update(curves={"group": "seed"}), "curves.group"),
 ])
 def test_bad_sweep_files_name_the_field(change, field):
     spec = _spec("x.npy")
@@ -172,5 +175,88 @@ def test_study_sweep_files_expand_and_every_cell_parses(name):
             config.parse(sweep_lib.gin_files(sweep), sweep_lib.gin_params(sweep, cell))
             d = gin.query_parameter("train.discriminator_fn").configurable.name
             assert gin.query_parameter(f"{d}.normalization") == cell.label("norm")
+        finally:
+            gin.clear_config()
+
+
+def test_an_axis_of_binding_lists_binds_each_value_s_parameters_together():
+    spec = _spec("x.npy")
+    spec["grid"] = [{"name": "seed", "binding": "train.seed", "values": [1, 2]},
+                    {"name": "method", "labels": ["r1", "wgan_gp"],
+                     "values": [["GAN.penalty = @r1"],
+                                ["GAN.loss = @wasserstein()", "GAN.penalty = @wgan_gp"]]}]
+    spec["heatmap"] = {"rows": "method", "columns": "seed"}
+    cells = sweep_lib.expand(sweep_lib.parse_sweep(spec))
+    assert [c.name for c in cells] == ["seed=1__method=r1", "seed=1__method=wgan_gp",
+                                       "seed=2__method=r1", "seed=2__method=wgan_gp"]
+    assert cells[3].bindings == ("train.seed = 2", "GAN.loss = @wasserstein()",
+                                 "GAN.penalty = @wgan_gp")
+    assert cells[0].bindings == ("train.seed = 1", "GAN.penalty = @r1")
+
+
+def _curves_sweep():
+    spec = _spec("x.npy")
+    spec["grid"] = [{"name": "seed", "binding": "train.seed", "values": [1, 2]},
+                    {"name": "method", "binding": "GAN.penalty", "values": ["@r1", None]}]
+    spec["curves"] = {"group": "method"}
+    spec["metric"] = "fid"
+    spec["heatmap"] = {"rows": "method", "columns": "seed"}
+    return sweep_lib.parse_sweep(spec)
+
+
+def test_curves_average_each_group_over_the_other_axes_at_the_shared_steps():
+    import numpy as np
+    sweep = _curves_sweep()
+    histories = {"seed=1__method=r1": {"step": np.array([10, 20, 30]),
+                                        "fid": np.array([9.0, 5.0, 3.0])},
+                 "seed=2__method=r1": {"step": np.array([10, 20]),  # a run still going
+                                        "fid": np.array([7.0, 4.0])},
+                 "seed=1__method=none": {"step": np.array([10]), "fid": np.array([50.0])}}
+    curves = sweep_lib.group_curves(sweep, histories)
+    steps, mean, low, high, n = curves["r1"]
+    assert steps.tolist() == [10, 20] and n == 2
+    np.testing.assert_allclose(mean, [8.0, 4.5])
+    np.testing.assert_allclose(low, [7.0, 4.0])
+    np.testing.assert_allclose(high, [9.0, 5.0])
+    assert curves["none"][1].tolist() == [50.0] and curves["none"][4] == 1
+
+
+def test_the_group_table_gives_mean_and_range_and_counts_diverged_runs(tmp_path):
+    sweep = _curves_sweep()
+    results = {"seed=1__method=r1": {"fid": 10.0, "step": 30.0},
+               "seed=2__method=r1": {"fid": 20.0, "step": 30.0},
+               "seed=1__method=none": {"diverged": 1.0}}
+    text = sweep_lib.write_group_table(str(tmp_path / "groups.md"), sweep, results)
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines()[4:]}
+    assert rows["r1"] == "| r1 | 2/2 | 15 [10, 20] |"
+    assert rows["none"] == "| none | 0/2 (1 diverged) | – |"
+
+
+def test_the_image_comparison_sweep_parses_every_method_with_its_bindings():
+    """9 methods x 2 seeds; each cell's gin parses and binds the method's loss, penalty and
+    instance noise."""
+    from helpers import ROOT
+    sweep = sweep_lib.load_sweep(os.path.join(ROOT, "gin_configs", "study",
+                                              "image_comparison_fashion_mnist.yaml"))
+    cells = sweep_lib.expand(sweep)
+    assert len(cells) == 18 and sweep.curves == {"group": "method", "value": "fid"}
+    expected = {"unregularized": ("non_saturating", None), "r1": ("non_saturating", "r1"),
+                "wgan_gp": ("wasserstein", "wgan_gp"), "wgan_gp0": ("wasserstein", "wgan_gp0"),
+                "instance_noise": ("non_saturating", None), "roth": ("non_saturating", "roth")}
+    for cell in cells:
+        gin.clear_config()
+        try:
+            config.parse(sweep_lib.gin_files(sweep), sweep_lib.gin_params(sweep, cell))
+            assert gin.query_parameter("train.seed") == int(cell.label("seed"))
+            method = cell.label("method")
+            if method not in expected:
+                continue
+            loss, penalty = expected[method]
+            assert gin.query_parameter("GAN.loss").configurable.name == loss
+            bound = gin.query_parameter("GAN.penalty")
+            assert (bound and bound.configurable.name) == penalty
+            noise = gin.query_parameter("GAN.instance_noise") if method == "instance_noise" \
+                else None
+            assert method != "instance_noise" or noise.configurable.name == "sigma_schedule"
         finally:
             gin.clear_config()

@@ -105,10 +105,28 @@ def train_cell(sweep, cell, model_dir):
         gin.clear_config()
 
 
+def histories(sweep, out_dir):
+    """{cell name: its metrics.csv as {column: array}} for the cells that have one."""
+    from tf_convgan.evaluation.hook import read_metrics_csv
+    found = {}
+    for cell in sweep_lib.expand(sweep):
+        path = os.path.join(sweep_lib.cell_dir(out_dir, cell), run_dir.METRICS_CSV)
+        if run_dir.files.isfile(path):
+            found[cell.name] = read_metrics_csv(path)
+    return found
+
+
 def write_report(sweep, out_dir, results):
+    """The table and heat map; with `curves` in the sweep file also the metric-against-step
+    curves, the per-group table and the runs' last sample grids side by side."""
     os.makedirs(out_dir, exist_ok=True)
     sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
     sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
+    if sweep.curves:
+        sweep_lib.write_curves(os.path.join(out_dir, sweep_lib.CURVES_PNG), sweep,
+                               histories(sweep, out_dir))
+        sweep_lib.write_group_table(os.path.join(out_dir, sweep_lib.GROUPS_MD), sweep, results)
+        sweep_lib.write_samples(os.path.join(out_dir, sweep_lib.SAMPLES_PNG), sweep, out_dir)
 
 
 def run_sweep(sweep, out_dir, *, max_cells=None, train=train_cell, log=print):

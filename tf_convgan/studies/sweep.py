@@ -30,6 +30,7 @@ file (RESULT_JSON, its metric values); a finished cell is not run again. This mo
 sweep's description and bookkeeping; `tf_convgan.cli.sweep` runs the cells.
 """
 import dataclasses
+import io
 import itertools
 import json
 import math
@@ -45,6 +46,9 @@ from tf_convgan.errors import ConfigError
 RESULT_JSON = "sweep_result.json"
 TABLE_MD = "sweep_results.md"
 HEATMAP_PNG = "sweep_heatmap.png"
+CURVES_PNG = "sweep_curves.png"
+GROUPS_MD = "sweep_groups.md"
+SAMPLES_PNG = "sweep_samples.png"
 METRICS = ("fid", "pixel")
 _LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
 
@@ -333,3 +337,117 @@ def write_heatmap(path, sweep, results):
     with run_dir.atomic_file(path) as f:
         fig.savefig(f, format="png")
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- curves, groups
+
+def group_curves(sweep, histories):
+    """The curves of sweep.curves['value'] against the step, one per label of the group axis:
+    {label: (steps, mean, min, max, number of cells)} over the cells of that label whose history
+    (a {column: array} table with 'step', from a run's metrics.csv) has the value, at the steps
+    every one of them has. Labels without any such cell are left out."""
+    group, key = sweep.curves["group"], sweep.curves["value"]
+    by_label = {}
+    for cell in expand(sweep):
+        history = histories.get(cell.name)
+        if history is None or key not in history or not len(history["step"]):
+            continue
+        by_label.setdefault(cell.label(group), []).append(
+            dict(zip(np.asarray(history["step"]).astype(int).tolist(),
+                     np.asarray(history[key], float).tolist())))
+    axis = {a.name: a for a in sweep.axes}[group]
+    curves = {}
+    for label in axis.labels:
+        runs = by_label.get(label)
+        if not runs:
+            continue
+        steps = sorted(set.intersection(*(set(r) for r in runs)))
+        values = np.array([[r[s] for s in steps] for r in runs]).reshape(len(runs), len(steps))
+        curves[label] = (np.array(steps), values.mean(0), values.min(0), values.max(0),
+                         len(runs))
+    return curves
+
+
+def write_curves(path, sweep, histories):
+    """A PNG of group_curves: the mean over the other axes as a line, their range shaded."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = group_curves(sweep, histories)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=100)
+    for label, (steps, mean, low, high, n) in curves.items():
+        (line,) = ax.plot(steps, mean, marker="o", markersize=3, label=f"{label} (n={n})")
+        if n > 1:
+            ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15)
+    key = sweep.curves["value"]
+    others = [a.name for a in sweep.axes if a.name != sweep.curves["group"]]
+    ax.set_xlabel("step")
+    ax.set_ylabel(key.upper())
+    ax.set_yscale("log")
+    ax.set_title(f"{key.upper()} against the step: mean over {', '.join(others) or 'one run'}"
+                 f" (range shaded)", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    with run_dir.atomic_file(path) as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
+def write_group_table(path, sweep, results):
+    """A Markdown table, one row per label of the curves' group axis: each metric's mean over
+    the finished cells of that label, with their min and max; diverged cells are counted."""
+    group = sweep.curves["group"]
+    axis = {a.name: a for a in sweep.axes}[group]
+    columns = sorted({k for r in results.values() if r for k in r
+                      if k not in ("step", "diverged")},
+                     key=lambda k: (k not in ("fid", "kid", "kid_std"), k))
+    header = [group, "cells"] + columns
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label in axis.labels:
+        cells = [results.get(c.name) for c in expand(sweep) if c.label(group) == label]
+        done = [r for r in cells if r and "diverged" not in r]
+        diverged = sum(1 for r in cells if r and "diverged" in r)
+        count = f"{len(done)}/{len(cells)}" + (f" ({diverged} diverged)" if diverged else "")
+        values = []
+        for column in columns:
+            v = np.array([r[column] for r in done if r.get(column) is not None], float)
+            values.append("–" if not len(v) else
+                          f"{_fmt(v.mean())} [{_fmt(v.min())}, {_fmt(v.max())}]" if len(v) > 1
+                          else _fmt(v[0]))
+        lines.append("| " + " | ".join([label, count] + values) + " |")
+    text = ("mean [min, max] over the other axes' cells, at each run's last evaluation\n\n"
+            + "\n".join(lines) + "\n")
+    run_dir.write_text(path, text)
+    return text
+
+
+def write_samples(path, sweep, out_dir, *, max_columns=5):
+    """One PNG of the runs' last sample grids (run_dir.layout's samples.png), one panel per
+    cell in grid order, titled by the cell's labels. Returns the number of panels."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for cell in expand(sweep):
+        grid = os.path.join(cell_dir(out_dir, cell), run_dir.SAMPLES_PNG)
+        if run_dir.files.exists(grid):
+            panels.append((", ".join(label for _, label in cell.labels), grid))
+    if not panels:
+        return 0
+    columns = min(max_columns, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), dpi=100,
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (title, grid) in zip(axes.flat, panels):
+        ax.imshow(plt.imread(io.BytesIO(run_dir.read_bytes(grid)), format="png"))
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    with run_dir.atomic_file(path) as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+    return len(panels)
