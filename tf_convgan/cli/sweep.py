@@ -30,7 +30,7 @@ def metrics_from_csv(model_dir):
     """The last row of the run's metrics.csv (the in-training evaluator's; it evaluates at the
     last step) as {metric: float}, or None when there is none."""
     path = os.path.join(model_dir, run_dir.METRICS_CSV)
-    if not os.path.isfile(path):
+    if not run_dir.files.isfile(path):
         return None
     from tf_convgan.evaluation.hook import read_metrics_csv
     table = read_metrics_csv(path)
@@ -106,7 +106,8 @@ def train_cell(sweep, cell, model_dir):
 
 
 def write_report(sweep, out_dir, results):
-    os.makedirs(out_dir, exist_ok=True)
+    """<out_dir>/sweep_results.md and sweep_heatmap.png (out_dir local or a URL)."""
+    run_dir.files.makedirs(out_dir)
     sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
     sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
 

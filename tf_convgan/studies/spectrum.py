@@ -775,11 +775,13 @@ def write_summaries(result, *, writer, prefix="spectrum"):
 
 
 def read_history(out_dir):
+    """The evaluations recorded in out_dir/spectrum_history.json (a local path or a URL); []
+    when there is none."""
+    from tf_convgan import run_dir
     path = os.path.join(out_dir, HISTORY_JSON)
-    if not os.path.isfile(path):
+    if not run_dir.files.isfile(path):
         return []
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(run_dir.read_text(path))
 
 
 def draw_history(ax, history, *, norm, cmap, title="Leading eigenvalues of the game Jacobian"):
@@ -826,7 +828,7 @@ def record(result, *, out_dir=None, writer=None):
     if out_dir is None:
         return None
     from tf_convgan import run_dir
-    os.makedirs(out_dir, exist_ok=True)
+    run_dir.files.makedirs(out_dir)
     history = [e for e in read_history(out_dir) if e["step"] != result.step]
     history = sorted(history + [result.to_json()], key=lambda e: e["step"])
     run_dir.write_text(os.path.join(out_dir, HISTORY_JSON), json.dumps(history))
