@@ -68,13 +68,24 @@ def test_bad_sweep_files_name_the_field(change, field):
         sweep_lib.parse_sweep(spec)
 
 
+def test_a_sweep_file_that_is_not_yaml_is_one_line_naming_the_flag(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("grid: [unclosed\n")
+    out = tmp_path / "out"
+    assert cli_sweep.main(["sweep", "--sweep", str(path), "--out_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --sweep: sweep file {path}: not valid YAML (")
+    assert err.count("\n") == 1 and not out.exists()
+
+
 def test_print_commands_are_run_py_command_lines_that_parse(tmp_path, capsys):
     import run  # the project root is on sys.path (pyproject: pythonpath)
     sweep = sweep_lib.load_sweep(_write_sweep(tmp_path, "/data/x.npy"))
     out = str(tmp_path / "out")
     commands_file = tmp_path / "commands.txt"
-    assert cli_sweep.main(["--sweep", _write_sweep(tmp_path, "/data/x.npy"), "--out_dir", out,
-                           "--print_commands", "--commands_file", str(commands_file)]) == 0
+    assert cli_sweep.main(["sweep", "--sweep", _write_sweep(tmp_path, "/data/x.npy"),
+                           "--out_dir", out, "--print_commands", "--commands_file",
+                           str(commands_file)]) == 0
     lines = commands_file.read_text().splitlines()
     assert len(lines) == 4
     cli_sweep.print_commands(sweep, out)
@@ -149,7 +160,7 @@ def test_sweep_runs_resumes_skips_and_collects(tmp_path, npy_path, capsys):
     # --collect from the directories alone: a lost result file is recomputed from the export.
     os.remove(os.path.join(out, NAMES[2], sweep_lib.RESULT_JSON))
     os.remove(tmp_path / "out" / sweep_lib.TABLE_MD)
-    assert cli_sweep.main(["--sweep", sweep_file, "--out_dir", out, "--collect"]) == 0
+    assert cli_sweep.main(["sweep", "--sweep", sweep_file, "--out_dir", out, "--collect"]) == 0
     assert sweep_lib.read_result(os.path.join(out, NAMES[2]))["fid"] == pytest.approx(
         results[NAMES[2]]["fid"], rel=1e-4)
     assert (tmp_path / "out" / sweep_lib.TABLE_MD).read_text().splitlines() == table

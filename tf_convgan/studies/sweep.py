@@ -186,7 +186,11 @@ def load_sweep(path):
     """The Sweep of a YAML sweep file."""
     import yaml
     with open(path) as f:
-        spec = yaml.safe_load(f)
+        try:
+            spec = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"sweep file {path}: not valid YAML ({' '.join(str(e).split())})"
+                              ) from None
     return parse_sweep(spec, base_dir=os.path.dirname(os.path.abspath(path)))
 
 
