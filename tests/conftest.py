@@ -1,9 +1,14 @@
 """Test session set-up: two logical CPU devices (for the MirroredStrategy equality tests),
 deterministic ops, and quiet TensorFlow logging. Must run before TensorFlow initialises devices.
-Shared fixtures: the tiny training data, a tiny trained run directory, and the FID feature
-extractor."""
+Shared fixtures: the tiny training data, a tiny trained run directory, the FID feature
+extractor, and a guard that no ram:// path (helpers.ram_url) reaches the local disk."""
+import builtins
 import collections
 import os
+import shutil
+import sys
+import sysconfig
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -52,3 +57,53 @@ def extractor():
     from tf_convgan.evaluation.features import FeatureExtractor
     from tests.fid_helpers import FID_WEIGHTS
     return FeatureExtractor(weights_path=FID_WEIGHTS, batch_size=4, verbose=False)
+
+
+class LocalDiskTouched(AssertionError):
+    pass
+
+
+@pytest.fixture
+def no_local_disk_for_ram(tmp_path, monkeypatch):
+    """Runs the test in an empty working directory; every os / open / shutil / tempfile call
+    given a path with 'ram:' raises. Yields the working directory (checked empty at the end)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    touched = []
+    stdlib = sysconfig.get_paths()["stdlib"]
+
+    def tensorflows_read():
+        """Whether the first caller outside the standard library is TensorFlow itself (its
+        checkpoint metrics glob the prefix on the local disk, finding nothing)."""
+        frame = sys._getframe(2)
+        while frame is not None and frame.f_code.co_filename.startswith(stdlib) and (
+                "-packages" not in frame.f_code.co_filename):
+            frame = frame.f_back
+        return frame is not None and "/tensorflow/" in frame.f_code.co_filename
+
+    def guard(module, name, read_only=False):
+        original = getattr(module, name)
+
+        def guarded(*args, **kwargs):
+            for a in list(args) + list(kwargs.values()):
+                if isinstance(a, (str, bytes, os.PathLike)) and "ram:" in os.fsdecode(a):
+                    if read_only and tensorflows_read():
+                        continue
+                    touched.append((name, os.fsdecode(a)))
+                    raise LocalDiskTouched(f"{module.__name__}.{name}({os.fsdecode(a)!r})")
+            return original(*args, **kwargs)
+        monkeypatch.setattr(module, name, guarded)
+
+    guard(builtins, "open")
+    for name in ("open", "makedirs", "mkdir", "replace", "rename", "remove", "unlink", "rmdir"):
+        guard(os, name)
+    for name in ("listdir", "scandir", "stat", "lstat", "walk"):
+        guard(os, name, read_only=True)
+    for name in ("rmtree", "copytree", "move"):
+        guard(shutil, name)
+    for name in ("mkstemp", "mkdtemp"):
+        guard(tempfile, name)
+    yield cwd
+    assert not touched, touched
+    assert os.listdir(cwd) == [], os.listdir(cwd)

@@ -1,5 +1,5 @@
 """Small networks and GANs shared by the tests; a noise source of known numbers; running run.py
-and train() on the tiny config."""
+and train() on the tiny config; fresh ram:// paths."""
 import collections
 import contextlib
 import io
@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 
 import gin
 import keras
@@ -243,3 +244,10 @@ def assert_two_replicas_equal_one_device(make_gan_on, batches):
         np.testing.assert_allclose(single_logs[name], mirrored_logs[name], rtol=1e-4, atol=1e-6,
                                    err_msg=name)
     return single_logs
+
+
+def ram_url(name):
+    """A fresh path on TensorFlow's in-memory filesystem (`ram://<name>_<8 hex digits>`), which
+    stands in for an object store such as gs:// (no atomic rename, no file locks). With the
+    fixture `no_local_disk_for_ram` (tests/conftest.py) a local file function given it raises."""
+    return f"ram://{name}_{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,9 @@
 """The library's error type for bad user input (configuration, data, hyperparameters), and the
 generic checks that raise it."""
 import contextlib
+import difflib
 import numbers
+import re
 import sys
 
 from absl import flags
@@ -50,17 +52,6 @@ def check_nonnegative(name: str, value) -> None:
         raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
-@contextlib.contextmanager
-def exit_on_bad_input():
-    """For command lines: bad input (ValueError, incl. ConfigError; a missing file) prints one
-    line `error: ...` and exits with status 2, without a traceback."""
-    try:
-        yield
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
 class FlagError(ConfigError):
     """Bad input to a command line: the message starts with the flag, `--name: ...`."""
 
@@ -86,6 +77,7 @@ def blame(flag):
 
 
 HELP_FLAGS = ("-h", "--help", "-help", "--helpshort", "--helpfull")
+USAGE_ERROR_STATUS = 2  # every command's exit status for bad input (flags, files, config)
 
 
 def wants_help(argv):
@@ -97,34 +89,81 @@ def wants_help(argv):
 
 
 def print_help(usage, flags_help):
-    """A command's --help: its usage text and its flags, on stdout."""
+    """A command's --help: its usage text (a paragraph or more: what it does, how it is called),
+    a blank line, then `flags:` and its flags, on stdout."""
     if usage:
         print(usage.strip() + "\n")
     print("flags:\n" + flags_help)
 
 
-def parse_flags(flag_values, argv, *, usage=None):
-    """Parses argv (argv[0] is the program name) into an absl FlagValues of a command's own;
-    an unknown or bad flag, or a positional argument, raises ConfigError (naming the flag).
-    -h / --help prints `usage` and the flags' help and exits with status 0."""
+_ILLEGAL_VALUE = re.compile(r"^flag --([^=\s]+)=(.*?): (.*)$", re.DOTALL)
+_MISSING_VALUE = re.compile(r"^Missing value for flag --?(\S+)$")
+
+
+def flag_error(error, flag_values=None):
+    """The ConfigError of an absl flags.Error, its message starting with the flag it is about
+    (`--name: ...`, a FlagError) where absl's message names one:
+
+        --bogus: unknown flag (did you mean --model_dir?)
+        --num: invalid value 'abc' (invalid literal for int() with base 10: 'abc')
+        --interpolate: a boolean flag is given as --interpolate, --nointerpolate or
+            --interpolate=true|false, not 'maybe'
+        --model_dir: needs a value
+    """
+    if isinstance(error, flags.UnrecognizedFlagError):
+        names = [n for n in flag_values if flag_values[n].name == n] if flag_values else []
+        close = difflib.get_close_matches(error.flagname, names, n=3)
+        hint = f" (did you mean {', '.join('--' + n for n in close)}?)" if close else ""
+        return FlagError(error.flagname, f"unknown flag{hint}")
+    message = _first_line(error)
+    match = _ILLEGAL_VALUE.match(str(error))
+    if match:
+        name, value, reason = match.groups()
+        flag = flag_values[name] if flag_values is not None and name in flag_values else None
+        if flag is not None and flag.boolean:
+            return FlagError(name, f"a boolean flag is given as --{name}, --no{name} or "
+                                   f"--{name}=true|false, not {value!r}")
+        return FlagError(name, f"invalid value {value!r} ({reason.splitlines()[0]})")
+    match = _MISSING_VALUE.match(message)
+    if match:
+        return FlagError(match.group(1), "needs a value")
+    return ConfigError(message)
+
+
+def parse_flags(flag_values, argv, *, usage, module=None):
+    """Parses argv (argv[0] is the program name) into a command's absl FlagValues: every
+    command of the library parses its flags here, so that they all behave alike.
+
+    -h / --help (also -help, --helpshort, --helpfull) prints `usage` (a paragraph or more), then
+    the flags' help (those defined in `module` when given, e.g. the global FLAGS of run.py; else
+    every flag of `flag_values`) and exits with status 0. Flags are `--name value` or
+    `--name=value`; a boolean flag is `--name`, `--noname` or `--name=true|false`. An unknown
+    flag, a bad value or a positional argument raises ConfigError naming the flag (`flag_error`),
+    which `command_status` prints as one line `error: ...` with status 2."""
     if wants_help(argv):
-        print_help(usage, flag_values.get_help(include_special_flags=False))
+        help_text = (flag_values.module_help(module) if module is not None
+                     else flag_values.get_help(include_special_flags=False))
+        print_help(usage, help_text)
         raise SystemExit(0)
     flag_values.unparse_flags()
     try:
-        rest = flag_values(argv)
+        rest = flag_values(list(argv))
     except flags.Error as e:
-        raise ConfigError(_first_line(e)) from None
+        flag_values.unparse_flags()
+        raise flag_error(e, flag_values) from None
     if len(rest) > 1:
-        raise ConfigError(f"unexpected argument {rest[1]!r}")
+        flag_values.unparse_flags()
+        raise ConfigError(f"unexpected argument {rest[1]!r} (flags are --name value or "
+                          f"--name=value)")
 
 
 def command_status(run):
-    """Runs a command's body `run()`; bad input prints one line `error: ...` and gives status 2
-    (no traceback), otherwise 0."""
+    """Runs a command's body `run()`; bad input (ValueError incl. ConfigError and flag errors, a
+    missing file) prints one line `error: ...` on stderr and gives status 2 (no traceback),
+    otherwise 0. -h / --help leaves by SystemExit(0) (parse_flags)."""
     try:
         run()
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {_first_line(e)}", file=sys.stderr)
-        return 2
+        return USAGE_ERROR_STATUS
     return 0

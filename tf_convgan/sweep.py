@@ -5,4 +5,4 @@ import sys
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from tf_convgan.cli.sweep import main
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(sys.argv))

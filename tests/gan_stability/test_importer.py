@@ -14,7 +14,10 @@ import pytest
 import tensorflow as tf
 
 from gan_stability_reference import REFERENCE_DIR
-from tf_convgan.run_dir import checkpoints
+from helpers import ram_url
+from tf_convgan import run_dir
+from tf_convgan.run_dir import checkpoints, files
+from tf_convgan.run_dir.lock import url_lock_warning
 from tf_convgan.cli import config
 from tf_convgan.run_dir import images
 from tf_convgan.serving import sampling
@@ -274,6 +277,48 @@ def test_model_dir_is_refused_unless_empty_or_an_earlier_import(tmp_path):
     with pytest.raises(ConfigError, match="trained since the import"):
         importer.import_checkpoint(CONFIG, CHECKPOINTS["zip"], str(again), export=False)
     gin.clear_config()
+
+
+def test_import_into_a_url_never_touches_the_local_disk(no_local_disk_for_ram, expected,
+                                                         capsys):
+    """A --model_dir on an object store (ram:// stands in for gs://): the import writes its
+    checkpoint, config, export and record there through run_dir.files, its export reproduces the
+    EMA generator's outputs, and a second import replaces the first (under the writer lock, which
+    on an object store is only the one-line warning); a directory holding anything else is
+    refused. No local file function sees the path (the fixture checks)."""
+    model_dir = ram_url("import") + "/run"
+    try:
+        assert importer.import_checkpoint(CONFIG, CHECKPOINTS["zip"], model_dir) == (
+            model_dir, 3)
+    finally:
+        gin.clear_config()
+    assert sorted(files.listdir(model_dir)) == [
+        "checkpoints", "export", importer.IMPORT_RECORD, "operative_config.gin"]
+    record = json.loads(run_dir.read_text(f"{model_dir}/{importer.IMPORT_RECORD}"))
+    assert record["step"] == 3 and record["checkpoint_sha256"] == (
+        "dac3f0f87ca867960388b720c2c445fb5f8c8fc130493c96c8638cea5e48a0fb")
+    out = _nchw(sampling.Sampler.load(f"{model_dir}/export")(expected["z"],
+                                                             expected["y"].astype(np.int32)))
+    np.testing.assert_allclose(out, expected["G_test_out"], atol=1e-5, rtol=0)
+    assert capsys.readouterr().err == ""  # a new directory: nothing to lock yet
+
+    try:
+        importer.import_checkpoint(CONFIG, CHECKPOINTS["legacy"], model_dir, export=False)
+    finally:
+        gin.clear_config()
+    record = json.loads(run_dir.read_text(f"{model_dir}/{importer.IMPORT_RECORD}"))
+    assert record["checkpoint"] == os.path.abspath(CHECKPOINTS["legacy"])
+    assert sorted(files.listdir(model_dir)) == [
+        "checkpoints", importer.IMPORT_RECORD, "operative_config.gin"]
+    assert not [n for n in files.listdir(model_dir.rsplit("/", 1)[0]) if n.startswith(".")]
+    assert capsys.readouterr().err.splitlines() == [url_lock_warning(model_dir, "--model_dir")]
+
+    other = ram_url("import") + "/mine"
+    run_dir.write_text(f"{other}/notes.txt", "mine")
+    with pytest.raises(ConfigError, match="is not empty and not an earlier import"):
+        importer.import_checkpoint(CONFIG, CHECKPOINTS["zip"], other, export=False)
+    gin.clear_config()
+    assert files.listdir(other) == ["notes.txt"]
 
 
 def test_wgan_critic_changes_sign(tmp_path, expected):

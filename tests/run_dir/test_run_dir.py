@@ -11,7 +11,7 @@ import gin
 import numpy as np
 import pytest
 
-from helpers import copy_run, tree_bytes
+from helpers import copy_run, ram_url, tree_bytes
 from tf_convgan import run_dir
 from tf_convgan.cli import config
 from tf_convgan.cli import evaluate
@@ -20,6 +20,7 @@ from tf_convgan.run_dir import images
 from tf_convgan.serving import sampling
 from tf_convgan.errors import ConfigError
 from tf_convgan.run_dir import files, generators
+from tf_convgan.run_dir.lock import url_lock_warning
 from tf_convgan.run_dir.run_config import RunConfigError, parse_run_config
 
 # -- crash-safe writes ------------------------------------------------------------------------
@@ -104,6 +105,23 @@ def test_a_second_writer_is_refused_and_a_killed_writer_leaves_no_lock(tmp_path)
         holder.wait()
     with run_dir.writer_lock(str(model_dir)):
         pass
+
+
+def test_a_url_gets_no_lock_and_says_so_in_one_line(tmp_path, capsys):
+    """On an object store (ram:// here) nothing refuses a second writer: writer_lock creates the
+    directory and prints one line saying so; a local directory's lock prints nothing."""
+    model_dir = ram_url("locked")
+    with run_dir.writer_lock(model_dir, name="--model_dir"):
+        assert run_dir.files.isdir(model_dir)
+        with run_dir.writer_lock(model_dir, name="--model_dir"):  # not refused
+            pass
+    err = capsys.readouterr().err
+    line = url_lock_warning(model_dir, "--model_dir")
+    assert err == f"{line}\n{line}\n"
+    assert line.startswith(f"warning: --model_dir {model_dir} ") and "NOT refused" in line
+    with run_dir.writer_lock(str(tmp_path / "local")):
+        pass
+    assert capsys.readouterr().err == ""
 
 
 def test_a_lock_on_a_new_directory_that_stays_empty_leaves_nothing(tmp_path):

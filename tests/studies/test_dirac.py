@@ -1,5 +1,6 @@
 """The Dirac-GAN on the library's losses and penalties: Jacobians equal the paper's closed forms,
 and the convergence table reproduces the paper's verdicts."""
+import json
 import os
 import subprocess
 import sys
@@ -9,9 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from helpers import ram_url
+from tf_convgan import run_dir
 from tf_convgan.studies import dirac
+from tf_convgan.studies import dirac_study as dirac_study_lib
 from tf_convgan.objectives import instance_noise, losses
 from tf_convgan.objectives.consensus import consensus_term
+from tf_convgan.run_dir import files, images
 from tf_convgan.studies.dirac_study import dirac_study
 from tf_convgan.errors import ConfigError
 
@@ -189,6 +194,24 @@ def test_slow_convergence_is_called_convergent(tmp_path):
         assert m["spectral_radius"] < 1.0 and m["distance"] > 1e-3 and m["converges"]
     assert "| conopt | minimax | -0.075 - 0.5i, -0.075 + 0.5i | 0.993759 | 0.063 | converges |" in (
         tmp_path / "dirac_table.md").read_text()
+
+
+def test_the_study_writes_into_a_url_and_nothing_on_the_local_disk(no_local_disk_for_ram):
+    """A model_dir on an object store (ram:// stands in for gs://): the table, the results and
+    the figures are written there through run_dir.files; no local file function sees the path
+    and the working directory stays empty (the fixture checks both)."""
+    model_dir = ram_url("dirac") + "/study"
+    rows = dirac_study(model_dir=model_dir, methods=["unregularized", "r1"], num_steps=50)
+    assert sorted(files.listdir(model_dir)) == sorted([
+        dirac_study_lib.TABLE_MD, dirac_study_lib.RESULTS_JSON, dirac_study_lib.ALL_PNG,
+        "dirac_unregularized.png", "dirac_r1.png"])
+    table = run_dir.read_text(f"{model_dir}/{dirac_study_lib.TABLE_MD}")
+    assert table.startswith("Dirac-GAN, h = 0.1, T = 50 steps") and "| r1 | minimax |" in table
+    results = json.loads(run_dir.read_text(f"{model_dir}/{dirac_study_lib.RESULTS_JSON}"))
+    assert [r["method"] for r in results["rows"]] == ["unregularized", "r1"]
+    assert results["rows"][1]["sim"]["distance"] == pytest.approx(rows[1]["sim"]["distance"])
+    for name in ("dirac_r1.png", dirac_study_lib.ALL_PNG):
+        assert images.read_png(f"{model_dir}/{name}").shape[-1] in (3, 4)
 
 
 def test_dragan_stalls_near_theta_minus_2():

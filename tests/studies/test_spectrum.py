@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import ROOT, two_cpu_strategy
+from helpers import ROOT, ram_url, two_cpu_strategy
 from tf_convgan.gan.model import GAN
 from tf_convgan.objectives import losses, penalties
 from tf_convgan.studies import dirac, spectrum
 from tf_convgan.networks import build, mlp_discriminator, mlp_generator
+from tf_convgan.run_dir import images
 
 F1 = 0.5  # f'(0) of the minimax loss (tests/test_dirac.py)
 
@@ -330,6 +331,24 @@ def test_record_accumulates_history_png_and_tensorboard(tmp_path, mlp_case):
             tags.update(v.tag for v in event.summary.value)
     assert {"spectrum/max_real", "spectrum/max_abs_imag", "spectrum/sim_radius"} <= tags
     assert "largest real part" in spectrum.format_table(result)
+
+
+def test_record_writes_into_a_url(no_local_disk_for_ram):
+    """out_dir on an object store (ram:// stands in for gs://): the history is read back from
+    there (an evaluation of the same step replaces the earlier one) and the PNG written there;
+    no local file function sees the path (the fixture checks)."""
+    out = ram_url("spectrum") + "/out"
+    result = spectrum.SpectrumResult(
+        step=0, n=2, n_g=1, n_d=1, dtype="float64", method="dense", field_norm=0.0,
+        eigenvalues={"LM": np.array([-0.1 + 0.5j, -0.1 - 0.5j])}, residuals={"LM": np.zeros(2)})
+    for step, real in ((0, -0.1), (5, -0.2), (0, -0.3)):
+        result.step = step
+        result.eigenvalues = {"LM": np.array([real + 0.5j, real - 0.5j])}
+        png = spectrum.record(result, out_dir=out)
+    history = spectrum.read_history(out)
+    assert [(e["step"], e["max_real"]) for e in history] == [(0, -0.3), (5, -0.2)]
+    assert png == f"{out}/{spectrum.PLOT_PNG}" and images.read_png(png).ndim == 3
+    assert spectrum.read_history(ram_url("spectrum")) == []
 
 
 def test_evaluator_evaluates_its_gan(tmp_path):

@@ -7,11 +7,13 @@ import gin
 import pytest
 import yaml
 
+from tf_convgan import run_dir
 from tf_convgan.cli import config
 from tf_convgan.cli import sweep as cli_sweep
 from tf_convgan.errors import ConfigError
+from tf_convgan.run_dir import images
 from tf_convgan.studies import sweep as sweep_lib
-from helpers import TINY_GIN
+from helpers import TINY_GIN, ram_url
 
 NAMES = ["loss=non_saturating__penalty=r1", "loss=non_saturating__penalty=none",
          "loss=hinge__penalty=r1", "loss=hinge__penalty=none"]
@@ -69,13 +71,24 @@ def test_bad_sweep_files_name_the_field(change, field):
         sweep_lib.parse_sweep(spec)
 
 
+def test_a_sweep_file_that_is_not_yaml_is_one_line_naming_the_flag(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text("grid: [unclosed\n")
+    out = tmp_path / "out"
+    assert cli_sweep.main(["sweep", "--sweep", str(path), "--out_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --sweep: sweep file {path}: not valid YAML (")
+    assert err.count("\n") == 1 and not out.exists()
+
+
 def test_print_commands_are_run_py_command_lines_that_parse(tmp_path, capsys):
     import run  # the project root is on sys.path (pyproject: pythonpath)
     sweep = sweep_lib.load_sweep(_write_sweep(tmp_path, "/data/x.npy"))
     out = str(tmp_path / "out")
     commands_file = tmp_path / "commands.txt"
-    assert cli_sweep.main(["--sweep", _write_sweep(tmp_path, "/data/x.npy"), "--out_dir", out,
-                           "--print_commands", "--commands_file", str(commands_file)]) == 0
+    assert cli_sweep.main(["sweep", "--sweep", _write_sweep(tmp_path, "/data/x.npy"),
+                           "--out_dir", out, "--print_commands", "--commands_file",
+                           str(commands_file)]) == 0
     lines = commands_file.read_text().splitlines()
     assert len(lines) == 4
     cli_sweep.print_commands(sweep, out)
@@ -150,11 +163,48 @@ def test_sweep_runs_resumes_skips_and_collects(tmp_path, npy_path, capsys):
     # --collect from the directories alone: a lost result file is recomputed from the export.
     os.remove(os.path.join(out, NAMES[2], sweep_lib.RESULT_JSON))
     os.remove(tmp_path / "out" / sweep_lib.TABLE_MD)
-    assert cli_sweep.main(["--sweep", sweep_file, "--out_dir", out, "--collect"]) == 0
+    assert cli_sweep.main(["sweep", "--sweep", sweep_file, "--out_dir", out, "--collect"]) == 0
     assert sweep_lib.read_result(os.path.join(out, NAMES[2]))["fid"] == pytest.approx(
         results[NAMES[2]]["fid"], rel=1e-4)
     assert (tmp_path / "out" / sweep_lib.TABLE_MD).read_text().splitlines() == table
     assert calls == NAMES
+
+
+def test_a_sweep_on_a_url_never_touches_the_local_disk(no_local_disk_for_ram, capsys):
+    """out_dir on an object store (ram:// stands in for gs://): the cells' results, the table,
+    the heat map and the commands file are written there and read back from there (a finished
+    cell is skipped on the rerun); no local file function sees the path (the fixture checks).
+    The cells' training is stood in for by what a run leaves: metrics.csv and an export."""
+    from tf_convgan.training.loop import TrainingDivergedError
+    sweep = sweep_lib.parse_sweep(dict(_spec("x.npy"), metric="fid"))
+    out = ram_url("sweep") + "/out"
+
+    def fake_train(sweep, cell, model_dir):
+        if cell.name == NAMES[1]:
+            raise TrainingDivergedError("non-finite d_loss at step 1")
+        run_dir.append_csv_row(f"{model_dir}/{run_dir.METRICS_CSV}", 2, {"fid": 12.5})
+        run_dir.write_bytes(f"{run_dir.export_dir(model_dir)}/saved_model.pb", b"")
+
+    results = cli_sweep.run_sweep(sweep, out, max_cells=2, train=fake_train)
+    assert results[NAMES[0]] == {"step": 2.0, "fid": 12.5}
+    assert results[NAMES[1]] == {"diverged": 1.0}
+    assert results[NAMES[2]] is None
+    table = run_dir.read_text(f"{out}/{sweep_lib.TABLE_MD}").splitlines()
+    assert table[0] == "| loss | penalty | fid | directory |"
+    assert table[2:4] == [f"| non_saturating | r1 | 12.5 | `{NAMES[0]}` |",
+                          f"| non_saturating | none | diverged | `{NAMES[1]}` |"]
+    assert table[4].startswith("| hinge | r1 | not run |")
+    assert images.read_png(f"{out}/{sweep_lib.HEATMAP_PNG}").ndim == 3
+    capsys.readouterr()
+
+    cli_sweep.run_sweep(sweep, out, max_cells=0, train=fake_train)
+    printed = capsys.readouterr().out
+    assert f"[1/4] {NAMES[0]}: finished, skipped (fid=12.5)" in printed
+    assert f"[2/4] {NAMES[1]}: finished, skipped" in printed
+    assert cli_sweep.collect(sweep, out, log=lambda line: None) == results
+    cli_sweep.print_commands(sweep, out, file=f"{out}/commands.txt")
+    commands = run_dir.read_text(f"{out}/commands.txt").splitlines()
+    assert len(commands) == 4 and commands[0].endswith(f"--model_dir {out}/{NAMES[0]}")
 
 
 STUDY_SWEEPS = ["kurach_fashion_mnist.yaml", "kurach_cifar10_sndcgan.yaml",

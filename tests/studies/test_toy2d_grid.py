@@ -8,8 +8,9 @@ import os
 import numpy as np
 import pytest
 
+from helpers import ram_url
 from tf_convgan.objectives import penalties
-from tf_convgan.run_dir import files
+from tf_convgan.run_dir import files, images
 from tf_convgan.studies import toy2d
 from tf_convgan.studies import toy2d_grid as grid
 
@@ -128,6 +129,34 @@ def test_a_run_of_another_length_or_without_status_is_not_finished(tmp_path):
     assert not grid.is_finished(model_dir, 100)
     grid.write_status(model_dir, num_steps=100, status="done")
     assert grid.is_finished(model_dir, 100) and not grid.is_finished(model_dir, 200)
+
+
+def test_status_metrics_and_frames_on_a_url(no_local_disk_for_ram):
+    """A grid's out_dir on an object store (ram:// stands in for gs://): the status file, the
+    metrics and the latest frame are written and read back there, and the figure drawn from
+    them is written there; no local file function sees the path (the fixture checks)."""
+    out = ram_url("toy2d")
+    runs = grid.expand(_methods("r1"), ["line"], ("alternating",), [0])
+    model_dir = f"{out}/runs/{runs[0].name}"
+    for step, w2 in ((300, 0.3), (600, 0.1)):
+        files.append_csv_row(f"{model_dir}/{toy2d.METRICS_CSV}", step, {"w2": w2})
+    assert not grid.is_finished(model_dir, 600)
+    grid.write_status(model_dir, num_steps=600, status="done")
+    assert grid.is_finished(model_dir, 600) and grid.read_status(model_dir)["status"] == "done"
+    results = grid.collect(out, runs, {("line", 0): 0.05}, 600)
+    assert results[0]["curve"] == [0.3, 0.1] and results[0]["verdict"] == "still decreasing"
+    rng = np.random.default_rng(0)
+    axis = np.linspace(-2, 2, 5)
+    x, y = np.meshgrid(axis, axis)
+    fake = rng.normal(size=(16, 2))
+    toy2d.save_frame(f"{model_dir}/{grid.FRAME_FILE}", step=600, fake=fake,
+                     real=rng.normal(size=(16, 2)), grid=(x, y, x * y), metrics={"w2": 0.1})
+    frame = toy2d.load_frame(f"{model_dir}/{grid.FRAME_FILE}")
+    assert int(frame["step"]) == 600 and float(frame["metric_w2"]) == 0.1
+    np.testing.assert_array_equal(frame["fake"], fake)
+    grid.figure(out, results, f"{out}/figure.png", rule="alternating", seed=0, methods=["r1"],
+                problems=["line"])
+    assert images.read_png(f"{out}/figure.png").ndim == 3
 
 
 def test_tiny_grid_trains_writes_the_table_and_skips_finished_runs(tmp_path):

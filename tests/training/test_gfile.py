@@ -2,85 +2,27 @@
 
 TensorFlow's in-memory filesystem (ram://) stands in for an object store: a full run (train,
 checkpoint, resume, export, sample, metrics CSV and FID plot) on a ram:// model directory, with
-every local file function made to fail on a path that holds 'ram:' (os.path.abspath('ram://x')
-is '<cwd>/ram:/x') and the working directory checked to stay empty."""
-import builtins
+every local file function made to fail on a path that holds 'ram:' (the fixture
+`no_local_disk_for_ram` of tests/conftest.py) and the working directory checked to stay empty."""
+import hashlib
 import os
-import shutil
-import sys
-import sysconfig
-import tempfile
-import uuid
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import train_in_process
+from helpers import ram_url, train_in_process
 from tf_convgan import run_dir
 from tf_convgan.errors import ConfigError
 from tf_convgan.evaluation import hook
 from tf_convgan.run_dir import checkpoints, files, images
+from tf_convgan.run_dir.lock import url_lock_warning
 from tf_convgan.serving import sampling
 
 
-def _ram(name):
-    return f"ram://{name}_{uuid.uuid4().hex[:8]}"
-
-
-class LocalDiskTouched(AssertionError):
-    pass
-
-
-@pytest.fixture
-def no_local_disk_for_ram(tmp_path, monkeypatch):
-    """Runs the test in an empty working directory; every os / open / shutil / tempfile call
-    given a path with 'ram:' raises. Yields the working directory (checked empty at the end)."""
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
-    monkeypatch.chdir(cwd)
-    touched = []
-    stdlib = sysconfig.get_paths()["stdlib"]
-
-    def tensorflows_read():
-        """Whether the first caller outside the standard library is TensorFlow itself (its
-        checkpoint metrics glob the prefix on the local disk, finding nothing)."""
-        frame = sys._getframe(2)
-        while frame is not None and frame.f_code.co_filename.startswith(stdlib) and (
-                "-packages" not in frame.f_code.co_filename):
-            frame = frame.f_back
-        return frame is not None and "/tensorflow/" in frame.f_code.co_filename
-
-    def guard(module, name, read_only=False):
-        original = getattr(module, name)
-
-        def guarded(*args, **kwargs):
-            for a in list(args) + list(kwargs.values()):
-                if isinstance(a, (str, bytes, os.PathLike)) and "ram:" in os.fsdecode(a):
-                    if read_only and tensorflows_read():
-                        continue
-                    touched.append((name, os.fsdecode(a)))
-                    raise LocalDiskTouched(f"{module.__name__}.{name}({os.fsdecode(a)!r})")
-            return original(*args, **kwargs)
-        monkeypatch.setattr(module, name, guarded)
-
-    guard(builtins, "open")
-    for name in ("open", "makedirs", "mkdir", "replace", "rename", "remove", "unlink", "rmdir"):
-        guard(os, name)
-    for name in ("listdir", "scandir", "stat", "lstat", "walk"):
-        guard(os, name, read_only=True)
-    for name in ("rmtree", "copytree", "move"):
-        guard(shutil, name)
-    for name in ("mkstemp", "mkdtemp"):
-        guard(tempfile, name)
-    yield cwd
-    assert not touched, touched
-    assert os.listdir(cwd) == [], os.listdir(cwd)
-
-
-def _on_ram(npy_path):
+def _onram_url(npy_path):
     """The tiny data as a ram:// file (written before the guard is in place)."""
-    path = _ram("data") + "/images.npy"
+    path = ram_url("data") + "/images.npy"
     tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
     tf.io.gfile.copy(npy_path, path)
     return path
@@ -88,14 +30,17 @@ def _on_ram(npy_path):
 
 @pytest.fixture
 def ram_npy(npy_path):
-    return _on_ram(npy_path)
+    return _onram_url(npy_path)
 
 
 def test_a_run_on_an_in_memory_filesystem_never_touches_the_local_disk(
-        ram_npy, no_local_disk_for_ram):
+        ram_npy, no_local_disk_for_ram, capsys):
     npy_path = ram_npy  # the data on the in-memory filesystem too
-    model_dir = _ram("run")
+    model_dir = ram_url("run")
     train_in_process(model_dir, npy_path, "train.num_steps = 2", "train.export_at_end = False")
+    # No writer lock on an object store: the run says so in one line when it starts.
+    err = capsys.readouterr().err.splitlines()
+    assert err.count(url_lock_warning(model_dir)) == 1, err
     ckpt_dir = run_dir.checkpoint_dir(model_dir)
     assert tf.train.latest_checkpoint(ckpt_dir) == f"{ckpt_dir}/ckpt-2"
     assert files.isfile(run_dir.operative_config_path(model_dir))
@@ -119,7 +64,7 @@ def test_a_run_on_an_in_memory_filesystem_never_touches_the_local_disk(
     from_export = sampling.Sampler.load(export).sample(4, seed=1)
     from_run = sampling.Sampler.load(model_dir).sample(4, seed=1)
     np.testing.assert_allclose(from_export, from_run, atol=1e-5)
-    out_dir = _ram("samples")
+    out_dir = ram_url("samples")
     sampling.write_samples(sampling.Sampler.load(export), out_dir, num=4, seed=0)
     # (ram://'s listdir matches name prefixes: samples/ also lists '.png' of samples.png)
     assert all(files.isfile(f"{out_dir}/samples/sample_{i:05d}.png") for i in range(4))
@@ -143,7 +88,7 @@ def test_a_run_on_an_in_memory_filesystem_never_touches_the_local_disk(
 
 def test_resume_sets_aside_an_unreadable_checkpoint_on_a_url(no_local_disk_for_ram, npy_path):
     npy_path = str(npy_path)
-    model_dir = _ram("damaged")
+    model_dir = ram_url("damaged")
     train_in_process(model_dir, npy_path, "train.num_steps = 2", "train.export_at_end = False")
     ckpt_dir = run_dir.checkpoint_dir(model_dir)
     data = [p for p in tf.io.gfile.glob(f"{ckpt_dir}/ckpt-2.data-*")][0]
@@ -158,7 +103,7 @@ def test_resume_sets_aside_an_unreadable_checkpoint_on_a_url(no_local_disk_for_r
 
 
 def test_gfile_writes_replace_or_leave_the_target(no_local_disk_for_ram):
-    directory = _ram("files")
+    directory = ram_url("files")
     path = f"{directory}/sub/a.txt"
     run_dir.write_text(path, "one")
     run_dir.write_text(path, "two")
@@ -168,15 +113,18 @@ def test_gfile_writes_replace_or_leave_the_target(no_local_disk_for_ram):
             f.write("three")
             raise RuntimeError
     assert run_dir.read_text(path) == "two"
+    assert run_dir.file_sha256(path) == hashlib.sha256(b"two").hexdigest()
     assert tf.io.gfile.listdir(f"{directory}/sub") == ["a.txt"]
     assert files.matching(f"{directory}/sub", "*.txt") == [path]
     assert files.matching(f"{directory}/missing", "*") == []
     with pytest.raises(FileNotFoundError):
         run_dir.read_text(f"{directory}/missing.txt")
+    with pytest.raises(FileNotFoundError):
+        run_dir.file_sha256(f"{directory}/missing.txt")
 
 
 def test_check_export_dir_on_a_url(no_local_disk_for_ram):
-    directory = _ram("exp")
+    directory = ram_url("exp")
     run_dir.check_export_dir(f"{directory}/export")  # missing: fine
     run_dir.write_text(f"{directory}/export/notes.txt", "mine")
     with pytest.raises(ConfigError, match="notes.txt"):
@@ -191,7 +139,7 @@ def test_check_export_dir_on_a_url(no_local_disk_for_ram):
 
 def test_data_sources_read_urls(no_local_disk_for_ram):
     from tf_convgan.data import sources
-    directory = _ram("folder")
+    directory = ram_url("folder")
     rng = np.random.default_rng(0)
     for i, label in enumerate(["a", "a", "b"]):
         image = rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8)

@@ -22,7 +22,7 @@ from absl import flags  # noqa: E402
 from tf_convgan import data as data_lib  # noqa: E402
 from tf_convgan import run_dir  # noqa: E402
 from tf_convgan.evaluation import features, metrics, reference  # noqa: E402
-from tf_convgan.errors import ConfigError, FlagError, blame, parse_flags  # noqa: E402
+from tf_convgan.errors import FlagError, blame, command_status, parse_flags  # noqa: E402
 from tf_convgan.run_dir import generators  # noqa: E402
 
 FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
@@ -193,18 +193,19 @@ def evaluate(f):
 
 
 def main(argv):
-    """Parses argv (argv[0] is the program name); returns the exit status."""
-    try:
+    """`python -m tf_convgan.evaluate` (argv[0] is the program name); returns the exit status
+    (2: bad input, one line `error: ...` naming the flag)."""
+
+    def run():
         parse_flags(FLAGS, argv, usage=__doc__)
         result = evaluate(FLAGS)
-    except (ConfigError, FileNotFoundError) as e:
-        print(f"error: {str(e).splitlines()[0]}", file=sys.stderr)
-        return 2
-    line = json.dumps(result, sort_keys=True)
-    print(line, flush=True)
-    if FLAGS.output_json:
-        run_dir.write_text(FLAGS.output_json, line + "\n")
-    return 0
+        line = json.dumps(result, sort_keys=True)
+        print(line, flush=True)
+        if FLAGS.output_json:
+            with blame("output_json"):
+                run_dir.write_text(FLAGS.output_json, line + "\n")
+
+    return command_status(run)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ its own checkpoint (rerun the same command after a kill). At the end (and after 
 writes <out_dir>/sweep_results.md and <out_dir>/sweep_heatmap.png. `--print_commands` prints one
 `python run.py ...` command per cell (or writes them to --commands_file), for any scheduler;
 `--collect` then builds the table from the run directories (metric 'fid': each run's metrics.csv;
-'pixel': computed from each run's EMA generator). Bad input exits with status 2.
+'pixel': computed from each run's EMA generator). Bad input prints one line `error: ...` naming
+the flag and exits with status 2. <out_dir> may be local or a URL (gs://...): every read and
+write of it goes through run_dir.files.
 """
-import argparse
 import os
 import sys
 import time
@@ -30,7 +31,7 @@ def metrics_from_csv(model_dir):
     """The last row of the run's metrics.csv (the in-training evaluator's; it evaluates at the
     last step) as {metric: float}, or None when there is none."""
     path = os.path.join(model_dir, run_dir.METRICS_CSV)
-    if not os.path.isfile(path):
+    if not run_dir.files.isfile(path):
         return None
     from tf_convgan.evaluation.hook import read_metrics_csv
     table = read_metrics_csv(path)
@@ -117,9 +118,10 @@ def histories(sweep, out_dir):
 
 
 def write_report(sweep, out_dir, results):
-    """The table and heat map; with `curves` in the sweep file also the metric-against-step
-    curves, the per-group table and the runs' last sample grids side by side."""
-    os.makedirs(out_dir, exist_ok=True)
+    """<out_dir>/sweep_results.md and sweep_heatmap.png (out_dir local or a URL); with `curves`
+    in the sweep file also the metric-against-step curves, the per-group table and the runs'
+    last sample grids side by side."""
+    run_dir.files.makedirs(out_dir)
     sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
     sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
     if sweep.curves:
@@ -210,32 +212,49 @@ def print_commands(sweep, out_dir, *, python="python", run_py="run.py", file=Non
     return lines
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tf_convgan.sweep", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sweep", required=True, help="the sweep file (YAML)")
-    parser.add_argument("--out_dir", required=True, help="one run directory per cell in here")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--print_commands", action="store_true",
-                      help="print one run.py command per cell instead of running them")
-    mode.add_argument("--collect", action="store_true",
-                      help="build the table and heat map from existing run directories")
-    parser.add_argument("--commands_file", default=None,
-                        help="with --print_commands: write the commands to this file")
-    parser.add_argument("--max_cells", type=int, default=None,
-                        help="train at most this many cells, then stop (rerun to continue)")
-    args = parser.parse_args(argv)
-    try:
-        if not os.path.isfile(args.sweep):
-            raise ConfigError(f"--sweep: {args.sweep!r} does not exist")
-        sweep = sweep_lib.load_sweep(args.sweep)
-        if args.print_commands:
-            print_commands(sweep, args.out_dir, file=args.commands_file)
-        elif args.collect:
-            collect(sweep, args.out_dir)
+def _flag_values():
+    """The command's own absl FlagValues (importable beside run.py's global flags)."""
+    from absl import flags
+    f = flags.FlagValues()
+    flags.DEFINE_string("sweep", None, "The sweep file (YAML, read from the local disk) "
+                        "(required).", flag_values=f)
+    flags.DEFINE_string("out_dir", None, "One run directory per cell in here, and the table and "
+                        "heat map (local or a URL such as gs://) (required).", flag_values=f)
+    flags.DEFINE_bool("print_commands", False, "Print one run.py command per cell instead of "
+                      "running them.", flag_values=f)
+    flags.DEFINE_bool("collect", False, "Build the table and heat map from the existing run "
+                      "directories.", flag_values=f)
+    flags.DEFINE_string("commands_file", None, "With --print_commands: write the commands to "
+                        "this file.", flag_values=f)
+    flags.DEFINE_integer("max_cells", None, "Train at most this many cells, then stop (rerun to "
+                         "continue).", lower_bound=0, flag_values=f)
+    return f
+
+
+def main(argv):
+    """`python -m tf_convgan.sweep` (argv[0] is the program name); returns the exit status (2:
+    bad input, one line `error: ...` naming the flag)."""
+    from tf_convgan.errors import FlagError, blame, command_status, parse_flags
+    f = _flag_values()
+
+    def run():
+        parse_flags(f, argv, usage=__doc__)
+        for name in ("sweep", "out_dir"):
+            if not getattr(f, name):
+                raise FlagError(name, "is required")
+        if f.print_commands and f.collect:
+            raise FlagError("collect", "cannot be combined with --print_commands")
+        if f.commands_file and not f.print_commands:
+            raise FlagError("commands_file", "needs --print_commands")
+        if not os.path.isfile(f.sweep):  # the user's input: a local file
+            raise FlagError("sweep", f"{f.sweep!r} does not exist")
+        with blame("sweep"):
+            sweep = sweep_lib.load_sweep(f.sweep)
+        if f.print_commands:
+            print_commands(sweep, f.out_dir, file=f.commands_file)
+        elif f.collect:
+            collect(sweep, f.out_dir)
         else:
-            run_sweep(sweep, args.out_dir, max_cells=args.max_cells)
-    except (ValueError, FileNotFoundError) as e:  # ConfigError and GinError are ValueErrors
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+            run_sweep(sweep, f.out_dir, max_cells=f.max_cells)
+
+    return command_status(run)

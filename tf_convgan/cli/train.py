@@ -20,9 +20,9 @@ import os
 import signal
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from tf_convgan.errors import print_help, wants_help
+from tf_convgan.errors import command_status, parse_flags
 
 DEFAULT_GIN_FILE = "quickstart.gin"  # in the package's gin_configs/
 
@@ -43,9 +43,11 @@ def _without_gin_context(error):
 
 
 def main(argv):
-    """absl's main: FLAGS are parsed; exits with the statuses of the module docstring."""
+    """Trains with the parsed FLAGS (argv: what remains of the command line, the program name
+    only); exits with the statuses of the module docstring."""
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        print(f"error: unexpected argument {argv[1]!r}", file=sys.stderr)
+        sys.exit(2)
     from absl import logging
     logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint INFO lines drown the progress
     from tf_convgan import run_dir  # (the package import registers every configurable)
@@ -76,9 +78,14 @@ def main(argv):
 
 
 def run(argv=None):
-    """The command (`tf-convgan-train`, `python run.py`): --help, else absl's app.run(main)."""
+    """The command (`tf-convgan-train`, `python run.py`; argv[0] is the program name): parses
+    the flags as every command of the library does (errors.parse_flags: -h / --help prints the
+    usage and this module's flags; a bad flag prints one line `error: ...` and exits with status
+    2), then runs `main`. Exits with main's status."""
     argv = list(sys.argv if argv is None else argv)
-    if wants_help(argv):
-        print_help(__doc__, FLAGS.module_help(__name__))
-        sys.exit(0)
-    app.run(main, argv=argv)
+    status = command_status(lambda: parse_flags(FLAGS, argv, usage=__doc__, module=__name__))
+    if status:
+        sys.exit(status)
+    from absl import logging
+    logging.use_absl_handler()  # absl's log format, as absl.app.run would set it
+    main(argv[:1])

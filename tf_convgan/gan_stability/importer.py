@@ -33,11 +33,11 @@ place and moved there at the end, so an earlier import is replaced only by a com
 import contextlib
 import json
 import os
-import shutil
 
 import numpy as np
 
 from tf_convgan import run_dir
+from tf_convgan.run_dir import files
 from tf_convgan.errors import ConfigError
 
 IMPORT_RECORD = "gan_stability_import.json"
@@ -73,19 +73,19 @@ def _strip(state):
 # ----------------------------------------------------------------------------- model_dir
 
 def _earlier_import_problem(model_dir):
-    """None if `model_dir` holds an unchanged earlier import, else what it holds instead."""
-    entries = set(os.listdir(model_dir))
+    """None if `model_dir` holds an unchanged earlier import, else what it holds instead. Reads
+    through run_dir.files (a local path or a URL)."""
+    entries = set(files.listdir(model_dir))
     if IMPORT_RECORD not in entries:
         return f"it holds {sorted(entries)[:5]} and no {IMPORT_RECORD}"
     if entries - _IMPORT_FILES:
         return f"it has been used since the import ({sorted(entries - _IMPORT_FILES)[:5]})"
     try:
-        with open(os.path.join(model_dir, IMPORT_RECORD)) as f:
-            step = int(json.load(f)["step"])
+        step = int(json.loads(run_dir.read_text(os.path.join(model_dir, IMPORT_RECORD)))["step"])
     except (OSError, ValueError, KeyError, TypeError):
         return f"its {IMPORT_RECORD} is unreadable"
-    checkpoints = os.path.join(model_dir, "checkpoints")
-    names = set(os.listdir(checkpoints)) if os.path.isdir(checkpoints) else set()
+    checkpoints = run_dir.checkpoint_dir(model_dir)
+    names = set(files.listdir(checkpoints)) if files.isdir(checkpoints) else set()
     others = {n for n in names if n != "checkpoint" and not n.startswith(f"ckpt-{step}.")}
     if others:
         return f"it has been trained since the import (checkpoints/{sorted(others)[0]})"
@@ -93,12 +93,13 @@ def _earlier_import_problem(model_dir):
 
 
 def check_model_dir(model_dir):
-    """Refuses a --model_dir that exists, is not empty and is not an earlier import."""
-    if not os.path.exists(model_dir):
+    """Refuses a --model_dir (a local path or a URL) that exists, is not empty and is not an
+    earlier import."""
+    if not files.exists(model_dir):
         return
-    if not os.path.isdir(model_dir):
+    if not files.isdir(model_dir):
         raise ConfigError(f"--model_dir {model_dir} exists and is not a directory")
-    if set(os.listdir(model_dir)) - {run_dir.LOCK_FILE}:
+    if set(files.listdir(model_dir)) - {run_dir.LOCK_FILE}:
         problem = _earlier_import_problem(model_dir)
         if problem:
             raise ConfigError(f"--model_dir {model_dir} is not empty and not an earlier import "
@@ -204,7 +205,7 @@ def import_checkpoint(config_path, checkpoint_path, model_dir, *, export=True,
     from tf_convgan.run_dir import checkpoints as checkpoints_lib
     from tf_convgan.networks import torch_port
 
-    model_dir = os.path.abspath(model_dir)
+    model_dir = files.abspath(model_dir)  # a URL (gs://, ram://) stays as it is
     config = gan_stability_config.load(config_path)
     gin_text = gan_stability_config.gin_text(config_path)
     checkpoint = read_checkpoint(checkpoint_path)
@@ -260,19 +261,19 @@ def import_checkpoint(config_path, checkpoint_path, model_dir, *, export=True,
             from tf_convgan.serving import export as export_lib
             export_lib.export_generator(gan.generator_ema, run_dir.export_dir(tmp_dir),
                                         operative_config=gin_text)
-        record = {"config": os.path.abspath(config_path),
-                  "checkpoint": os.path.abspath(checkpoint_path),
+        record = {"config": files.abspath(config_path),
+                  "checkpoint": files.abspath(checkpoint_path),
                   "checkpoint_sha256": run_dir.file_sha256(checkpoint_path), "it": checkpoint["it"],
                   "step": step, "optimizer_state": imported_optimizers}
         run_dir.write_text(os.path.join(tmp_dir, IMPORT_RECORD), json.dumps(record, indent=1))
         # An earlier import is replaced under its writer lock: never while a run trains in it.
-        lock = (run_dir.writer_lock(model_dir) if os.path.isdir(model_dir)
+        lock = (run_dir.writer_lock(model_dir, name="--model_dir") if files.isdir(model_dir)
                 else contextlib.nullcontext())
         with lock:
             check_model_dir(model_dir)  # nothing appeared meanwhile
             run_dir.replace_directory(tmp_dir, model_dir)
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        files.rmtree(tmp_dir)
     return model_dir, step
 
 

@@ -97,9 +97,9 @@ def write_text(path, text):
 
 
 def file_sha256(path):
-    """sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
+    """sha256 hex digest of a file's bytes (local or a URL), read in 1 MiB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with filesystem(path).open_read(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -216,6 +216,10 @@ class LocalFilesystem:
         with open(path, "rb") as f:
             return f.read()
 
+    def open_read(self, path):
+        """A binary file object to read `path` from (read(n) in blocks)."""
+        return open(path, "rb")
+
     def getsize(self, path):
         return os.path.getsize(path)
 
@@ -288,6 +292,11 @@ class GFileFilesystem:
                 return f.read()
         except self._not_found():
             raise FileNotFoundError(f"{path!r} does not exist") from None
+
+    def open_read(self, path):
+        if not self._gfile().exists(path):
+            raise FileNotFoundError(f"{path!r} does not exist")
+        return self._gfile().GFile(path, "rb")
 
     def getsize(self, path):
         return self._gfile().stat(path).length

@@ -8,16 +8,16 @@ left stuck; a second writer is refused at once with one line.
 A URL (gs://, s3://, ram://: run_dir.files.is_url) has no flock, and tf.io.gfile cannot create an
 object only if it does not exist (GCS's ifGenerationMatch=0 is not exposed), so a lock object
 could neither be taken atomically nor be released by a process that was killed. There the writer
-lock is not taken: a second writer is NOT refused (one warning says so), and the user must make
-sure that one process at a time writes such a directory (docs/running.md, "Where files go").
+lock is not taken: a second writer is NOT refused, and the user must make sure that one process at
+a time writes such a directory (docs/running.md, "Where files go"). `writer_lock` says so in one
+line on stderr (`url_lock_warning`) each time a writer starts on such a path.
 """
 import contextlib
 import errno
 import fcntl
 import os
+import sys
 import tempfile
-
-from absl import logging
 
 from tf_convgan.errors import ConfigError
 from tf_convgan.run_dir import files
@@ -50,6 +50,13 @@ def check_writable(model_dir, *, name="model_dir"):
         what = ("is not writable" if existing == path else
                 f"cannot be created in {existing!r}")
         raise ConfigError(f"{name} {model_dir!r} {what} ({e.strerror})") from None
+
+
+def url_lock_warning(model_dir, name="model_dir"):
+    """The line `writer_lock` prints on stderr when `model_dir` is a URL (no lock there)."""
+    return (f"warning: {name} {model_dir} is on a filesystem without file locks (an object "
+            f"store): a second process writing to it at the same time is NOT refused; make sure "
+            f"only one process writes it")
 
 
 def _makedirs(path):
@@ -104,12 +111,11 @@ def writer_lock(model_dir, *, name="model_dir"):
     created is removed again at the end if nothing but the lock file was written into it, so
     that a run that fails on bad input leaves nothing behind.
 
-    A URL gets no lock (see the module's doc): the directory is created and a warning says that
-    a second writer is not refused."""
+    A URL gets no lock (see the module's doc): the directory is created and one line on stderr
+    (`url_lock_warning`) says that a second writer is not refused."""
     if files.is_url(model_dir):
         files.makedirs(model_dir)
-        logging.warning("%s %s is on a filesystem without file locks: a second process writing "
-                        "to it at the same time is not refused", name, model_dir)
+        print(url_lock_warning(model_dir, name), file=sys.stderr, flush=True)
         yield
         return
     model_dir = os.path.abspath(model_dir)

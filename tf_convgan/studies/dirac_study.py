@@ -19,9 +19,17 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from tf_convgan import run_dir
+from tf_convgan.errors import ConfigError
+from tf_convgan.run_dir import files
 from tf_convgan.studies import dirac
 from tf_convgan.studies import plots
-from tf_convgan.errors import ConfigError
+
+# What the study writes into model_dir (a local path or a URL: everything goes through
+# run_dir.files, crash-safe), besides one dirac_<method>.png per method.
+TABLE_MD = "dirac_table.md"
+RESULTS_JSON = "dirac_results.json"
+ALL_PNG = "dirac_all.png"
 
 _LIMIT = 2.0
 _GRID = 17
@@ -142,17 +150,16 @@ def dirac_study(*, model_dir, methods=dirac.METHODS, learning_rate=0.1, num_step
               f"simGD rho {row['sim']['spectral_radius']:.6g} distance "
               f"{row['sim']['distance']:.3g}, altGD rho {row['alt']['spectral_radius']:.6g} "
               f"distance {row['alt']['distance']:.3g}", flush=True)
-    os.makedirs(model_dir, exist_ok=True)
+    files.makedirs(model_dir)
     table = markdown_table(rows, **settings)
-    with open(os.path.join(model_dir, "dirac_table.md"), "w") as f:
-        f.write(table)
+    run_dir.write_text(os.path.join(model_dir, TABLE_MD), table)
     for panel in panels:
         plots.dirac_figure([panel], os.path.join(model_dir, f"dirac_{panel['title']}.png"), cols=1)
     if len(panels) > 1:
-        plots.dirac_figure(panels, os.path.join(model_dir, "dirac_all.png"))
+        plots.dirac_figure(panels, os.path.join(model_dir, ALL_PNG))
     serializable = [dict(r, eigenvalues=[[z.real, z.imag] for z in r["eigenvalues"]]) for r in rows]
-    with open(os.path.join(model_dir, "dirac_results.json"), "w") as f:
-        json.dump({"settings": settings, "rows": serializable}, f, indent=1)
+    run_dir.write_text(os.path.join(model_dir, RESULTS_JSON),
+                       json.dumps({"settings": settings, "rows": serializable}, indent=1))
     print(table)
     print(f"Dirac-GAN study: {len(rows)} methods in {time.time() - tick:.1f} s -> {model_dir}")
     return rows

@@ -775,11 +775,13 @@ def write_summaries(result, *, writer, prefix="spectrum"):
 
 
 def read_history(out_dir):
+    """The evaluations recorded in out_dir/spectrum_history.json (a local path or a URL); []
+    when there is none."""
+    from tf_convgan import run_dir
     path = os.path.join(out_dir, HISTORY_JSON)
-    if not os.path.isfile(path):
+    if not run_dir.files.isfile(path):
         return []
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(run_dir.read_text(path))
 
 
 def draw_history(ax, history, *, norm, cmap, title="Leading eigenvalues of the game Jacobian"):
@@ -826,7 +828,7 @@ def record(result, *, out_dir=None, writer=None):
     if out_dir is None:
         return None
     from tf_convgan import run_dir
-    os.makedirs(out_dir, exist_ok=True)
+    run_dir.files.makedirs(out_dir)
     history = [e for e in read_history(out_dir) if e["step"] != result.step]
     history = sorted(history + [result.to_json()], key=lambda e: e["step"])
     run_dir.write_text(os.path.join(out_dir, HISTORY_JSON), json.dumps(history))
@@ -1057,6 +1059,19 @@ def load_run(model_dir, *, checkpoint=None, float64=False, data_dir=None):
 
 # --------------------------------------------------------------------------- command line
 
+USAGE = """The leading eigenvalues of the game Jacobian of a training run's checkpoint.
+
+    python -m tf_convgan.spectrum --model_dir runs/quickstart [--checkpoint latest|best|ckpt-1000]
+        [--k 20] [--which LM,LR] [--batch_size 32] [--learning_rate 3e-4] [--noblocks]
+        [--float64] [--out_dir runs/quickstart/spectrum] [--data_dir DIR]
+
+Reads the run as data (its run config and checkpoint, never through gin), prints the table and
+appends the evaluation to <out_dir>/spectrum_history.json and spectrum.png (default out_dir:
+<model_dir>/spectrum; local or a URL such as gs://). Bad input prints one line naming the flag
+and exits with status 2 (docs/spectrum.md).
+"""
+
+
 def _flags():
     from absl import flags
     f = flags.FlagValues()
@@ -1124,18 +1139,16 @@ def evaluate_run(f):
 
 
 def main(argv):
-    """`python -m tf_convgan.spectrum --model_dir runs/X [--checkpoint C] [--k 20]
-    [--batch_size N] [--out_dir D]`: prints the table, writes the PNG; bad input prints one
-    line naming the flag and returns 2."""
-    from tf_convgan.errors import parse_flags
-    try:
-        parse_flags(FLAGS, argv)
+    """`python -m tf_convgan.spectrum` (argv[0] is the program name; see USAGE): prints the
+    table, writes the PNG; returns the exit status (2: bad input, one line `error: ...` naming
+    the flag)."""
+    from tf_convgan.errors import command_status, parse_flags
+
+    def run():
+        parse_flags(FLAGS, argv, usage=USAGE)
         result, png = evaluate_run(FLAGS)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-              file=sys.stderr)
-        return 2
-    print(format_table(result))
-    print(f"wrote {png}")
-    return 0
+        print(format_table(result))
+        print(f"wrote {png}")
+
+    return command_status(run)
 

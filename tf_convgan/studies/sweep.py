@@ -27,7 +27,9 @@ A cell is named by its labels, `loss=hinge__penalty=wgan_gp__norm=spectral_norm`
 value without '@', '()' and quotes, unless `labels` names it), and runs in <out_dir>/<name>.
 A cell is finished when its run directory has the export of the last step and the sweep's result
 file (RESULT_JSON, its metric values); a finished cell is not run again. This module is the
-sweep's description and bookkeeping; `tf_convgan.cli.sweep` runs the cells.
+sweep's description and bookkeeping; `tf_convgan.cli.sweep` runs the cells. The out_dir, the
+cells' run directories and the reports may be local or URLs (gs://, ram://): they are read and
+written through run_dir.files; the sweep file and its gin files are read from the local disk.
 """
 import dataclasses
 import io
@@ -188,7 +190,11 @@ def load_sweep(path):
     """The Sweep of a YAML sweep file."""
     import yaml
     with open(path) as f:
-        spec = yaml.safe_load(f)
+        try:
+            spec = yaml.safe_load(f)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"sweep file {path}: not valid YAML ({' '.join(str(e).split())})"
+                              ) from None
     return parse_sweep(spec, base_dir=os.path.dirname(os.path.abspath(path)))
 
 
@@ -243,20 +249,19 @@ def result_path(model_dir):
 
 
 def is_exported(model_dir):
-    return os.path.isfile(os.path.join(run_dir.export_dir(model_dir), "saved_model.pb"))
+    return run_dir.files.isfile(os.path.join(run_dir.export_dir(model_dir), "saved_model.pb"))
 
 
 def is_finished(model_dir):
     """The cell's run ended (export of the last step, or divergence) and its result is
     recorded."""
-    if not os.path.isfile(result_path(model_dir)):
+    if not run_dir.files.isfile(result_path(model_dir)):
         return False
     return is_exported(model_dir) or "diverged" in read_result(model_dir)
 
 
 def read_result(model_dir):
-    with open(result_path(model_dir)) as f:
-        return json.load(f)
+    return json.loads(run_dir.read_text(result_path(model_dir)))
 
 
 def write_result(model_dir, values):

@@ -23,6 +23,7 @@ plot of G's samples over D's logit contours, logs W2 (and mode coverage) to Tens
 appends them to metrics.csv (and keeps the latest frame as samples.npz).
 """
 import csv
+import io
 import math
 import os
 
@@ -173,11 +174,17 @@ def discriminator_grid(discriminator, *, limit, size=60):
 
 
 def save_frame(path, *, step, fake, real, grid, metrics):
-    """The latest evaluation as an .npz (written to a temporary file, then renamed)."""
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, step=step, fake=fake, real=real, grid_x=grid[0], grid_y=grid[1],
-             logits=grid[2], **{f"metric_{k}": v for k, v in metrics.items()})
-    os.replace(tmp, path)
+    """The latest evaluation as an .npz, written crash-safe (run_dir.atomic_file: a local path
+    or a URL)."""
+    with run_dir.atomic_file(path) as f:
+        np.savez(f, step=step, fake=fake, real=real, grid_x=grid[0], grid_y=grid[1],
+                 logits=grid[2], **{f"metric_{k}": v for k, v in metrics.items()})
+
+
+def load_frame(path):
+    """{name: array} of a frame written by save_frame (a local path or a URL)."""
+    with np.load(io.BytesIO(run_dir.read_bytes(path)), allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
 
 
 def append_csv(path, step, metrics):
@@ -185,8 +192,10 @@ def append_csv(path, step, metrics):
 
 
 def read_csv(path):
-    with open(path) as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """The rows of a metrics CSV (a local path or a URL) as dicts of floats."""
+    text = run_dir.read_text(path)
+    return [{k: float(v) for k, v in row.items()}
+            for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
 @gin.configurable

@@ -40,6 +40,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from tf_convgan import run_dir
 from tf_convgan.objectives import penalties
 from tf_convgan.studies import plots
 from tf_convgan.studies import toy2d
@@ -164,19 +165,16 @@ def verdict(w2s, floor, *, window=WINDOW, settle=SETTLE, near=NEAR):
 
 
 def read_status(model_dir):
+    """The run's status file as a dict, or None when there is none (model_dir local or a URL)."""
     path = os.path.join(model_dir, STATUS_FILE)
-    if not os.path.exists(path):
+    if not run_dir.files.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    return json.loads(run_dir.read_text(path))
 
 
 def write_status(model_dir, **status):
-    os.makedirs(model_dir, exist_ok=True)
-    tmp = os.path.join(model_dir, STATUS_FILE + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(status, f)
-    os.replace(tmp, os.path.join(model_dir, STATUS_FILE))
+    """Replaces the run's status file, crash-safe (run_dir.write_text)."""
+    run_dir.write_text(os.path.join(model_dir, STATUS_FILE), json.dumps(status))
 
 
 def is_finished(model_dir, num_steps):
@@ -189,7 +187,7 @@ def evaluations(model_dir):
     """[(step, metrics row)] of a run's metrics.csv, one per step (the last row of a step wins:
     a run resumed after a crash may have logged a step twice)."""
     path = os.path.join(model_dir, toy2d.METRICS_CSV)
-    if not os.path.exists(path):
+    if not run_dir.files.exists(path):
         return []
     by_step = {}
     for row in toy2d.read_csv(path):
@@ -344,10 +342,10 @@ def figure(out_dir, results, path, *, rule, seed, methods, problems):
             if match:
                 r = match[0]
                 npz = os.path.join(out_dir, "runs", r["name"], FRAME_FILE)
-                if os.path.exists(npz):
-                    with np.load(npz) as f:
-                        frame.update(real=f["real"], fake=f["fake"],
-                                     d_grid=(f["grid_x"], f["grid_y"], f["logits"]))
+                if run_dir.files.exists(npz):
+                    f = toy2d.load_frame(npz)
+                    frame.update(real=f["real"], fake=f["fake"],
+                                 d_grid=(f["grid_x"], f["grid_y"], f["logits"]))
                 own = " (own)" if r["rule"] == OWN_RULE else ""
                 frame["title"] = f"{method}{own}, {problem}: {r['final']:.2f}, {r['verdict']}"
             frames.append(frame)
