@@ -111,6 +111,24 @@ def test_discriminator_shapes_and_per_example_independence(name, num_classes):
                                d(x, np.zeros(3, np.int32)).numpy())
 
 
+@pytest.mark.parametrize("policy", ["float64", "mixed_float16"])
+@pytest.mark.parametrize("name", list(_small_discriminators()))
+def test_discriminator_logits_dtype_follows_the_policy(name, policy):
+    """The logits are float32 from a mixed-precision discriminator (its loss is computed in
+    float32) and float64, not rounded to float32, from a float64 one."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        d = N.build(_small_discriminators()[name](1))
+        logits = d(tf.constant(_images(3, d.resolution), d.compute_dtype), training=False)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert logits.dtype == (tf.float64 if policy == "float64" else tf.float32)
+    if policy == "float64":
+        values = logits.numpy()
+        assert np.any(values != values.astype(np.float32).astype(np.float64)), values
+
+
 @pytest.mark.parametrize("factory", [N.sndcgan_discriminator, N.resnet_cifar_discriminator])
 def test_projection_term(factory):
     """logit(x, y) - logit(x, y') = <E[y] - E[y'], h(x)> : check against the embedding."""

@@ -294,6 +294,72 @@ def test_float32_networks_and_float64_twins():
     assert r64.residuals["LR"].max() < 1e-9 < r32.residuals["LR"].max()
 
 
+class ProjectionGenerator(keras.Model):
+    """G(z) = tanh(scale * (z P) + shift) per channel: a fixed random projection P
+    (non-trainable) and 6 trainable numbers, 32x32 RGB images."""
+
+    def __init__(self, resolution=32, z_dim=3, **kwargs):
+        super().__init__(**kwargs)
+        self.z_dim, self.num_classes, self.resolution = z_dim, 1, resolution
+        self.projection = self.add_weight(
+            shape=(z_dim, resolution * resolution * 3), trainable=False, name="projection",
+            initializer=keras.initializers.RandomNormal(seed=0))
+        self.scale = self.add_weight(shape=(3,), name="scale",
+                                     initializer=keras.initializers.Constant(0.5))
+        self.shift = self.add_weight(shape=(3,), name="shift",
+                                     initializer=keras.initializers.Constant(0.1))
+
+    def call(self, z, labels=None, training=None):
+        x = keras.ops.matmul(z, self.projection)
+        x = keras.ops.reshape(x, (-1, self.resolution, self.resolution, 3))
+        return keras.ops.tanh(x * self.scale + self.shift)
+
+
+def _resnet_discriminator_first_and_last_layers():
+    """The tiny ResNet D with its residual blocks frozen: the products run through the whole
+    network, the 241 trainable numbers (conv_img, fc) keep the dense Jacobian small."""
+    from helpers import TINY_NETWORKS
+    keras.utils.set_random_seed(1)
+    d = build(TINY_NETWORKS["resnet"][1](1))
+    for block in [d.first_block] + d.blocks:
+        block.trainable = False
+    return d
+
+
+def test_float64_image_discriminator_products_are_exact():
+    """A ResNet D's float64 twin keeps float64 logits: with R1, its matrix-free products and
+    eigenvalues equal the dense float64 autodiff Jacobian's to ~1e-12 (the float32 network's
+    products are off by ~1e-6, a float32 cast of the logits by ~1e-9)."""
+    make_d = _resnet_discriminator_first_and_last_layers
+    g, d, g_ema = build(ProjectionGenerator()), make_d(), build(ProjectionGenerator())
+    gan = GAN(g, d, g_ema, loss=losses.non_saturating(),
+              penalty=functools.partial(penalties.r1, gamma=1.0))
+    g64, d64 = spectrum.float64_networks(generator_fn=ProjectionGenerator,
+                                         discriminator_fn=make_d, generator=g, discriminator=d)
+    real = np.random.default_rng(0).uniform(-1, 1, size=(4, 32, 32, 3)).astype(np.float32)
+    assert d64(tf.constant(real, tf.float64)).dtype == tf.float64
+    op32 = spectrum.game_operator(gan=gan, real=real)
+    op64 = spectrum.game_operator(gan=gan, real=real, generator=g64, discriminator=d64)
+    assert (op64.n, op64.n_g) == (247, 6) and op64.dtype == tf.float64
+    jac = _dense_autodiff_jacobian(op64)
+    scale = np.abs(jac).max()
+    u = np.random.default_rng(3).normal(size=(2, op64.n))
+    for ui in u:
+        want = jac @ ui
+        assert np.abs(op64.jvp(ui) - want).max() < 1e-12 * np.abs(want).max()
+        assert np.abs(op32.jvp(ui) - want).max() > 1e-9 * np.abs(want).max()
+    result = spectrum.spectrum(operator=op64, k=4, which=("LM", "LR"), blocks=False,
+                               dense_below=0)
+    assert result.method == "arnoldi"
+    dense_values = np.linalg.eigvals(jac)
+    for which, key in (("LM", np.abs), ("LR", np.real)):
+        got = result.eigenvalues[which]
+        assert len(got) == 4 and result.residuals[which].max() < 1e-11
+        _match(got, dense_values, 1e-9 * scale)
+        np.testing.assert_allclose(np.sort(key(got))[::-1], np.sort(key(dense_values))[::-1][:4],
+                                   atol=1e-9 * scale)
+
+
 def test_mirrored_strategy_equals_one_device():
     strategy = two_cpu_strategy()
     one = spectrum.game_operator(gan=mlp_gan(), real=_points())

@@ -2,7 +2,9 @@
 
 Generators: `call(z, labels=None, training=None) -> [N, R, R, 3]`, attributes
 `z_dim`, `num_classes`, `resolution`. Discriminators: `call(images, labels=None,
-training=None) -> [N]` float32 logits, attributes `num_classes`, `resolution`.
+training=None) -> [N]` logits, attributes `num_classes`, `resolution`; the logits are float32
+(under mixed precision too: the loss is computed in float32), float64 from a network built under
+the float64 dtype policy (`common.loss_logits`).
 Networks for other data (the 2D MLPs) have a `data_shape` attribute: the shape of one
 example, in place of [resolution, resolution, 3].
 `labels` are int32 class ids; None means all zeros. Use `build(model)` to create

@@ -1,4 +1,5 @@
 """Shared helpers for the network modules: argument validation, small ops, `build`."""
+import keras
 import numpy as np
 from keras import ops
 
@@ -46,6 +47,15 @@ def lrelu(x, slope=0.2):
 def upsample_nearest_2x(x):
     """Nearest-neighbour 2x upsampling of an NHWC tensor."""
     return ops.repeat(ops.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def loss_logits(logits):
+    """A discriminator's logits in the dtype its loss is computed in: float32 from a float32 or
+    mixed-precision (float16 / bfloat16) network, float64 from a float64 one (kept exact, e.g.
+    for the game Jacobian's float64 products)."""
+    if keras.backend.standardize_dtype(logits.dtype) == "float64":
+        return logits
+    return ops.cast(logits, "float32")
 
 
 def default_labels(labels, batch_like):

@@ -30,7 +30,8 @@ import gin
 import keras
 from keras import ops
 
-from .common import CheckpointListsMixin, check_int, check_multiple, default_labels
+from .common import (CheckpointListsMixin, check_int, check_multiple, default_labels,
+                     loss_logits)
 from . import normalization as norms
 from .normalization import conv2d, dense
 
@@ -74,7 +75,8 @@ _D_LAYERS = ((64, 3, 1), (64, 4, 2), (128, 3, 1), (128, 4, 2), (256, 3, 1), (256
 
 
 class SNDCGANDiscriminator(CheckpointListsMixin, keras.Model):
-    """call(images, labels=None, training=None) -> [N] float32 logits."""
+    """call(images, labels=None, training=None) -> [N] logits, float32 (float64 from a float64
+    network: common.loss_logits)."""
 
     def __init__(self, *, resolution, num_classes, normalization, **kwargs):
         super().__init__(**kwargs)
@@ -104,7 +106,7 @@ class SNDCGANDiscriminator(CheckpointListsMixin, keras.Model):
         if self.embed is not None:
             onehot = ops.one_hot(default_labels(labels, images), self.num_classes, dtype=h.dtype)
             logits = logits + ops.sum(self.embed(onehot, training=training) * h, axis=1)
-        return ops.cast(logits, "float32")
+        return loss_logits(logits)
 
 
 def _check_resolution(resolution):

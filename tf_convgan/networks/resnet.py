@@ -22,7 +22,8 @@ import keras
 from keras import ops
 
 from .common import (CheckpointListsMixin, check_int,
-                     check_power_of_two, default_labels, lrelu, upsample_nearest_2x)
+                     check_power_of_two, default_labels, loss_logits, lrelu,
+                     upsample_nearest_2x)
 from .initializers import conv2d, dense, embedding, resolve_init
 
 _S0 = 4
@@ -140,7 +141,7 @@ class ResNetDiscriminator(CheckpointListsMixin, keras.Model):
             out = block(avg_pool_3x3_s2(out))
         # Flatten in PyTorch (C, H, W) order.
         out = ops.reshape(ops.transpose(out, (0, 3, 1, 2)), (-1, self.nf0 * _S0 * _S0))
-        return ops.cast(self.fc(lrelu(out)), "float32")
+        return loss_logits(self.fc(lrelu(out)))
 
     def call(self, images, labels=None, training=None):
         logits = self.class_logits(images, training=training)

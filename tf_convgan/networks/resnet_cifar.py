@@ -31,7 +31,7 @@ import keras
 from keras import ops
 
 from .common import (CheckpointListsMixin, check_int,
-                     check_multiple, default_labels, upsample_nearest_2x)
+                     check_multiple, default_labels, loss_logits, upsample_nearest_2x)
 from .dcgan import sync_batch_norm
 from . import normalization as norms
 from .normalization import conv2d, dense
@@ -115,7 +115,8 @@ class ResNetCifarGenerator(CheckpointListsMixin, keras.Model):
 
 
 class ResNetCifarDiscriminator(CheckpointListsMixin, keras.Model):
-    """call(images, labels=None, training=None) -> [N] float32 logits."""
+    """call(images, labels=None, training=None) -> [N] logits, float32 (float64 from a float64
+    network: common.loss_logits)."""
 
     def __init__(self, *, resolution, num_classes, ch, normalization, **kwargs):
         super().__init__(**kwargs)
@@ -142,7 +143,7 @@ class ResNetCifarDiscriminator(CheckpointListsMixin, keras.Model):
         if self.embed is not None:
             onehot = ops.one_hot(default_labels(labels, images), self.num_classes, dtype=h.dtype)
             logits = logits + ops.sum(self.embed(onehot, training=training) * h, axis=1)
-        return ops.cast(logits, "float32")
+        return loss_logits(logits)
 
 
 @gin.configurable

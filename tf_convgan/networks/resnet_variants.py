@@ -25,8 +25,8 @@ import gin
 import keras
 from keras import ops
 
-from .common import (CheckpointListsMixin, check_int, check_multiple, default_labels, lrelu,
-                     upsample_nearest_2x)
+from .common import (CheckpointListsMixin, check_int, check_multiple, default_labels,
+                     loss_logits, lrelu, upsample_nearest_2x)
 from .initializers import conv2d, dense, embedding, resolve_init
 from .resnet import ResnetBlock, avg_pool_3x3_s2
 
@@ -163,7 +163,7 @@ class ResNetVariantDiscriminator(CheckpointListsMixin, keras.Model):
                 out = avg_pool_3x3_s2(out)
         # Flatten in PyTorch (C, H, W) order.
         out = ops.reshape(ops.transpose(out, (0, 3, 1, 2)), (-1, self.nf_out * self.s0 * self.s0))
-        return ops.cast(self.fc(lrelu(out)), "float32")
+        return loss_logits(self.fc(lrelu(out)))
 
     def call(self, images, labels=None, training=None):
         logits = self.class_logits(images, training=training)

@@ -10,12 +10,15 @@
     run_config  the operative config read as data: a restricted reader that imports and calls
                 nothing, and builds the networks without gin's global state
     generators  the EMA generator of a run directory or a SavedModel (sampling, export,
-                evaluate)
+                evaluate); the trained players (G, D, step) of a checkpoint
+    objective   the GAN's objective (loss, penalty, instance noise, consistency terms) rebuilt
+                from the operative config as data, or refused naming the term
 
-The first three need only the standard library and are imported here; `run_config` and
-`generators` build networks and restore checkpoints (`from tf_convgan.run_dir import
-generators`). Imports flow one way: checkpoints.py uses files and layout; generators uses
-checkpoints; nothing here imports the trainer.
+The first three need only the standard library and are imported here; `run_config`,
+`generators` and `objective` build networks, restore checkpoints or call objective functions
+(`from tf_convgan.run_dir import generators`). Imports flow one way: checkpoints.py uses files
+and layout; generators uses checkpoints; objective uses run_config; nothing here imports the
+trainer.
 
 A program that writes a run directory (an importer, say) does
 

@@ -1,5 +1,6 @@
 """The EMA generator of a run directory or of a SavedModel: the one loader of sampling, export
-and evaluate.
+and evaluate; and the trained players (G, D and the step) of a run's checkpoint, which the
+spectrum reads.
 
 A run directory's networks are rebuilt from its operative_config.gin by the restricted reader
 (run_config: no code runs, gin's global configuration is untouched) and restored from a
@@ -8,7 +9,9 @@ never changed), the best one by FID, or a named one.
 """
 import os
 import sys
+from typing import NamedTuple
 
+import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
 
@@ -48,23 +51,26 @@ def _subtree_variable_count(path, root_child):
                                       for a in graph.nodes[i].attributes))
 
 
-def load_generator_ema(model_dir, *, checkpoint=None, strategy=None, note=_note):
-    """The EMA generator of a checkpoint of `model_dir`, built under `strategy`'s scope, and the
-    checkpoint's path. `checkpoint`: None or 'latest' (the newest that can be read: `note` is
-    told about newer unreadable ones), 'best' (the best by FID, in best/), a name such as
-    ckpt-100, or a prefix.
+def build_network(config, key, *, dtype_policy=None, strategy=None):
+    """The network that `key` of a RunConfig binds ('train.generator_fn',
+    'train.discriminator_fn'), built (weights created) under `strategy`'s scope and, when
+    `dtype_policy` is given ('float32', 'float64', ...), under that Keras dtype policy (the
+    global policy is restored afterwards)."""
+    previous = keras.config.dtype_policy()
+    if dtype_policy is not None:
+        keras.config.set_dtype_policy(dtype_policy)
+    try:
+        with (strategy or tf.distribute.get_strategy()).scope():
+            return build(config.build(key))
+    finally:
+        keras.config.set_dtype_policy(previous)
 
-    The networks are built from the directory's operative_config.gin read as data (see
-    run_config); a checkpoint that does not fit them raises CheckpointMismatchError."""
-    config = read_run_config(model_dir)
-    with (strategy or tf.distribute.get_strategy()).scope():
-        generator = build(config.build("train.generator_fn"))
 
-    def restore(path):
-        checkpoints.restore(
-            tf.train.Checkpoint(generator_ema=checkpoints.ModelWeights(generator)), path,
-            partial=True)
-
+def restore_checkpoint(model_dir, restore, *, checkpoint=None, note=_note):
+    """Calls `restore(prefix)` on a checkpoint of `model_dir` and returns its prefix.
+    `checkpoint`: None or 'latest' (the newest that can be read: `note` is told about newer
+    unreadable ones), 'best' (the best by FID, in best/), a name such as ckpt-100, or a prefix.
+    FileNotFoundError when there is none."""
     if checkpoint in (None, "latest", "best"):
         directory = (layout.best_dir(model_dir) if checkpoint == "best"
                      else layout.checkpoint_dir(model_dir))
@@ -73,16 +79,63 @@ def load_generator_ema(model_dir, *, checkpoint=None, strategy=None, note=_note)
             note(message)
         if resumed.path is None:
             raise FileNotFoundError(f"no checkpoint found in {directory!r}")
-        path = resumed.path
-    else:
-        path = _named_checkpoint(model_dir, checkpoint)
-        restore(path)
+        return resumed.path
+    path = _named_checkpoint(model_dir, checkpoint)
+    restore(path)
+    return path
+
+
+def load_generator_ema(model_dir, *, checkpoint=None, strategy=None, note=_note):
+    """The EMA generator of a checkpoint of `model_dir`, built under `strategy`'s scope, and the
+    checkpoint's path. `checkpoint`: see `restore_checkpoint`.
+
+    The networks are built from the directory's operative_config.gin read as data (see
+    run_config); a checkpoint that does not fit them raises CheckpointMismatchError."""
+    config = read_run_config(model_dir)
+    generator = build_network(config, "train.generator_fn", strategy=strategy)
+
+    def restore(path):
+        checkpoints.restore(
+            tf.train.Checkpoint(generator_ema=checkpoints.ModelWeights(generator)), path,
+            partial=True)
+
+    path = restore_checkpoint(model_dir, restore, checkpoint=checkpoint, note=note)
     stored = _subtree_variable_count(path, "generator_ema")
     if stored != len(generator.weights):
         raise checkpoints.CheckpointMismatchError(
             f"checkpoint {path} has {stored} generator_ema variables but the configured "
             f"generator has {len(generator.weights)}: the architecture changed")
     return generator, path
+
+
+class Players(NamedTuple):
+    """The trained networks of a checkpoint (see `load_players`)."""
+    generator: object
+    discriminator: object
+    path: str   # the checkpoint's prefix
+    step: int   # the GAN's step counter in it (completed training steps)
+
+
+def load_players(model_dir, *, checkpoint=None, config=None, dtype_policy=None, strategy=None,
+                 note=_note):
+    """The trained generator and discriminator (not the EMA copy) of a checkpoint of
+    `model_dir`, with the checkpoint's path and step: `Players`. `checkpoint`: see
+    `restore_checkpoint`; `config`: the directory's RunConfig when already read;
+    `dtype_policy`, `strategy`: see `build_network` (the policy's variable dtype must be the
+    checkpoint's: float32 for what the trainer writes)."""
+    config = config or read_run_config(model_dir)
+    generator, discriminator = (
+        build_network(config, key, dtype_policy=dtype_policy, strategy=strategy)
+        for key in ("train.generator_fn", "train.discriminator_fn"))
+    step = tf.Variable(0, dtype=tf.int64)
+
+    def restore(path):
+        checkpoints.restore(tf.train.Checkpoint(
+            generator=checkpoints.ModelWeights(generator),
+            discriminator=checkpoints.ModelWeights(discriminator), step=step), path, partial=True)
+
+    path = restore_checkpoint(model_dir, restore, checkpoint=checkpoint, note=note)
+    return Players(generator, discriminator, path, int(step.numpy()))
 
 
 class SavedModelGenerator:

@@ -17,7 +17,9 @@ called while reading, and gin's global configuration is neither read nor changed
 function of tf_convgan.networks; nothing else is ever called) with the file's bindings as keyword
 arguments, resolving macros, scopes (`@g/name`: the bindings of `name` and then of `g/name`) and
 nested references as gin would. Every configurable of tf_convgan is registered once the package
-is imported (which importing this module does).
+is imported (which importing this module does). `RunConfig.literal`, `reference` and
+`literal_kwargs` read bindings as values (macros resolved) for the readers that rebuild other
+parts of a run from them (run_dir.objective: the GAN's objective).
 """
 import dataclasses
 import inspect
@@ -79,6 +81,9 @@ def _library_configurable(selector):
     return configurable
 
 
+_UNBOUND = object()
+
+
 class RunConfig:
     """The bindings and macros of an operative config, checked; see the module docstring."""
 
@@ -94,6 +99,53 @@ class RunConfig:
         if configurable is None:
             raise KeyError(key)
         return self._bindings.get(("", configurable.selector), {})[parameter][0]
+
+    def resolved(self, key):
+        """The value bound to `key` with its macros resolved (a reference stays a `Reference`),
+        or KeyError when `key` is not bound."""
+        value = self.value(key)
+        seen = set()
+        while isinstance(value, Macro):
+            if value.name in seen:
+                raise RunConfigError(f"{self.path}: {key}: macro %{value.name} refers to itself")
+            seen.add(value.name)
+            value = self._macros[value.name][0]  # defined: checked when the file was read
+        return value
+
+    def literal(self, key, default=None):
+        """The literal value bound to `key` (macros resolved), `default` when `key` is not bound;
+        RunConfigError when it is bound to a reference."""
+        try:
+            value = self.resolved(key)
+        except KeyError:
+            return default
+        if isinstance(value, Reference):
+            raise RunConfigError(f"{self.path}: {key} = @{value.selector}: only a literal value "
+                                 f"is read here")
+        return value
+
+    def reference(self, key):
+        """The `Reference` bound to `key` (macros resolved); None when `key` is not bound or is
+        bound to a literal (such as None)."""
+        try:
+            value = self.resolved(key)
+        except KeyError:
+            return None
+        return value if isinstance(value, Reference) else None
+
+    def literal_kwargs(self, selector, function, *, exclude=()):
+        """{parameter: literal value} of the unscoped bindings `selector.<parameter>` of
+        `function`'s keyword-only parameters (the library's hyperparameters) but `exclude`;
+        those not bound are left out (the function's defaults apply), one bound to a reference
+        raises RunConfigError."""
+        kwargs = {}
+        for parameter in inspect.signature(function).parameters.values():
+            if parameter.kind != parameter.KEYWORD_ONLY or parameter.name in exclude:
+                continue
+            value = self.literal(f"{selector}.{parameter.name}", _UNBOUND)
+            if value is not _UNBOUND:
+                kwargs[parameter.name] = value
+        return kwargs
 
     def build(self, key):
         """Calls the network factory bound to `key` (e.g. 'train.generator_fn' =

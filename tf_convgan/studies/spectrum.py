@@ -57,9 +57,9 @@ Precision. The products run in the networks' dtype; ARPACK in float64. Float32 n
 to ~1e-7 relative, so eigenvalues to about that and ARPACK's tolerance defaults to 1e-6; for
 float64, build the networks under the float64 dtype policy (`float64_networks`: Keras'
 `keras.config.set_dtype_policy('float64')`, weights copied) and the tolerance defaults to 1e-12.
-The image discriminators (ResNets, DCGANs) cast their logits to float32 (for mixed precision), so
-their float64 twins give the loss' derivative in the logits, hence J u, to float32 precision only
-(~1e-7); the MLPs' and the Dirac-GAN's are float64 throughout.
+Every network of the library is then float64 throughout: the image discriminators return
+float64 logits from float64 weights (float32 from float32 and mixed-precision ones:
+`networks.common.loss_logits`), and the penalties differentiate in float64 for float64 data.
 D's inputs are cast to D's dtype (real data and the random draws are float32 numbers, as in the
 step).
 
@@ -71,16 +71,18 @@ What the field does not include (documented choices): with `GAN.lazy_interval` k
 enters with weight 1 (the k-step average of the lazy objective); with `GAN.consensus_gamma`
 (ConOpt) J is that of the plain game v, not of ConOpt's modified field; with `d_steps` > 1 D's
 objective is that of the first D step (d_steps enters the altGD map). `notes` of the result say
-which applied.
+which applied. A penalty that needs the step (`roth` with `roth.annealing`) is not passed it: roth
+raises.
 
 Outputs: `spectrum(...)` -> `SpectrumResult`; `record(...)` appends it to a history (JSON) and
 re-plots every evaluation's eigenvalues in the complex plane (colour = step) into one PNG, and
 writes TensorBoard scalars; `SpectrumEvaluator` (gin `@spectrum_evaluator()`) plugs into
-`train.evaluator`; `python -m tf_convgan.spectrum --model_dir runs/X` evaluates a run directory.
+`train.evaluator`; `python -m tf_convgan.spectrum --model_dir runs/X` evaluates a run directory
+(`load_run`: the networks, the checkpoint and the whole objective read back as data through
+tf_convgan.run_dir; a term it cannot rebuild is refused, naming it).
 """
 import copy
 import dataclasses
-import functools
 import json
 import os
 import sys
@@ -159,8 +161,8 @@ def _noisy(images, seed, sigma, noisy):
 
 
 def _average(per_example, dtype):
-    """The mean over the global batch (this replica's share), in the networks' dtype (the image
-    discriminators return float32 logits even from float64 weights)."""
+    """The mean over the global batch (this replica's share), in the networks' dtype (a term
+    computed in float32, e.g. of float32 data, is cast)."""
     return tf.cast(tf.nn.compute_average_loss(per_example), dtype)
 
 
@@ -575,6 +577,79 @@ def _alt_dense(jac, n_g, h, d_steps):
     return a_g @ np.linalg.matrix_power(a_d, d_steps)
 
 
+def _check_spectrum_arguments(*, k, which, learning_rate, d_steps, blocks):
+    """Checks `spectrum`'s arguments; returns `blocks` as a tuple of names of BLOCKS."""
+    for name in which:
+        if name not in WHICH:
+            raise ConfigError(f"which must name orderings among {WHICH}, got {name!r}")
+    if not isinstance(k, int) or k < 1:
+        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+    if learning_rate is not None and not float(learning_rate) > 0:
+        raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
+    if not isinstance(d_steps, int) or d_steps < 1:
+        raise ConfigError(f"d_steps must be an integer >= 1, got {d_steps!r}")
+    blocks = BLOCKS if blocks is True else () if not blocks else tuple(blocks)
+    for name in blocks:
+        if name not in BLOCKS:
+            raise ConfigError(f"blocks must name blocks among {BLOCKS}, got {name!r}")
+    return blocks
+
+
+def _default_tol(operator):
+    """ARPACK's tolerance for the operator's products: 1e-12 in float64, 1e-6 in float32."""
+    return 1e-12 if operator.dtype == tf.float64 else 1e-6
+
+
+def _jacobian_eigenvalues(operator, jac, *, which, k, notes, **arpack):
+    """{'eigenvalues', 'residuals', 'g_fraction'}: for each ordering of `which`, the k leading
+    eigenvalues of J (ARPACK on the JVPs, or of the dense `jac`), their residuals and their
+    eigenvectors' shares in G's coordinates. ARPACK's notes go to `notes`."""
+    eigenvalues, residuals, g_fraction = {}, {}, {}
+    for name in which:
+        values, vectors, note = _eigs(operator.jvp, operator.n, k=k, which=name, dense=jac,
+                                      **arpack)
+        eigenvalues[name] = values
+        residuals[name] = _residuals(operator, values, vectors)
+        weights = np.abs(vectors) ** 2
+        g_fraction[name] = (weights[:operator.n_g].sum(axis=0) /
+                            np.maximum(weights.sum(axis=0), 1e-300))
+        if note:
+            notes.append(note)
+    return {"eigenvalues": eigenvalues, "residuals": residuals, "g_fraction": g_fraction}
+
+
+def _sim_map(operator, h):
+    """u -> (I + h J) u: the linearised simGD update."""
+    return lambda u: u + h * operator.jvp(u)
+
+
+def _alt_map(operator, h, d_steps):
+    """u -> A_G A_D^d_steps u: the linearised altGD update (d_steps D steps, then G's)."""
+    n_g = operator.n_g
+
+    def alt(u):
+        for _ in range(d_steps):  # D steps: psi += h (J u)_psi
+            u = np.concatenate([u[:n_g], u[n_g:] + h * operator.jvp(u)[n_g:]])
+        return np.concatenate([u[:n_g] + h * operator.jvp(u)[:n_g], u[n_g:]])
+    return alt
+
+
+def _update_maps(result, operator, jac, *, h, d_steps, k, notes, **arpack):
+    """Sets result.{sim,alt}_eigenvalues (k by modulus) and result.{sim,alt}_radius of the
+    simGD and altGD maps at learning rate h."""
+    n = operator.n
+    for attr, matvec, dense in (
+            ("sim", _sim_map(operator, h), None if jac is None else np.eye(n) + h * jac),
+            ("alt", _alt_map(operator, h, d_steps),
+             None if jac is None else _alt_dense(jac, operator.n_g, h, d_steps))):
+        values, _, note = _eigs(matvec, n, k=k, which="LM", dense=dense, **arpack)
+        setattr(result, f"{attr}_eigenvalues", values)
+        setattr(result, f"{attr}_radius",
+                float(np.abs(values).max()) if len(values) else float("nan"))
+        if note:
+            notes.append(note)
+
+
 def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, update_maps=True,
              blocks=True, tol=None, maxiter=None, ncv=None, dense_below=64, seed=0):
     """The leading eigenvalues of the game Jacobian J = dv/dx (see the module docstring).
@@ -597,71 +672,28 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
       seed: ARPACK's start vector (results are reproducible for a given seed).
     Returns a `SpectrumResult` (with the products used, `counts`, and the seconds taken).
     """
-    for name in which:
-        if name not in WHICH:
-            raise ConfigError(f"which must name orderings among {WHICH}, got {name!r}")
-    if not isinstance(k, int) or k < 1:
-        raise ConfigError(f"k must be an integer >= 1, got {k!r}")
-    if learning_rate is not None and not float(learning_rate) > 0:
-        raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}")
-    if not isinstance(d_steps, int) or d_steps < 1:
-        raise ConfigError(f"d_steps must be an integer >= 1, got {d_steps!r}")
-    start = time.time()
-    counts_before = dict(operator.counts)
-    n, n_g, n_d = operator.n, operator.n_g, operator.n_d
-    if tol is None:
-        tol = 1e-12 if operator.dtype == tf.float64 else 1e-6
-    maxiter = maxiter or max(100, n)
+    blocks = _check_spectrum_arguments(k=k, which=which, learning_rate=learning_rate,
+                                       d_steps=d_steps, blocks=blocks)
+    start, counts_before = time.time(), dict(operator.counts)
+    n = operator.n
+    arpack = {"tol": _default_tol(operator) if tol is None else tol,
+              "maxiter": maxiter or max(100, n), "seed": seed}
     use_dense = n <= dense_below or k >= n - 1
     jac = operator.dense() if use_dense else None
     notes = list(operator.terms.notes)
     h = None if learning_rate is None else float(learning_rate)
-    kk = min(k, n)
-
-    eigenvalues, residuals, g_fraction = {}, {}, {}
-    for name in which:
-        values, vectors, note = _eigs(operator.jvp, n, k=kk, which=name, tol=tol,
-                                      maxiter=maxiter, seed=seed, dense=jac, ncv=ncv)
-        eigenvalues[name] = values
-        residuals[name] = _residuals(operator, values, vectors)
-        weights = np.abs(vectors) ** 2
-        g_fraction[name] = weights[:n_g].sum(axis=0) / np.maximum(weights.sum(axis=0), 1e-300)
-        if note:
-            notes.append(note)
 
     result = SpectrumResult(
-        step=operator.step, n=n, n_g=n_g, n_d=n_d, dtype=operator.dtype.name,
-        method="dense" if use_dense else "arnoldi",
-        field_norm=float(np.linalg.norm(operator.field())), eigenvalues=eigenvalues,
-        residuals=residuals, g_fraction=g_fraction, learning_rate=h, d_steps=d_steps)
-
+        step=operator.step, n=n, n_g=operator.n_g, n_d=operator.n_d, dtype=operator.dtype.name,
+        method="dense" if use_dense else "arnoldi", learning_rate=h, d_steps=d_steps,
+        **_jacobian_eigenvalues(operator, jac, which=which, k=min(k, n), ncv=ncv, notes=notes,
+                                **arpack),
+        field_norm=float(np.linalg.norm(operator.field())))
     if h is not None and update_maps:
-        def sim(u):
-            return u + h * operator.jvp(u)
-
-        def alt(u):
-            for _ in range(d_steps):  # D steps: psi += h (J u)_psi
-                u = np.concatenate([u[:n_g], u[n_g:] + h * operator.jvp(u)[n_g:]])
-            return np.concatenate([u[:n_g] + h * operator.jvp(u)[:n_g], u[n_g:]])
-
-        for attr, matvec, dense in (
-                ("sim", sim, None if jac is None else np.eye(n) + h * jac),
-                ("alt", alt, None if jac is None else _alt_dense(jac, n_g, h, d_steps))):
-            values, _, note = _eigs(matvec, n, k=kk, which="LM", tol=tol, maxiter=maxiter,
-                                    seed=seed, dense=dense, ncv=ncv)
-            setattr(result, f"{attr}_eigenvalues", values)
-            setattr(result, f"{attr}_radius",
-                    float(np.abs(values).max()) if len(values) else float("nan"))
-            if note:
-                notes.append(note)
-
-    blocks = BLOCKS if blocks is True else () if not blocks else tuple(blocks)
-    for name in blocks:
-        if name not in BLOCKS:
-            raise ConfigError(f"blocks must name blocks among {BLOCKS}, got {name!r}")
+        _update_maps(result, operator, jac, h=h, d_steps=d_steps, k=min(k, n), ncv=ncv,
+                     notes=notes, **arpack)
     if blocks:
-        _block_spectra(result, operator, jac, k=k, tol=tol, maxiter=maxiter, seed=seed,
-                       notes=notes, blocks=blocks)
+        _block_spectra(result, operator, jac, k=k, notes=notes, blocks=blocks, **arpack)
     result.counts = {key: operator.counts[key] - counts_before.get(key, 0)
                      for key in operator.counts}
     result.seconds = time.time() - start
@@ -904,157 +936,74 @@ class SpectrumEvaluator(EvaluationHook):
 
 # --------------------------------------------------------------------------- run directories
 
-_LOSSES = ("minimax", "non_saturating", "wasserstein", "hinge", "least_squares")
-_PENALTIES = ("r1", "r2", "r1_r2", "wgan_gp", "wgan_gp_one_sided", "wgan_gp0", "dragan")
 _DATA = ("fashion_mnist_source", "npy_source", "idx_source", "image_folder_source")
-_NOT_REBUILT = ("instance_noise", "consistency", "latent_consistency")
 
 
-def _literal(config, key, default=None):
-    """A literal value bound to `key` in a run config (macros resolved), else `default`;
-    references and anything else that is not a literal raise a RunConfigError."""
-    from tf_convgan.run_dir.run_config import Macro, Reference, RunConfigError
-    try:
-        value = config.value(key)
-    except KeyError:
-        return default
-    for _ in range(32):
-        if not isinstance(value, Macro):
-            break
-        value = config._macros[value.name][0]  # noqa: SLF001  (checked when the file was read)
-    if isinstance(value, Reference):
-        raise RunConfigError(f"{config.path}: {key} = @{value.selector}: the spectrum reads only "
-                             f"literal values here")
-    return value
+class LoadedRun(NamedTuple):
+    """What `load_run` rebuilt from a run directory."""
+    gan: object          # the GAN at the checkpoint's weights and step
+    path: str            # the checkpoint's prefix
+    source: object       # the run's data source, or None
+    notes: tuple         # what the result's notes should add
 
 
-def _reference(config, key):
-    from tf_convgan.run_dir.run_config import Reference
-    try:
-        value = config.value(key)
-    except KeyError:
-        return None
-    return value if isinstance(value, Reference) else None
-
-
-def _bound(config, name, function):
-    """The literal bindings `name.<parameter>` of a run config for `function`'s keyword-only
-    hyperparameters (not what the step hands a penalty: real_gradients, loss_scale, step)."""
+def data_source(config, *, data_dir=None):
+    """The source bound to train.data in a RunConfig when it is one of the library's file
+    sources (`_DATA`, unscoped) with literal bindings, else None. `data_dir` replaces the
+    directory of a source that has one (fashion_mnist_source, idx_source, image_folder_source)."""
     import inspect
-    kwargs = {}
-    for parameter in inspect.signature(function).parameters.values():
-        if parameter.kind == parameter.KEYWORD_ONLY and parameter.name not in (
-                "real_gradients", "loss_scale", "step"):
-            value = _literal(config, f"{name}.{parameter.name}", parameter.default)
-            if value is not inspect.Parameter.empty:
-                kwargs[parameter.name] = value
-    return kwargs
+    from tf_convgan import data as data_lib
+    reference = config.reference("train.data")
+    name = reference.selector.rpartition(".")[2] if reference is not None else None
+    if name not in _DATA or reference.scope:
+        return None
+    function = inspect.unwrap(getattr(data_lib, name))
+    kwargs = config.literal_kwargs(name, function)
+    if data_dir is not None and "directory" in inspect.signature(function).parameters:
+        kwargs["directory"] = data_dir
+    return function(**kwargs)
+
+
+def _run_notes(config):
+    """Notes on what the spectrum of a run directory computes differently from its training."""
+    policy = config.literal("train.mixed_precision")
+    if policy is None:
+        return ()
+    return (f"train.mixed_precision = {policy!r}: the products run in float32 (float64 with "
+            f"--float64), not in the run's {policy}",)
 
 
 def load_run(model_dir, *, checkpoint=None, float64=False, data_dir=None):
     """A GAN rebuilt from a run directory, what was restored, and the run's data source.
 
-    G and D come from the run config's network factories (the restricted reader,
-    `run_dir.run_config`) and the checkpoint (latest readable, 'best', a name or a prefix).
-    The objective is read as data from these bindings only: GAN.loss (one of the library's
-    losses), GAN.penalty (one of its penalties, with literal hyperparameters), train.seed,
-    GAN.d_steps, GAN.lazy_interval, GAN.consensus_gamma; GAN.instance_noise, GAN.consistency and
-    GAN.latent_consistency are not rebuilt (a note says so). The data: train.data when it is
-    one of the library's file sources with literal bindings (`data_dir` replaces its directory
-    for fashion_mnist_source). With `float64`, the networks are built under the float64 dtype
-    policy. Returns (gan, checkpoint path, data source or None, notes)."""
-    from tf_convgan import data as data_lib
-    from tf_convgan.objectives import losses, penalties
-    from tf_convgan.run_dir import checkpoints
+    Read as data, never through gin (tf_convgan.run_dir): G and D from the run config's network
+    factories and the checkpoint (latest readable, 'best', a name or a prefix: run_dir.generators
+    .load_players); the objective, loss and every term the step composes (penalty, instance
+    noise, consistency, zCR, seeds, d_steps, lazy_interval, consensus_gamma), from the config's
+    bindings (run_dir.objective.read_objective: a term that cannot be rebuilt raises a
+    RunConfigError naming it). The data: `data_source`. With `float64`, the networks are
+    float64 twins (`float64_networks`) of the checkpoint's float32 ones. Returns a `LoadedRun`
+    (gan, checkpoint path, data source or None, notes)."""
     from tf_convgan.gan.model import GAN
-    from tf_convgan.networks import build
-    from tf_convgan.run_dir import generators, layout
-    from tf_convgan.run_dir.run_config import RunConfigError, read_run_config
+    from tf_convgan.run_dir import generators, objective
+    from tf_convgan.run_dir.run_config import read_run_config
 
     config = read_run_config(model_dir)
-    notes = []
-    loss_ref = _reference(config, "GAN.loss")
-    loss_name = loss_ref.selector.rpartition(".")[2] if loss_ref else "non_saturating"
-    if loss_name not in _LOSSES:
-        raise RunConfigError(f"{config.path}: GAN.loss = @{loss_name} is not one of {_LOSSES}")
-    loss = getattr(losses, loss_name)()
-    penalty = None
-    penalty_ref = _reference(config, "GAN.penalty")
-    if penalty_ref is not None:
-        name = penalty_ref.selector.rpartition(".")[2]
-        if name not in _PENALTIES or penalty_ref.evaluate:
-            raise RunConfigError(f"{config.path}: GAN.penalty = @{name} is not one of "
-                                 f"{_PENALTIES}")
-        function = getattr(penalties, name)
-        kwargs = _bound(config, name, function)
-        penalty = functools.partial(function, **kwargs)
-    for term in _NOT_REBUILT:
-        if _reference(config, f"GAN.{term}") is not None:
-            notes.append(f"GAN.{term} is not rebuilt from a run directory: the spectrum is of "
-                         f"the game without it")
-    # The run's one seed is train.seed (older runs' configs have GAN.seed: the same value).
-    gan_kwargs = {"seed": int(_literal(config, "train.seed", _literal(config, "GAN.seed", 0))),
-                  "d_steps": int(_literal(config, "GAN.d_steps", 1)),
-                  "lazy_interval": _literal(config, "GAN.lazy_interval"),
-                  "consensus_gamma": _literal(config, "GAN.consensus_gamma")}
-    if gan_kwargs["lazy_interval"] is not None and penalty is None:
-        gan_kwargs["lazy_interval"] = None
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float64" if float64 else "float32")
-    try:
-        g_fn = lambda: config.build("train.generator_fn")  # noqa: E731
-        d_fn = lambda: config.build("train.discriminator_fn")  # noqa: E731
-        generator, discriminator, generator_ema = build(g_fn()), build(d_fn()), build(g_fn())
-    finally:
-        keras.config.set_dtype_policy(previous)
-    if float64:  # the checkpoint holds float32 values: restore into float32 twins, then copy
-        sources = build(g_fn()), build(d_fn())
-    else:
-        sources = generator, discriminator
-
-    def restore(path):
-        checkpoints.restore(tf.train.Checkpoint(
-            generator=checkpoints.ModelWeights(sources[0]),
-            discriminator=checkpoints.ModelWeights(sources[1]),
-            step=_step_variable), path, partial=True)
-
-    _step_variable = tf.Variable(0, dtype=tf.int64)
-    if checkpoint in (None, "latest", "best"):
-        directory = (layout.best_dir(model_dir) if checkpoint == "best"
-                     else layout.checkpoint_dir(model_dir))
-        resumed = checkpoints.restore_newest(directory, restore)
-        for message in resumed.notes:
-            print(f"warning: {message}", file=sys.stderr, flush=True)
-        if resumed.path is None:
-            raise FileNotFoundError(f"no checkpoint found in {directory!r}")
-        path = resumed.path
-    else:
-        path = generators._named_checkpoint(model_dir, checkpoint)  # noqa: SLF001
-        restore(path)
+    game = objective.read_objective(config)
+    players = generators.load_players(model_dir, checkpoint=checkpoint, config=config,
+                                      dtype_policy="float32")
+    generator, discriminator = players.generator, players.discriminator
     if float64:
-        for twin, model in zip((generator, discriminator), sources):
-            for w_twin, w in zip(twin.weights, model.weights):
-                w_twin.assign(np.asarray(w.numpy(), np.float64))
-    gan = GAN(generator, discriminator, generator_ema, loss=loss, penalty=penalty, **gan_kwargs)
-    gan.step_counter.assign(int(_step_variable.numpy()))
-
-    source = None
-    data_ref = _reference(config, "train.data")
-    if data_ref is not None and data_ref.selector.rpartition(".")[2] in _DATA:
-        name = data_ref.selector.rpartition(".")[2]
-        function = getattr(data_lib, name)
-        kwargs = {k: v for k, v in _bound(config, name, function).items()}
-        for parameter in ("path", "directory", "labels_path"):  # keyword-or-positional too
-            value = _literal(config, f"{name}.{parameter}")
-            if value is not None:
-                kwargs[parameter] = value
-        if data_dir is not None:
-            kwargs["directory"] = data_dir
-        import inspect
-        accepted = inspect.signature(function).parameters
-        source = function(**{k: v for k, v in kwargs.items() if k in accepted})
-    return gan, path, source, tuple(notes)
+        generator, discriminator = float64_networks(
+            generator_fn=lambda: config.build("train.generator_fn"),
+            discriminator_fn=lambda: config.build("train.discriminator_fn"),
+            generator=generator, discriminator=discriminator)
+    generator_ema = generators.build_network(config, "train.generator_fn",
+                                             dtype_policy="float64" if float64 else "float32")
+    gan = GAN(generator, discriminator, generator_ema, **game.gan_kwargs())
+    gan.step_counter.assign(players.step)
+    return LoadedRun(gan, players.path, data_source(config, data_dir=data_dir),
+                     _run_notes(config))
 
 
 # --------------------------------------------------------------------------- command line
@@ -1117,16 +1066,20 @@ def evaluate_run(f):
     if bad or not f.which:
         raise FlagError("which", f"must be a comma-separated list of {', '.join(WHICH)}, "
                                  f"got {','.join(f.which)!r}")
+    from tf_convgan.run_dir.run_config import RunConfigError
     flag = "checkpoint" if f.checkpoint not in (None, "latest") else "model_dir"
     with blame(flag):
-        gan, path, source, notes = load_run(f.model_dir, checkpoint=f.checkpoint,
-                                            float64=f.float64, data_dir=f.data_dir)
+        try:
+            gan, path, source, notes = load_run(f.model_dir, checkpoint=f.checkpoint,
+                                                float64=f.float64, data_dir=f.data_dir)
+        except RunConfigError as e:  # the run config's, whatever the checkpoint
+            raise FlagError("model_dir", str(e).splitlines()[0]) from e
     if source is None:
         raise FlagError("model_dir", "the run's train.data is not one of the file sources "
                                      f"{', '.join(_DATA)}: its data cannot be read back")
     from tf_convgan.run_dir.run_config import read_run_config
-    batch_size = f.batch_size or int(_literal(read_run_config(f.model_dir),
-                                              "train.batch_size", 64))
+    batch_size = f.batch_size or int(read_run_config(f.model_dir).literal("train.batch_size",
+                                                                          64))
     with blame("batch_size" if f.batch_size else "model_dir"):
         real, labels = real_batch(source, batch_size=batch_size, seed=f.seed)
     operator = game_operator(gan=gan, real=real, labels=labels)
