@@ -52,8 +52,9 @@ def base(extractor):
     return images, extractor.features_of_images(images)
 
 
-@pytest.mark.parametrize("degrade, levels", [(_noised, (0.05, 0.1, 0.2)),
-                                             (_blurred, (0.5, 1.0, 2.0))])
+@pytest.mark.parametrize("degrade, levels", [
+    pytest.param(_noised, (0.05, 0.1, 0.2), marks=pytest.mark.slow),
+    (_blurred, (0.5, 1.0, 2.0))])
 def test_fid_grows_monotonically_with_noise_and_blur(extractor, base, degrade, levels):
     images, real = base
     assert abs(metrics.frechet_distance_of_features(real, real)) < 1e-3

@@ -114,7 +114,9 @@ def test_every_draw_comes_from_the_noise_source(kwargs):
     assert any(not np.array_equal(a, b) for a, b in zip(results[1], results[2]))
 
 
-@pytest.mark.parametrize("kwargs", [ALL_TERMS, CONOPT_XLA], ids=["cr_zcr_noise_lazy", "conopt"])
+@pytest.mark.parametrize("kwargs", [
+    pytest.param(ALL_TERMS, id="cr_zcr_noise_lazy"),
+    pytest.param(CONOPT_XLA, id="conopt", marks=pytest.mark.slow)])
 def test_step_compiles_with_xla_and_matches(kwargs):
     """Every term inside the full step compiled with XLA (jit_compile=True) equals the uncompiled
     step (run eagerly) to 1e-5 of every weight tensor (+ 1e-8 for biases, which start at 0), with
