@@ -20,7 +20,8 @@ from tf_convgan.studies import spectrum
 
 SCRIPTS = {"tf-convgan-train": "--gin_file", "tf-convgan-evaluate": "--saved_model",
            "tf-convgan-sample": "--interpolate", "tf-convgan-export": "--export_dir",
-           "tf-convgan-import-gan-stability": "--checkpoint"}
+           "tf-convgan-import-gan-stability": "--checkpoint", "tf-convgan-sweep": "--max_cells",
+           "tf-convgan-spectrum": "--which"}
 
 # name: (main, taking argv with the program name first; how its usage says to call it; one of
 # its flags; the `python -m` module or script that runs it)
@@ -205,3 +206,16 @@ def test_pyproject_lists_every_package():
              for d, _, files in os.walk(os.path.join(ROOT, "tf_convgan"))
              if "__init__.py" in files}
     assert listed == found | {"tf_convgan.gin_configs"}
+
+
+def test_every_console_script_is_declared_and_names_a_command_function():
+    """pyproject.toml's [project.scripts] are exactly the scripts the venv test runs, and each
+    names a function of tf_convgan.cli.commands (a typo would install a script that fails)."""
+    import importlib
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        declared = tomllib.load(f)["project"]["scripts"]
+    assert set(declared) == set(SCRIPTS)
+    for script, target in declared.items():
+        module, _, name = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), script

@@ -35,3 +35,15 @@ def import_gan_stability():
     (`python -m tf_convgan.import_gan_stability`)."""
     from tf_convgan.gan_stability.importer import main
     return main(sys.argv)
+
+
+def sweep():
+    """tf-convgan-sweep: tf_convgan.cli.sweep (`python -m tf_convgan.sweep`)."""
+    from tf_convgan.cli.sweep import main
+    return main(sys.argv)
+
+
+def spectrum():
+    """tf-convgan-spectrum: tf_convgan.studies.spectrum (`python -m tf_convgan.spectrum`)."""
+    from tf_convgan.studies.spectrum import main
+    return main(sys.argv)
