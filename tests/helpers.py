@@ -37,12 +37,14 @@ TINY_NETWORKS = {
 
 
 def make_gan(network="resnet", *, num_classes=1, strategy=None, seed=1, optimizer=None,
-             **gan_kwargs):
-    """A GAN of tiny networks with weights that depend on `seed` only. `network`: a name of
-    TINY_NETWORKS, or a pair (generator factory, discriminator factory) of num_classes."""
+             dtype_policy=None, **gan_kwargs):
+    """A GAN of tiny networks with weights that depend on `seed` (and the dtype) only. `network`:
+    a name of TINY_NETWORKS, or a pair (generator factory, discriminator factory) of num_classes.
+    `dtype_policy`: the Keras dtype policy the networks are built under ('float64': float64
+    weights and activations; the discriminators' logits stay float32), or None: the global one."""
     strategy = strategy or tf.distribute.get_strategy()
     make_g, make_d = TINY_NETWORKS[network] if isinstance(network, str) else network
-    with strategy.scope():
+    with dtype_policy_scope(dtype_policy), strategy.scope():
         keras.utils.set_random_seed(seed)
         generator, discriminator = build(make_g(num_classes)), build(make_d(num_classes))
         generator_ema = build(make_g(num_classes))
@@ -50,6 +52,18 @@ def make_gan(network="resnet", *, num_classes=1, strategy=None, seed=1, optimize
         gan_kwargs.setdefault("loss", losses.non_saturating())
         return GAN(generator, discriminator, generator_ema, g_optimizer=optimizer(),
                    d_optimizer=optimizer(), **gan_kwargs)
+
+
+@contextlib.contextmanager
+def dtype_policy_scope(name):
+    """Layers created inside are built under Keras' dtype policy `name` (None: no change)."""
+    previous = keras.config.dtype_policy()
+    if name is not None:
+        keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def random_batch(batch_size, d_steps=1, num_classes=1, seed=0):

@@ -21,7 +21,9 @@ def dense(gradients):
 
 
 def global_norm(tensors):
-    return tf.linalg.global_norm([t for t in tensors if t is not None])
+    """The gradients' global norm as a float32 log, whatever the variables' dtype (float64
+    networks: the float64 dtype policy)."""
+    return tf.cast(tf.linalg.global_norm([t for t in tensors if t is not None]), tf.float32)
 
 
 def use_pre_reduced_gradients(optimizer):
