@@ -259,8 +259,8 @@ class GAN(keras.Model):
             terms = self._discriminator_terms(d_fn, real, fake, clean_fake, z, labels, seed,
                                               real_gradients)
             for name, term in terms:
-                # in the loss' dtype: an image D's logits are float32 also in a float64 network,
-                # whose penalty is float64
+                # in the loss's dtype (with float64 networks a term can be float64 while the
+                # loss of a network with float32 logits is float32)
                 logs[name] = tf.nn.compute_average_loss(tf.cast(term(), d_loss.dtype))
             d_total = tf.add_n([d_loss] + [logs[name] for name, _ in terms])
             d_total_scaled = scaled(self.d_optimizer, d_total)  # mixed_float16: loss scaling
