@@ -124,11 +124,13 @@ def write_report(sweep, out_dir, results):
     run_dir.files.makedirs(out_dir)
     sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
     sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
-    if sweep.curves:
-        sweep_lib.write_curves(os.path.join(out_dir, sweep_lib.CURVES_PNG), sweep,
-                               histories(sweep, out_dir))
+    if sweep.curves:  # of the finished cells only (a running cell's curve is partial)
+        finished = {name for name, r in results.items() if r and "diverged" not in r}
+        found = {name: h for name, h in histories(sweep, out_dir).items() if name in finished}
+        sweep_lib.write_curves(os.path.join(out_dir, sweep_lib.CURVES_PNG), sweep, found)
         sweep_lib.write_group_table(os.path.join(out_dir, sweep_lib.GROUPS_MD), sweep, results)
-        sweep_lib.write_samples(os.path.join(out_dir, sweep_lib.SAMPLES_PNG), sweep, out_dir)
+        sweep_lib.write_samples(os.path.join(out_dir, sweep_lib.SAMPLES_PNG), sweep, out_dir,
+                                names=finished)
 
 
 def run_sweep(sweep, out_dir, *, max_cells=None, train=train_cell, log=print):

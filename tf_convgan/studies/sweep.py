@@ -428,15 +428,18 @@ def write_group_table(path, sweep, results):
     return text
 
 
-def write_samples(path, sweep, out_dir, *, max_columns=5):
+def write_samples(path, sweep, out_dir, *, names=None, max_columns=5):
     """One PNG of the runs' last sample grids (run_dir.layout's samples.png), one panel per
-    cell in grid order, titled by the cell's labels. Returns the number of panels."""
+    cell in grid order (only the cells in `names`, if given), titled by the cell's labels.
+    Returns the number of panels."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     panels = []
     for cell in expand(sweep):
+        if names is not None and cell.name not in names:
+            continue
         grid = os.path.join(cell_dir(out_dir, cell), run_dir.SAMPLES_PNG)
         if run_dir.files.exists(grid):
             panels.append((", ".join(label for _, label in cell.labels), grid))
