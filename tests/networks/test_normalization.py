@@ -104,7 +104,8 @@ def test_layer_norm_normalizes_each_example_over_h_w_c():
 
 @pytest.mark.parametrize("name,penalty,loss,rtol,atol", [
     ("sndcgan", None, losses.non_saturating, 1e-5, 1e-7),
-    ("resnet_cifar", penalties.wgan_gp, losses.wasserstein, 1e-10, 1e-12),
+    pytest.param("resnet_cifar", penalties.wgan_gp, losses.wasserstein, 1e-10, 1e-12,
+                 marks=pytest.mark.slow),  # the penalty's double backward through the statistics
 ])
 def test_batch_norm_uses_the_global_batch_two_replicas_equal_one_device(name, penalty, loss, rtol,
                                                                         atol):
