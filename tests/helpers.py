@@ -161,6 +161,17 @@ def two_cpu_strategy():
 # -- run.py on tests/tiny.gin --------------------------------------------------------------------
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(path):
+    """The module of a script of the checkout (`scripts/...py`, `benchmarks/...py`; not a
+    package), imported from its file under the name of the file."""
+    import importlib.util
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 TINY_GIN = os.path.join(ROOT, "tests", "tiny.gin")
 
 

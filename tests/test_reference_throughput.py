@@ -12,10 +12,8 @@ SCRIPT = os.path.join(ROOT, "benchmarks", "reference_throughput.py")
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("reference_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from helpers import load_script
+    return load_script(os.path.join("benchmarks", "reference_throughput.py"))
 
 
 def _run(*args, env_path=None):

@@ -3,20 +3,16 @@ initial weights and inputs (z and WGAN-GP interpolation weights through a replay
 iteration 1 gives its weights, losses and optimizer state, iteration 5 its direction; the
 GAN_stability configs choose the PyTorch-exact optimizers. The replay is
 scripts/gan_stability_steps.py (also the README's numbers)."""
-import importlib.util
 import os
 
 import gin
 import pytest
 
 from gan_stability_reference import REFERENCE_DIR
+from helpers import load_script
 from tf_convgan.cli import config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_spec = importlib.util.spec_from_file_location(
-    "gan_stability_steps", os.path.join(ROOT, "scripts", "gan_stability_steps.py"))
-steps = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(steps)
+steps = load_script(os.path.join("scripts", "gan_stability_steps.py"))
 
 
 def _path(case):

@@ -310,3 +310,19 @@ def test_the_image_comparison_sweep_parses_every_method_with_its_bindings():
             assert method != "instance_noise" or noise.configurable.name == "sigma_schedule"
         finally:
             gin.clear_config()
+
+
+def test_the_samples_figure_shows_only_the_named_cells(tmp_path):
+    """write_samples: one panel per cell with a samples.png, restricted to `names` (the report
+    passes the finished cells, so a running cell's grid is left out)."""
+    import numpy as np
+    from PIL import Image
+    sweep = _curves_sweep()
+    for name in ("seed=1__method=r1", "seed=2__method=r1"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / "samples.png")
+    path = str(tmp_path / "samples_all.png")
+    assert sweep_lib.write_samples(path, sweep, str(tmp_path)) == 2
+    assert sweep_lib.write_samples(str(tmp_path / "one.png"), sweep, str(tmp_path),
+                                   names={"seed=2__method=r1"}) == 1
+    assert os.path.getsize(path) > 0

@@ -20,9 +20,8 @@ from tf_convgan.errors import ConfigError
 from tf_convgan.gan.model import GAN
 from tf_convgan.networks import build, mlp_discriminator, mlp_generator
 from tf_convgan.training.loop import train
-from helpers import run_steps
+from helpers import run_steps, load_script
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _points(source, seed, start, n):
@@ -158,12 +157,7 @@ def test_train_on_a_2d_config_writes_metrics_and_plots(tmp_path):
 
 
 def _compare_script():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "toy2d_compare", os.path.join(ROOT, "scripts", "toy2d_compare.py"))
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
-    return compare
+    return load_script(os.path.join("scripts", "toy2d_compare.py"))
 
 
 def test_compare_table_has_the_floor_and_the_summary():

@@ -1,28 +1,22 @@
 """The full 2D comparison (scripts/toy2d_grid.py, tf_convgan.studies.toy2d_grid): the grid's
 expansion, the verdicts and the table on synthetic metrics, and a tiny real grid through train()
 that writes its table from the model directories and skips finished runs on a rerun."""
-import importlib.util
 import json
 import os
 
 import numpy as np
 import pytest
 
-from helpers import ram_url
+from helpers import ram_url, load_script
 from tf_convgan.objectives import penalties
 from tf_convgan.run_dir import files, images
 from tf_convgan.studies import toy2d
 from tf_convgan.studies import toy2d_grid as grid
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "toy2d_grid_script", os.path.join(ROOT, "scripts", "toy2d_grid.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(os.path.join("scripts", "toy2d_grid.py"))
 
 
 def _methods(*names):
