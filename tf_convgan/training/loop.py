@@ -136,6 +136,42 @@ def _resume(gan, checkpoint_dir, *, is_chief, num_steps):
     return start_step
 
 
+def _hooks(start_step, *, log_every, sample_writer, sample_every, num_samples, seed, evaluator,
+           eval_every):
+    """The periodic hooks of a run: scalars (every worker), sample grids and the evaluator."""
+    hooks = [Periodic(ScalarLogger(start_step), log_every, chief_only=False),
+             Periodic(SampleWriter(sample_writer, num_samples=num_samples, seed=seed),
+                      sample_every)]
+    if evaluator is not None:
+        hooks.append(Periodic(evaluator, eval_every))
+    return hooks
+
+
+def _run_steps(context, step_fn, iterator, *, hooks, keeper, is_chief, progress,
+               steps_per_execution, checkpoint_every):
+    """Steps from context.step to context.num_steps: each call's logs checked finite, then the
+    hooks that are due, then a checkpoint when due or when a stop signal came (raising
+    Preempted after it). Events are written only after a step has succeeded."""
+    num_steps = context.num_steps
+    with _StopSignals() as stop:
+        while context.step < num_steps:
+            context.logs = {k: float(v) for k, v in step_fn(iterator).items()}
+            context.step += steps_per_execution
+            _check_finite(context.logs, context.step, keeper)
+            if context.writer is None:  # nothing is written before a step has succeeded
+                context.writer = _start_writing(context.model_dir, is_chief)
+            progress.update(context.step, context.logs)
+            for hook in hooks:
+                if hook.due(context.step, num_steps, is_chief):
+                    hook.hook(context)
+            if every(context.step, checkpoint_every, num_steps) or stop.signal:
+                _check_finite_weights(context.gan, context.step)
+                path = keeper.save(context.step)
+                if stop.signal:
+                    context.writer.flush()
+                    raise Preempted(context.step, path, stop.signal)
+
+
 @gin.configurable
 def train(*, model_dir,
           generator_fn=gin.REQUIRED,
@@ -217,34 +253,17 @@ def train(*, model_dir,
         keeper = checkpoints_lib.CheckpointKeeper(
             checkpoints_lib.make_checkpoint(gan), save_dir, keep_last=keep_last,
             keep_every=keep_every)
-        hooks = [Periodic(ScalarLogger(start_step), log_every, chief_only=False),
-                 Periodic(SampleWriter(sample_writer, num_samples=num_samples, seed=seed),
-                          sample_every)]
-        if evaluator is not None:
-            hooks.append(Periodic(evaluator, eval_every))
+        hooks = _hooks(start_step, log_every=log_every, sample_writer=sample_writer,
+                       sample_every=sample_every, num_samples=num_samples, seed=seed,
+                       evaluator=evaluator, eval_every=eval_every)
         multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         context = StepContext(  # multi-worker: the chief's hooks run on its own device
             gan=gan, step=start_step, num_steps=num_steps, model_dir=model_dir, writer=None,
             strategy=None if multi_worker else strategy, data=data,
             checkpoint=checkpoints_lib.make_checkpoint(gan))
-        progress = _Progress(num_steps, start_step, log_every)
-        with _StopSignals() as stop:
-            while context.step < num_steps:
-                context.logs = {k: float(v) for k, v in step_fn(iterator).items()}
-                context.step += steps_per_execution
-                _check_finite(context.logs, context.step, keeper)
-                if context.writer is None:  # nothing is written before a step has succeeded
-                    context.writer = _start_writing(model_dir, is_chief)
-                progress.update(context.step, context.logs)
-                for hook in hooks:
-                    if hook.due(context.step, num_steps, is_chief):
-                        hook.hook(context)
-                if every(context.step, checkpoint_every, num_steps) or stop.signal:
-                    _check_finite_weights(gan, context.step)
-                    path = keeper.save(context.step)
-                    if stop.signal:
-                        context.writer.flush()
-                        raise Preempted(context.step, path, stop.signal)
+        _run_steps(context, step_fn, iterator, hooks=hooks, keeper=keeper, is_chief=is_chief,
+                   progress=_Progress(num_steps, start_step, log_every),
+                   steps_per_execution=steps_per_execution, checkpoint_every=checkpoint_every)
         if context.writer is not None:
             context.writer.flush()
         if is_chief and export_at_end and context.step == num_steps and num_steps > 0:
