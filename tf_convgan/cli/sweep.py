@@ -7,9 +7,9 @@
 The sweep file is described in tf_convgan.studies.sweep. Without a mode the cells run one after
 another in this process, each in <out_dir>/<cell name>, with one progress line per cell; a
 finished cell (its export and its sweep_result.json; or a diverged run, recorded as such in the
-table) is skipped, an unfinished one resumes from
-its own checkpoint (rerun the same command after a kill). At the end (and after every cell) it
-writes <out_dir>/sweep_results.md and <out_dir>/sweep_heatmap.png. `--print_commands` prints one
+table) is skipped, an unfinished one resumes from its own checkpoint (rerun the same command
+after a kill). At the end (and after every cell) it writes <out_dir>/sweep_results.md,
+sweep_heatmap.{png,md} and sweep_samples.png (write_report). `--print_commands` prints one
 `python run.py ...` command per cell (or writes them to --commands_file), for any scheduler;
 `--collect` then builds the table from the run directories (metric 'fid': each run's metrics.csv;
 'pixel': computed from each run's EMA generator). Bad input prints one line `error: ...` naming
@@ -118,19 +118,22 @@ def histories(sweep, out_dir):
 
 
 def write_report(sweep, out_dir, results):
-    """<out_dir>/sweep_results.md and sweep_heatmap.png (out_dir local or a URL); with `curves`
-    in the sweep file also the metric-against-step curves, the per-group table and the runs'
-    last sample grids side by side."""
+    """<out_dir>/sweep_results.md, the heat map (sweep_heatmap.png and its numbers,
+    sweep_heatmap.md) and the finished runs' last sample grids side by side
+    (sweep_samples.png); with `curves` in the sweep file also the metric-against-step curves
+    and the per-group table. out_dir local or a URL."""
     run_dir.files.makedirs(out_dir)
     sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
     sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
-    if sweep.curves:  # of the finished cells only (a running cell's curve is partial)
-        finished = {name for name, r in results.items() if r and "diverged" not in r}
+    sweep_lib.write_heatmap_table(os.path.join(out_dir, sweep_lib.HEATMAP_MD), sweep, results)
+    # of the finished cells only (a running cell's samples and curve are partial)
+    finished = {name for name, r in results.items() if r and "diverged" not in r}
+    sweep_lib.write_samples(os.path.join(out_dir, sweep_lib.SAMPLES_PNG), sweep, out_dir,
+                            names=finished)
+    if sweep.curves:
         found = {name: h for name, h in histories(sweep, out_dir).items() if name in finished}
         sweep_lib.write_curves(os.path.join(out_dir, sweep_lib.CURVES_PNG), sweep, found)
         sweep_lib.write_group_table(os.path.join(out_dir, sweep_lib.GROUPS_MD), sweep, results)
-        sweep_lib.write_samples(os.path.join(out_dir, sweep_lib.SAMPLES_PNG), sweep, out_dir,
-                                names=finished)
 
 
 def run_sweep(sweep, out_dir, *, max_cells=None, train=train_cell, log=print):

@@ -19,6 +19,8 @@ A sweep file (YAML) says what is shared and what varies:
                          # against the training data (cheap; for tests and smoke runs)
     num_samples: 2000    # 'pixel': samples and real examples compared
     heatmap: {rows: loss, columns: penalty, value: fid}   # two axes; others: min over them
+                         # (rows or columns may be a list of axes: [loss, penalty], one row per
+                         # combination of their labels, 'ns / wgan_gp')
     curves: {group: loss, value: fid}   # optional: the metric against the step (every row of
                                         # each run's metrics.csv), one line per label of `group`
                                         # (the mean over the other axes, their range shaded)
@@ -48,6 +50,7 @@ from tf_convgan.errors import ConfigError
 RESULT_JSON = "sweep_result.json"
 TABLE_MD = "sweep_results.md"
 HEATMAP_PNG = "sweep_heatmap.png"
+HEATMAP_MD = "sweep_heatmap.md"
 CURVES_PNG = "sweep_curves.png"
 GROUPS_MD = "sweep_groups.md"
 SAMPLES_PNG = "sweep_samples.png"
@@ -156,9 +159,14 @@ def parse_sweep(spec, *, base_dir="."):
     heatmap.setdefault("columns", names[1] if len(names) > 1 else names[0])
     heatmap.setdefault("value", "fid")
     for key in ("rows", "columns"):
-        if heatmap[key] not in names:
+        chosen = heatmap[key]
+        chosen = (chosen,) if isinstance(chosen, str) else tuple(chosen or ())
+        if not chosen or any(name not in names for name in chosen):
             raise ConfigError(f"sweep file: heatmap.{key} = {heatmap[key]!r} is not an axis "
-                              f"({', '.join(names)})")
+                              f"({', '.join(names)}) or a list of axes")
+        heatmap[key] = chosen
+    if set(heatmap["rows"]) & set(heatmap["columns"]):
+        raise ConfigError("sweep file: heatmap.rows and heatmap.columns share an axis")
     curves = spec.get("curves")
     if curves is not None:
         curves = dict(curves)
@@ -299,21 +307,53 @@ def write_table(path, sweep, results):
     return text
 
 
-def heatmap_matrix(sweep, results):
-    """(row labels, column labels, matrix) of heatmap['value'] over the two heat-map axes; where
-    other axes vary, each entry is the best (lowest) over them; NaN where nothing finished."""
+def _heatmap_labels(sweep, names):
+    """The labels along one side of the heat map: the combinations of the named axes' labels
+    (grid order), joined by ' / '."""
     axes = {a.name: a for a in sweep.axes}
-    rows, columns = axes[sweep.heatmap["rows"]], axes[sweep.heatmap["columns"]]
+    return [" / ".join(combo) for combo in itertools.product(*(axes[n].labels for n in names))]
+
+
+def heatmap_matrix(sweep, results):
+    """(row labels, column labels, matrix) of heatmap['value'] over the heat map's rows and
+    columns (each one axis or the combinations of several); where other axes vary, each entry
+    is the best (lowest) over them; NaN where nothing finished."""
+    rows, columns = sweep.heatmap["rows"], sweep.heatmap["columns"]
+    row_labels, column_labels = _heatmap_labels(sweep, rows), _heatmap_labels(sweep, columns)
     key = sweep.heatmap["value"]
-    matrix = np.full((len(rows.labels), len(columns.labels)), np.nan)
+    matrix = np.full((len(row_labels), len(column_labels)), np.nan)
     for cell in expand(sweep):
         result = results.get(cell.name)
         if not result or result.get(key) is None or not math.isfinite(result[key]):
             continue
-        i, j = rows.labels.index(cell.label(rows.name)), columns.labels.index(
-            cell.label(columns.name))
+        i = row_labels.index(" / ".join(cell.label(n) for n in rows))
+        j = column_labels.index(" / ".join(cell.label(n) for n in columns))
         matrix[i, j] = np.fmin(matrix[i, j], result[key])
-    return rows.labels, columns.labels, matrix
+    return row_labels, column_labels, matrix
+
+
+def _heatmap_others(sweep):
+    """The axes the heat map takes the best over (neither rows nor columns)."""
+    shown = set(sweep.heatmap["rows"]) | set(sweep.heatmap["columns"])
+    return [a.name for a in sweep.axes if a.name not in shown]
+
+
+def write_heatmap_table(path, sweep, results):
+    """The heat map's numbers as a Markdown table (rows x columns; 'n/a' where no cell of the
+    entry finished)."""
+    row_labels, column_labels, matrix = heatmap_matrix(sweep, results)
+    corner = " / ".join(sweep.heatmap["rows"]) + " \\ " + " / ".join(sweep.heatmap["columns"])
+    others = _heatmap_others(sweep)
+    lines = [f"{sweep.heatmap['value'].upper()}"
+             + (f", the best over {', '.join(others)}" if others else "") + ":", "",
+             "| " + " | ".join([corner] + column_labels) + " |",
+             "|" + "---|" * (len(column_labels) + 1)]
+    for label, row in zip(row_labels, matrix):
+        lines.append("| " + " | ".join([label] + [_fmt(v) if math.isfinite(v) else "n/a"
+                                                   for v in row]) + " |")
+    text = "\n".join(lines) + "\n"
+    run_dir.write_text(path, text)
+    return text
 
 
 def write_heatmap(path, sweep, results):
@@ -327,13 +367,12 @@ def write_heatmap(path, sweep, results):
     image = ax.imshow(np.ma.masked_invalid(matrix), cmap="viridis_r", aspect="auto")
     ax.set_xticks(range(len(column_labels)), column_labels, rotation=30, ha="right")
     ax.set_yticks(range(len(row_labels)), row_labels)
-    ax.set_xlabel(sweep.heatmap["columns"])
-    ax.set_ylabel(sweep.heatmap["rows"])
+    ax.set_xlabel(" / ".join(sweep.heatmap["columns"]))
+    ax.set_ylabel(" / ".join(sweep.heatmap["rows"]))
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             ax.text(j, i, _fmt(matrix[i, j]), ha="center", va="center", color="w", fontsize=8)
-    others = [a.name for a in sweep.axes
-              if a.name not in (sweep.heatmap["rows"], sweep.heatmap["columns"])]
+    others = _heatmap_others(sweep)
     title = sweep.heatmap["value"].upper() + (f" (best over {', '.join(others)})" if others
                                               else "")
     ax.set_title(title, fontsize=9)
