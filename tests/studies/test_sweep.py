@@ -4,6 +4,7 @@ import os
 import shlex
 
 import gin
+import numpy as np
 import pytest
 import yaml
 
@@ -58,6 +59,7 @@ def test_the_grid_expands_into_named_cells_with_their_bindings(tmp_path):
     (lambda s: s.pop("grid"), "grid"),
     (lambda s: s.update(metric="inception"), "metric"),
     (lambda s: s.update(heatmap={"rows": "lr"}), "heatmap.rows"),
+    (lambda s: s.update(heatmap={"rows": ["loss", "lr"]}), "heatmap.rows"),
     (lambda s: s["grid"][0].update(labels=["a", "a"]), "labels"),
     (lambda s: s.update(seeds=3), "unknown field"),
     (lambda s: s["grid"][0].pop("binding"), "bindings 'param = value'"),
@@ -159,6 +161,10 @@ def test_sweep_runs_resumes_skips_and_collects(tmp_path, npy_path, capsys):
     rows, columns, matrix = sweep_lib.heatmap_matrix(sweep, results)
     assert rows == ("r1", "none") and columns == ("non_saturating", "hinge")
     assert matrix[1, 0] == pytest.approx(results[NAMES[1]]["fid"])
+    heatmap_md = (tmp_path / "out" / sweep_lib.HEATMAP_MD).read_text().splitlines()
+    assert heatmap_md[2] == "| penalty \\ loss | non_saturating | hinge |"
+    assert float(heatmap_md[5].split("|")[2]) == pytest.approx(results[NAMES[1]]["fid"], rel=1e-3)
+    assert (tmp_path / "out" / sweep_lib.SAMPLES_PNG).stat().st_size > 1000  # no curves needed
 
     # --collect from the directories alone: a lost result file is recomputed from the export.
     os.remove(os.path.join(out, NAMES[2], sweep_lib.RESULT_JSON))
@@ -232,6 +238,30 @@ def test_study_sweep_files_expand_and_every_cell_parses(name):
             assert gin.query_parameter(f"{d}.normalization") == cell.label("norm")
         finally:
             gin.clear_config()
+
+
+def test_heat_map_rows_may_combine_axes_and_the_rest_is_the_best_over_them(tmp_path):
+    """rows [loss, penalty] x columns seed: one row per (loss, penalty) in grid order, each entry
+    the lowest FID over the remaining axis (norm); n/a where no cell finished."""
+    spec = _spec("x.npy")
+    spec["grid"] += [{"name": "norm", "binding": "x.norm", "values": ["'bn'", "'sn'"]},
+                     {"name": "seed", "binding": "train.seed", "values": [1, 2]}]
+    spec["heatmap"] = {"rows": ["loss", "penalty"], "columns": "seed"}
+    sweep = sweep_lib.parse_sweep(spec)
+    cells = sweep_lib.expand(sweep)
+    results = {c.name: {"fid": 10.0 * i} for i, c in enumerate(cells)
+               if c.labels[:2] != (("loss", "hinge"), ("penalty", "none"))}
+    rows, columns, matrix = sweep_lib.heatmap_matrix(sweep, results)
+    assert rows == ("non_saturating / r1", "non_saturating / none", "hinge / r1",
+                    "hinge / none") and columns == ("1", "2")
+    # cells in grid order: loss, penalty, norm, seed -> the first row's bn cells are 0 and 1
+    np.testing.assert_array_equal(matrix[:3], [[0, 10], [40, 50], [80, 90]])
+    assert np.isnan(matrix[3]).all()
+    text = sweep_lib.write_heatmap_table(str(tmp_path / "h.md"), sweep, results)
+    assert text.splitlines()[0] == "FID, the best over norm:"
+    assert text.splitlines()[-1] == "| hinge / none | n/a | n/a |"
+    sweep_lib.write_heatmap(str(tmp_path / "h.png"), sweep, results)
+    assert (tmp_path / "h.png").stat().st_size > 1000
 
 
 def test_an_axis_of_binding_lists_binds_each_value_s_parameters_together():

@@ -165,8 +165,6 @@ def parse_sweep(spec, *, base_dir="."):
             raise ConfigError(f"sweep file: heatmap.{key} = {heatmap[key]!r} is not an axis "
                               f"({', '.join(names)}) or a list of axes")
         heatmap[key] = chosen
-    if set(heatmap["rows"]) & set(heatmap["columns"]):
-        raise ConfigError("sweep file: heatmap.rows and heatmap.columns share an axis")
     curves = spec.get("curves")
     if curves is not None:
         curves = dict(curves)
@@ -311,7 +309,8 @@ def _heatmap_labels(sweep, names):
     """The labels along one side of the heat map: the combinations of the named axes' labels
     (grid order), joined by ' / '."""
     axes = {a.name: a for a in sweep.axes}
-    return [" / ".join(combo) for combo in itertools.product(*(axes[n].labels for n in names))]
+    return tuple(" / ".join(combo)
+                 for combo in itertools.product(*(axes[n].labels for n in names)))
 
 
 def heatmap_matrix(sweep, results):
@@ -346,7 +345,7 @@ def write_heatmap_table(path, sweep, results):
     others = _heatmap_others(sweep)
     lines = [f"{sweep.heatmap['value'].upper()}"
              + (f", the best over {', '.join(others)}" if others else "") + ":", "",
-             "| " + " | ".join([corner] + column_labels) + " |",
+             "| " + " | ".join((corner,) + column_labels) + " |",
              "|" + "---|" * (len(column_labels) + 1)]
     for label, row in zip(row_labels, matrix):
         lines.append("| " + " | ".join([label] + [_fmt(v) if math.isfinite(v) else "n/a"
