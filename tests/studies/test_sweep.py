@@ -259,7 +259,7 @@ def test_heat_map_rows_may_combine_axes_and_the_rest_is_the_best_over_them(tmp_p
     assert np.isnan(matrix[3]).all()
     text = sweep_lib.write_heatmap_table(str(tmp_path / "h.md"), sweep, results)
     assert text.splitlines()[0] == "FID, the best over norm:"
-    assert text.splitlines()[-1] == "| hinge / none | n/a | n/a |"
+    assert text.splitlines()[-1] == "| hinge / none | – | – |"
     sweep_lib.write_heatmap(str(tmp_path / "h.png"), sweep, results)
     assert (tmp_path / "h.png").stat().st_size > 1000
 
@@ -304,6 +304,16 @@ def test_curves_average_each_group_over_the_other_axes_at_the_shared_steps():
     np.testing.assert_allclose(low, [7.0, 4.0])
     np.testing.assert_allclose(high, [9.0, 5.0])
     assert curves["none"][1].tolist() == [50.0] and curves["none"][4] == 1
+
+
+def test_the_history_table_gives_each_run_s_value_at_every_step(tmp_path):
+    import numpy as np
+    sweep = _curves_sweep()
+    histories = {"seed=1__method=r1": {"step": np.array([10, 20]), "fid": np.array([9.0, 5.25])},
+                 "seed=2__method=none": {"step": np.array([10]), "fid": np.array([50.0])}}
+    text = sweep_lib.write_history_table(str(tmp_path / "history.md"), sweep, histories)
+    assert text.splitlines() == ["| seed | method | fid at 10 | fid at 20 |", "|---|---|---|---|",
+                                 "| 1 | r1 | 9 | 5.25 |", "| 2 | none | 50 | – |"]
 
 
 def test_the_group_table_gives_mean_and_range_and_counts_diverged_runs(tmp_path):

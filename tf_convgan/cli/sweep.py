@@ -120,8 +120,8 @@ def histories(sweep, out_dir):
 def write_report(sweep, out_dir, results):
     """<out_dir>/sweep_results.md, the heat map (sweep_heatmap.png and its numbers,
     sweep_heatmap.md) and the finished runs' last sample grids side by side
-    (sweep_samples.png); with `curves` in the sweep file also the metric-against-step curves
-    and the per-group table. out_dir local or a URL."""
+    (sweep_samples.png); with `curves` in the sweep file also the metric-against-step curves,
+    their values (sweep_history.md) and the per-group table. out_dir local or a URL."""
     run_dir.files.makedirs(out_dir)
     sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
     sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
@@ -133,6 +133,7 @@ def write_report(sweep, out_dir, results):
     if sweep.curves:
         found = {name: h for name, h in histories(sweep, out_dir).items() if name in finished}
         sweep_lib.write_curves(os.path.join(out_dir, sweep_lib.CURVES_PNG), sweep, found)
+        sweep_lib.write_history_table(os.path.join(out_dir, sweep_lib.HISTORY_MD), sweep, found)
         sweep_lib.write_group_table(os.path.join(out_dir, sweep_lib.GROUPS_MD), sweep, results)
 
 

@@ -53,6 +53,7 @@ HEATMAP_PNG = "sweep_heatmap.png"
 HEATMAP_MD = "sweep_heatmap.md"
 CURVES_PNG = "sweep_curves.png"
 GROUPS_MD = "sweep_groups.md"
+HISTORY_MD = "sweep_history.md"
 SAMPLES_PNG = "sweep_samples.png"
 METRICS = ("fid", "pixel")
 _LABEL_CHARS = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -338,7 +339,7 @@ def _heatmap_others(sweep):
 
 
 def write_heatmap_table(path, sweep, results):
-    """The heat map's numbers as a Markdown table (rows x columns; 'n/a' where no cell of the
+    """The heat map's numbers as a Markdown table (rows x columns; '–' where no cell of the
     entry finished)."""
     row_labels, column_labels, matrix = heatmap_matrix(sweep, results)
     corner = " / ".join(sweep.heatmap["rows"]) + " \\ " + " / ".join(sweep.heatmap["columns"])
@@ -348,8 +349,7 @@ def write_heatmap_table(path, sweep, results):
              "| " + " | ".join((corner,) + column_labels) + " |",
              "|" + "---|" * (len(column_labels) + 1)]
     for label, row in zip(row_labels, matrix):
-        lines.append("| " + " | ".join([label] + [_fmt(v) if math.isfinite(v) else "n/a"
-                                                   for v in row]) + " |")
+        lines.append("| " + " | ".join([label] + [_fmt(v) for v in row]) + " |")
     text = "\n".join(lines) + "\n"
     run_dir.write_text(path, text)
     return text
@@ -436,6 +436,29 @@ def write_curves(path, sweep, histories):
     with run_dir.atomic_file(path) as f:
         fig.savefig(f, format="png")
     plt.close(fig)
+
+
+def write_history_table(path, sweep, histories):
+    """A Markdown table of sweep.curves['value'] at every evaluated step, one row per cell with a
+    history (grid order): the axes' labels, then the value at each step ('–' where that run has
+    none)."""
+    key = sweep.curves["value"]
+    rows = []
+    for cell in expand(sweep):
+        history = histories.get(cell.name)
+        if history is None or key not in history:
+            continue
+        steps = np.asarray(history["step"]).astype(int).tolist()
+        rows.append((cell, dict(zip(steps, np.asarray(history[key], float).tolist()))))
+    steps = sorted({step for _, values in rows for step in values})
+    header = [a.name for a in sweep.axes] + [f"{key} at {step}" for step in steps]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for cell, values in rows:
+        lines.append("| " + " | ".join([label for _, label in cell.labels]
+                                       + [_fmt(values.get(step)) for step in steps]) + " |")
+    text = "\n".join(lines) + "\n"
+    run_dir.write_text(path, text)
+    return text
 
 
 def write_group_table(path, sweep, results):
