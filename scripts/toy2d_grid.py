@@ -78,9 +78,7 @@ def run(out_dir, *, methods=None, problems=toy2d.PROBLEMS, rules=grid.RULES, see
     process trains only runs k, k + n, k + 2n, ... (several processes share a grid; each writes
     the table of what has finished, labelled partial while runs are missing)."""
     tick = time.time()
-    kept, skipped = grid.available_methods(methods)
-    for message in skipped:
-        log(message)
+    kept = grid.select_methods(methods)
     runs = grid.expand(kept, problems, rules, seeds)
     log(f"{len(runs)} runs: {len(kept)} methods x {len(problems)} problems x rules {list(rules)}"
         f" x seeds {list(seeds)} (ConOpt once per problem and seed, its own step)")
@@ -95,17 +93,17 @@ def run(out_dir, *, methods=None, problems=toy2d.PROBLEMS, rules=grid.RULES, see
         trained += 1
         log(f"[{i + 1}/{len(runs)}] {r.name}: {outcome} in {time.time() - t:.0f} s "
             f"(total {time.time() - tick:.0f} s)")
-    results = write_outputs(out_dir, runs, kept, skipped, problems=problems, rules=rules,
+    results = write_outputs(out_dir, runs, kept, problems=problems, rules=rules,
                             seeds=seeds, num_steps=num_steps, seconds=time.time() - tick)
     return results, trained
 
 
-def write_outputs(out_dir, runs, methods, skipped, *, problems, rules, seeds, num_steps,
+def write_outputs(out_dir, runs, methods, *, problems, rules, seeds, num_steps,
                   seconds=None):
     results = grid.collect(out_dir, runs, floors(problems, seeds), num_steps)
     partial = any(r["verdict"] == "missing" for r in results)
     table = grid.markdown(results, num_steps=num_steps, seeds=seeds, problems=problems,
-                          seconds=seconds, skipped=skipped, partial=partial)
+                          seconds=seconds, partial=partial)
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "toy2d_grid_table.md"), "w") as f:
         f.write(table)

@@ -44,17 +44,13 @@ def test_expand_covers_methods_problems_rules_and_seeds():
         grid.expand(_methods("r1"), ["line"], ["sim"], [0])
 
 
-def test_method_list_skips_a_penalty_that_is_not_registered(monkeypatch):
-    monkeypatch.delattr(penalties, "roth", raising=False)
-    kept, skipped = grid.available_methods()
-    assert "roth" not in [m.name for m in kept] and len(kept) == len(grid.METHODS) - 1
-    assert skipped == ["roth: skipped, tf_convgan.objectives.penalties.roth is not registered"]
-    monkeypatch.setattr(penalties, "roth", lambda d_fn, real, fake, seed=None, **kw: 0.0,
-                        raising=False)
-    kept, skipped = grid.available_methods(["r1", "roth"])
-    assert [m.name for m in kept] == ["r1", "roth"] and skipped == []
+def test_methods_are_selected_by_name_and_every_penalty_exists():
+    assert [m.name for m in grid.select_methods(["roth", "r1"])] == ["roth", "r1"]
+    assert grid.select_methods() == list(grid.METHODS.values())
+    for method in grid.METHODS.values():
+        assert method.penalty is None or callable(getattr(penalties, method.penalty))
     with pytest.raises(ValueError, match="unknown"):
-        grid.available_methods(["r3"])
+        grid.select_methods(["r3"])
 
 
 @pytest.mark.parametrize("curve, floor, expected", [
@@ -100,14 +96,13 @@ def test_table_from_synthetic_model_directories(tmp_path):
     results = grid.collect(out, runs, floors, 600)
     assert [r["verdict"] for r in results if r["method"] == "r1"] == [
         "converged", "converged", "converged", "diverged"]
-    table = grid.markdown(results, num_steps=600, seeds=(0, 1), problems=("line",),
-                          skipped=["roth: skipped"])
+    table = grid.markdown(results, num_steps=600, seeds=(0, 1), problems=("line",))
     assert "| method | rule | D steps | line |" in table
     assert "| *floor* | | | 0.050 |" in table
     assert "| unregularized | altGD | 1 | **0.600** (oscillates 2/2) |" in table
     assert "| r1 | simGD | 1 | **0.100** (converged 1/2, diverged 1/2) |" in table
     assert "Verdicts over all runs: oscillates 4, converged 3, diverged 1." in table
-    assert "roth: skipped" in table and "PARTIAL" not in table
+    assert "PARTIAL" not in table
     # unregularized: finals 0.6, floors 0.04 / 0.06, last four 0.3, 0.6, 0.3, 0.6
     assert "| unregularized | altGD | 0.550 | 0.300 | 0/2 | 0/2 | 0/2 | 2/2 | 0/2 |" in table
     assert "| r1 | simGD | 0.060 | 0.000 | 1/2 | 0/2 | 0/2 | 0/2 | 1/2 |" in table

@@ -3,8 +3,7 @@ every 2D problem, simGD and altGD, several seeds. This module is the pure part: 
 bindings, the grid's expansion into runs, the convergence verdict, the Markdown table and the
 figure grids. Training (train() on gin_configs/toy2d) is `scripts/toy2d_grid.py`'s.
 
-Methods (`METHODS`, data-driven: a method whose penalty is not registered in
-`tf_convgan.objectives.penalties` is skipped, and `available_methods` says so). Losses as in the
+Methods (`METHODS`, data-driven; `select_methods` picks some by name). Losses as in the
 Dirac-GAN table (`studies.dirac.dirac_method`): the minimax loss unless the method is the
 non-saturating GAN or a WGAN; gamma = 1 for every penalty and ConOpt, as there. The 2D-specific
 values (the Dirac-GAN's clip = 1 and sigma = 1 do not carry over to an MLP on data of scale ~1):
@@ -95,21 +94,14 @@ def _methods():
 METHODS = _methods()
 
 
-def available_methods(names=None):
-    """(the methods among `names` (default: all) whose penalty is registered, [skip messages])."""
+def select_methods(names=None):
+    """The methods named in `names` (default: all), in METHODS' order of the names given; an
+    unknown name is a ValueError listing the known ones."""
     names = list(METHODS) if names is None else list(names)
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
-    kept, skipped = [], []
-    for name in names:
-        method = METHODS[name]
-        if method.penalty is not None and not callable(getattr(penalties, method.penalty, None)):
-            skipped.append(f"{name}: skipped, tf_convgan.objectives.penalties.{method.penalty} "
-                           f"is not registered")
-        else:
-            kept.append(method)
-    return kept, skipped
+    return [METHODS[name] for name in names]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,7 +232,7 @@ def _cell(rs):
     return f"{mean} ({verdicts})"
 
 
-def markdown(results, *, num_steps, seeds, problems, seconds=None, skipped=(), partial=False):
+def markdown(results, *, num_steps, seeds, problems, seconds=None, partial=False):
     """The Markdown table: per method x update rule (rows) and problem (columns) the mean final
     W2 over the seeds and the seeds' verdicts; then every run's numbers."""
     lines = []
@@ -276,8 +268,6 @@ def markdown(results, *, num_steps, seeds, problems, seconds=None, skipped=(), p
         lines += ["", "ring8, mean over seeds: " + "; ".join(
             f"{m} {SHORT_RULE[rule]}: {100 * np.mean([r['modes'] for r in rs]):.0f}% of the "
             f"modes" for (m, rule), rs in _group_flat(ring).items())]
-    for message in skipped:
-        lines += ["", message]
     trained = sum(r.get("seconds") or 0.0 for r in results)
     lines += ["", f"{len(results)} runs; their train() calls took {trained:.0f} s in all (sum "
               f"over the runs' grid_run.json)" + ("" if seconds is None else
