@@ -369,11 +369,19 @@ def test_the_samples_figure_shows_only_the_named_cells(tmp_path):
     import numpy as np
     from PIL import Image
     sweep = _curves_sweep()
-    for name in ("seed=1__method=r1", "seed=2__method=r1"):
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255
+    for name in ("seed=1__method=r1", "seed=2__method=r1", "seed=2__method=none"):
         (tmp_path / name).mkdir()
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / name / "samples.png")
+        Image.fromarray(red).save(tmp_path / name / "samples.png")
     path = str(tmp_path / "samples_all.png")
-    assert sweep_lib.write_samples(path, sweep, str(tmp_path)) == 2
+    assert sweep_lib.write_samples(path, sweep, str(tmp_path)) == 3
+    # a row per seed, a column per method (the last axis): 2 x 2 panels of 2.6 x 2.8 inches,
+    # seed 1's 'none' (top right) blank
+    figure = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    assert figure.shape == (560, 520, 3)
+    is_red = (figure[..., 0] > 200) & (figure[..., 1] < 60)
+    quadrants = [is_red[:280, :260], is_red[:280, 260:], is_red[280:, :260], is_red[280:, 260:]]
+    assert [q.mean() > 0.2 for q in quadrants] == [True, False, True, True]
     assert sweep_lib.write_samples(str(tmp_path / "one.png"), sweep, str(tmp_path),
                                    names={"seed=2__method=r1"}) == 1
-    assert os.path.getsize(path) > 0

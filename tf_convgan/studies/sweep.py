@@ -489,32 +489,39 @@ def write_group_table(path, sweep, results):
     return text
 
 
-def write_samples(path, sweep, out_dir, *, names=None, max_columns=5):
+def write_samples(path, sweep, out_dir, *, names=None):
     """One PNG of the runs' last sample grids (run_dir.layout's samples.png), one panel per
-    cell in grid order (only the cells in `names`, if given), titled by the cell's labels.
-    Returns the number of panels."""
+    cell (only the cells in `names`, if given), titled by the cell's labels. When the last axis
+    has at most 6 labels, each row is one label combination of the other axes and each column
+    one label of the last axis (e.g. the 4 normalizations side by side), a cell without a grid
+    left blank; otherwise the panels fill rows of 5 in grid order. Returns the number of
+    panels."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = []
+    last = len(sweep.axes[-1].labels)
+    aligned = last <= 6
+    slots = []  # (title, grid path) or None: a blank slot keeps the rows aligned
     for cell in expand(sweep):
-        if names is not None and cell.name not in names:
-            continue
         grid = os.path.join(cell_dir(out_dir, cell), run_dir.SAMPLES_PNG)
-        if run_dir.files.exists(grid):
-            panels.append((", ".join(label for _, label in cell.labels), grid))
+        if (names is None or cell.name in names) and run_dir.files.exists(grid):
+            slots.append((", ".join(label for _, label in cell.labels), grid))
+        elif aligned:
+            slots.append(None)
+    panels = [slot for slot in slots if slot]
     if not panels:
         return 0
-    columns = min(max_columns, len(panels))
-    rows = -(-len(panels) // columns)
+    columns = last if aligned else min(5, len(slots))
+    rows = -(-len(slots) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.8 * rows), dpi=100,
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, (title, grid) in zip(axes.flat, panels):
-        ax.imshow(plt.imread(io.BytesIO(run_dir.read_bytes(grid)), format="png"))
-        ax.set_title(title, fontsize=8)
+    for ax, slot in zip(axes.flat, slots):
+        if slot:
+            ax.imshow(plt.imread(io.BytesIO(run_dir.read_bytes(slot[1])), format="png"))
+            ax.set_title(slot[0], fontsize=8)
     fig.tight_layout()
     with run_dir.atomic_file(path) as f:
         fig.savefig(f, format="png")
