@@ -106,6 +106,33 @@ def test_gin_file_parses_and_builds(gin_file):
     gin.clear_config()
 
 
+def _reproduces_gan_stability(gin_file):
+    """The configs of GAN_stability's experiments (CIFAR-10 comparison, CelebA, LSUN, ImageNet,
+    and its published models); not the CR/ICR, study, quickstart or 2D/Dirac configs."""
+    return os.path.basename(gin_file).startswith(("cifar10_", "celeba", "lsun_", "imagenet_"))
+
+
+@pytest.mark.parametrize("gin_file", GIN_FILES)
+def test_gan_stability_reproductions_and_only_they_use_its_input_transform(gin_file):
+    """GAN_stability's inputs are flipped at random and get U[0, 1/128) dequantization noise
+    (gan_training/inputs.py): its experiments' configs bind both, the others neither."""
+    gin.clear_config()
+    try:
+        config.parse([gin_file], [])
+        bound = {}
+        for name in ("random_flip", "dequantization_noise"):
+            try:
+                bound[name] = gin.query_parameter(f"make_input_pipeline.{name}")
+            except ValueError:  # not bound
+                pass
+    finally:
+        gin.clear_config()
+    if _reproduces_gan_stability(gin_file):
+        assert bound == {"random_flip": True, "dequantization_noise": 1.0 / 128.0}
+    else:
+        assert bound == {}
+
+
 def test_full_size_quickstart_and_cifar_counts():
     """Unreduced: the CIFAR-10 configs build the published 32x32 network (6,773,699 / 2,579,649)."""
     gin.clear_config()
@@ -249,7 +276,52 @@ def test_consistency_configs_build_the_gan_with_the_papers_values(gin_file):
         assert (gin.query_parameter("zcr.lambda_dis"), gin.query_parameter("zcr.lambda_gen"),
                 gin.query_parameter("zcr.sigma_noise")) == (5.0, 0.5, 0.03)
     assert gan.generator.num_classes == (10 if "conditional" in gin_file else 1)
+    # T as StudioGAN's CR: shift by up to 4 px with reflected fill, flip with probability 1/2.
+    assert (gin.query_parameter("shift_flip.max_shift"), gin.query_parameter("shift_flip.padding"),
+            gin.query_parameter("shift_flip.flip_prob")) == (4, "reflect", 0.5)
     gin.clear_config()
+
+
+KURACH_SWEEPS = ["kurach_cifar10_resnet.yaml", "kurach_cifar10_sndcgan.yaml",
+                 "kurach_fashion_mnist.yaml"]
+
+
+@pytest.mark.parametrize("name", KURACH_SWEEPS)
+def test_kurach_study_uses_compare_gans_dragan_and_least_squares(name):
+    """compare_gan is Kurach et al.'s code: the study's DRAGAN cells are @dragan_compare_gan (c = 1,
+    clipped to the data range [-1, 1], lambda 10 = gamma 20), its LSGAN cells
+    @least_squares_sigmoid(); Kodali et al.'s @dragan and Mao et al.'s @least_squares() are not
+    in the grid."""
+    from tf_convgan.studies import sweep as sweep_lib
+    sweep = sweep_lib.load_sweep(os.path.join(ROOT, "gin_configs", "study", name))
+    values = {axis.name: set(axis.values) for axis in sweep.axes}
+    assert "@dragan_compare_gan" in values["penalty"] and "@dragan" not in values["penalty"]
+    assert "@least_squares()" not in values["loss"]
+    if "lsgan" in {label for axis in sweep.axes for label in axis.labels}:
+        assert "@least_squares_sigmoid()" in values["loss"]
+    gin.clear_config()
+    try:
+        config.parse(sweep_lib.gin_files(sweep), [])
+        assert {key: gin.query_parameter(f"dragan_compare_gan.{key}")
+                for key in ("gamma", "g0", "c", "std_over", "clip")} == dict(
+            gamma=20.0, g0=1.0, c=1.0, std_over="batch", clip=(-1.0, 1.0))
+    finally:
+        gin.clear_config()
+
+
+@pytest.mark.parametrize("gin_file", ["cifar10_dragan.gin",
+                                      os.path.join("study", "image_comparison_fashion_mnist.gin")])
+def test_paper_configs_use_kodali_et_als_dragan(gin_file):
+    """The regularizer comparisons of Mescheder et al. use DRAGAN as its authors' code does:
+    @dragan (interpolated perturbations, c = 0.5), lambda 10 = gamma 20."""
+    gin.clear_config()
+    try:
+        config.parse([gin_file], SMALL)
+        assert (gin.query_parameter("dragan.gamma"), gin.query_parameter("dragan.c")) == (20.0, 0.5)
+        if gin_file == "cifar10_dragan.gin":
+            assert gin.query_parameter("GAN.penalty").selector == "dragan"
+    finally:
+        gin.clear_config()
 
 
 ROTH_FILES = [f for f in GIN_FILES if f.endswith("_roth.gin")]

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tf_convgan import noise
 from tf_convgan.gan import optimizers
-from tf_convgan.objectives import penalties
+from tf_convgan.objectives import losses, penalties
 from tf_convgan.errors import ConfigError
 from helpers import PrescribedNoise, assert_close_per_tensor, make_gan, random_batch
 
@@ -96,3 +96,22 @@ def test_consensus_errors_name_the_parameter():
         make_gan(consensus_gamma=1.0, d_steps=2)
     with pytest.raises(ConfigError, match="does not combine with GAN.lazy_interval"):
         make_gan(consensus_gamma=1.0, penalty=penalties.r1, lazy_interval=2)
+
+
+def test_consensus_step_clips_the_critic_like_the_normal_d_update():
+    """ConOpt with WGAN's weight clipping: after a ConOpt step with a large learning rate every
+    trainable weight of D lies in [-c, c] (projected ConOpt: the step, then the clip), and some
+    sit at the bound; without clipping some lie outside."""
+    c = 0.01
+    results = []
+    for clip in (c, None):
+        gan = make_gan(consensus_gamma=0.5, d_weight_clip=clip, loss=losses.wasserstein(),
+                       optimizer=lambda: optimizers.sgd(learning_rate=1.0))
+        real, labels = random_batch(4, seed=2)
+        gan.train_step((tf.constant(real), tf.constant(labels)))
+        results.append(np.concatenate([v.numpy().ravel()
+                                       for v in gan.discriminator.trainable_variables]))
+    clipped, free = results
+    assert np.abs(free).max() > c
+    assert np.abs(clipped).max() <= c + 1e-7
+    assert np.sum(np.isclose(np.abs(clipped), c)) > 10

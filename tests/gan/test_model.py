@@ -16,9 +16,10 @@ from helpers import (PrescribedNoise, assert_close_per_tensor,
                      run_eager_steps, run_steps, two_cpu_strategy, weights)
 
 LOSSES = [losses.minimax, losses.non_saturating, losses.wasserstein, losses.hinge,
-          losses.least_squares]
+          losses.least_squares, losses.least_squares_sigmoid]
 PENALTIES = [None, penalties.r1, penalties.r2, penalties.r1_r2, penalties.wgan_gp,
-             penalties.wgan_gp_one_sided, penalties.wgan_gp0, penalties.dragan]
+             penalties.wgan_gp_one_sided, penalties.wgan_gp0, penalties.dragan,
+             penalties.dragan_compare_gan]
 
 
 # The tiny D's input gradients at the interpolates have norms 0.037 to 0.040: the one-sided
@@ -54,12 +55,19 @@ def _expected_penalty(penalty, d, real, fake, source):
     if penalty is penalties.r1_r2:
         return 10.0 / 2 * (_squared_norm(_input_gradients(d, real))
                            + _squared_norm(_input_gradients(d, fake)))
-    if penalty is penalties.dragan:  # x~ = real + 0.5 std(real) u, u ~ U[0, 1) elementwise,
-        std = np.std(real.numpy())    # std over the whole batch (Kodali et al.)
-        u = source.value("uniform", real.shape.as_list())
-        x = tf.constant(real.numpy() + 0.5 * std * u)
+    if penalty is penalties.dragan:  # x_p = real + 0.5 std(real) u, u ~ U[0, 1) elementwise,
+        std = np.std(real.numpy())    # std over the whole batch (Kodali et al.), then
+        u = source.value("uniform", real.shape.as_list())  # x^ = real + alpha (x_p - real)
+        alpha = source.value("uniform", [BATCH, 1, 1, 1])
+        x = tf.constant(real.numpy() + alpha * (0.5 * std * u))
         return 20.0 / 2 * tf.square(tf.norm(tf.reshape(_input_gradients(d, x), [BATCH, -1]),
                                             axis=1) - 1.0)
+    if penalty is penalties.dragan_compare_gan:  # x~ = clip(real + std (u - 1/2), -1, 1)
+        std = np.std(real.numpy())
+        u = source.value("uniform", real.shape.as_list())
+        x = tf.constant(np.clip(real.numpy() + std * (u - 0.5), -1.0, 1.0))
+        squares = _squared_norm(_input_gradients(d, x))
+        return 20.0 / 2 * tf.square(tf.sqrt(squares + 1e-4) - 1.0)
     eps = source.value("uniform", [BATCH, 1, 1, 1])  # interpolates eps real + (1 - eps) fake
     x = eps * real + (1.0 - eps) * fake
     norm = tf.norm(tf.reshape(_input_gradients(d, x), [BATCH, -1]), axis=1)
@@ -91,6 +99,7 @@ DEFAULT_PAIRS = {(losses.non_saturating, penalties.r1), (losses.minimax, penalti
                  (losses.least_squares, penalties.r1_r2), (losses.wasserstein, penalties.wgan_gp),
                  (losses.hinge, ONE_SIDED),
                  (losses.non_saturating, penalties.wgan_gp0), (losses.minimax, penalties.dragan),
+                 (losses.least_squares_sigmoid, penalties.dragan_compare_gan),
                  (losses.hinge, None)}
 
 

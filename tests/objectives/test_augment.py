@@ -37,6 +37,32 @@ def test_shift_by_known_offsets_equals_manual_roll():
         np.testing.assert_array_equal(out[i], _manual_shift(X.numpy()[i], dy[i], dx[i]))
 
 
+NINE = tf.constant(np.arange(1.0, 10.0).reshape(1, 3, 3, 1), tf.float32)  # rows 123 / 456 / 789
+
+
+@pytest.mark.parametrize("dy,dx,padding,expected", [
+    # out[h, w] = x[h - dy, w - dx]: reflect mirrors about the border without repeating it
+    # (x[-1] = x[1], x[3] = x[1], x[4] = x[0]), as StudioGAN's F.pad(mode='reflect').
+    (1, -1, "reflect", [[5, 6, 5], [2, 3, 2], [5, 6, 5]]),
+    (-2, 2, "reflect", [[9, 8, 7], [6, 5, 4], [3, 2, 1]]),
+    (1, -1, "zeros", [[0, 0, 0], [2, 3, 0], [5, 6, 0]]),
+])
+def test_shift_fills_vacated_pixels_by_reflection_or_zeros(dy, dx, padding, expected):
+    """A 3x3 image 1..9 shifted by hand-computed offsets (max_shift 2)."""
+    out = augment.shift(NINE, np.array([dy]), np.array([dx]), 2, padding=padding).numpy()
+    np.testing.assert_array_equal(out[0, :, :, 0], np.array(expected, np.float32))
+
+
+def test_shift_flip_with_reflect_padding_has_no_constant_border():
+    """With reflection every output pixel is a pixel of the input (no 0 appears in x > 0), and
+    the same draws as zero padding: the two agree wherever zero padding kept the image."""
+    reflected = augment.shift_flip(X, SEED, max_shift=3, padding="reflect").numpy()
+    zeros = augment.shift_flip(X, SEED, max_shift=3).numpy()
+    assert reflected.min() > 0 and zeros.min() == 0
+    kept = zeros != 0
+    np.testing.assert_array_equal(reflected[kept], zeros[kept])
+
+
 def test_flip_reverses_the_width_axis_where_asked():
     mask = np.array([True, False, True, False, False, True])
     out = augment.flip(X, mask).numpy()
@@ -157,6 +183,9 @@ def test_compiles_with_xla_and_draws_the_same():
     (lambda: augment.cutout(X, SEED, size=0), "cutout.size"),
     (lambda: augment.gaussian_noise(X, SEED, sigma=-1.0), "gaussian_noise.sigma"),
     (lambda: augment.shift_flip(tf.zeros([2, 3]), SEED), "images"),
+    (lambda: augment.shift_flip(X, SEED, padding="wrap"), r"shift_flip\.padding must be one of"),
+    (lambda: augment.shift_flip(X, SEED, max_shift=8, padding="reflect"),
+     r"shift_flip\.padding = 'reflect' needs max_shift < the image's height"),
 ])
 def test_bad_hyperparameters_raise_by_name(call, param):
     with pytest.raises(ConfigError, match=param):

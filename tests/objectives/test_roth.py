@@ -3,6 +3,7 @@ sigmoid is known, its gradient with respect to D's weights, the annealed gamma, 
 replicas and XLA."""
 import math
 
+import gin
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -177,12 +178,33 @@ def test_annealing_without_a_step_is_refused():
 
 
 @pytest.mark.parametrize("kwargs,name", [
-    (dict(decay=0.0), "exponential_annealing.decay"), (dict(decay=1.5), "exponential_annealing.decay"),
+    (dict(decay=0.0, decay_steps=10), "exponential_annealing.decay"),
+    (dict(decay=1.5, decay_steps=10), "exponential_annealing.decay"),
     (dict(decay_steps=0), "exponential_annealing.decay_steps"),
     (dict(decay_steps=10.0), "exponential_annealing.decay_steps")])
 def test_bad_annealing_is_rejected_by_name(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         penalties.exponential_annealing(0, **kwargs)
+
+
+def test_exponential_annealing_requires_decay_steps():
+    """No default length: a forgotten decay_steps is an error naming it, called directly (Python's
+    TypeError) and as roth.annealing through gin (a one-line ConfigError at the first step), never
+    a silent decay to `decay` after one step."""
+    with pytest.raises(TypeError, match="decay_steps"):
+        penalties.exponential_annealing(5, decay=0.01)
+    gin.clear_config()
+    try:
+        gin.parse_config("roth.annealing = @exponential_annealing\n"
+                         "exponential_annealing.decay = 0.01\n")
+        with pytest.raises(ConfigError, match=r"roth\.annealing: .*'decay_steps'.*"
+                                              r"exponential_annealing\.decay_steps = ") as raised:
+            penalties.roth(linear_d(), REAL, FAKE, step=tf.constant(3, tf.int64))
+        own = [line for line in str(raised.value).splitlines()  # gin appends its call context
+               if not line.lstrip().startswith("In call to configurable")]
+        assert len(own) == 1, own
+    finally:
+        gin.clear_config()
 
 
 def test_negative_gamma_is_rejected_by_name():

@@ -76,6 +76,30 @@ def test_every_term_is_rebuilt_with_the_configs_hyperparameters():
                                   want.d_term(_d_fn, real, fake))
 
 
+@pytest.mark.parametrize("loss,penalty,bindings", [
+    ("least_squares", "dragan", {"gamma": 4.0, "c": 0.25, "std_over": "example"}),
+    ("least_squares_sigmoid", "dragan_compare_gan",
+     {"gamma": 4.0, "c": 0.5, "clip": (0.0, 1.0)}),
+])
+def test_both_lsgan_and_dragan_forms_are_rebuilt_by_name(loss, penalty, bindings):
+    """Mao et al.'s and compare_gan's least squares, Kodali et al.'s and compare_gan's DRAGAN:
+    each name rebuilds its own function with the config's literals (another form gives other
+    values on the same seed)."""
+    text = f"GAN.loss = @{loss}()\nGAN.penalty = @{penalty}\n" + "".join(
+        f"{penalty}.{key} = {value!r}\n" for key, value in bindings.items())
+    objective = _objective(text)
+    assert objective.loss == getattr(losses, loss)()
+    function = getattr(penalties, penalty)
+    assert objective.penalty.func is function.__wrapped__
+    assert objective.penalty.keywords == bindings
+    real = tf.constant(np.random.default_rng(2).uniform(-1, 1, (4, 8, 8, 3)), tf.float32)
+    seed = tf.constant([4, 5], tf.int64)
+    got = objective.penalty(_d_fn, real, real, seed).numpy()
+    np.testing.assert_array_equal(got, function(_d_fn, real, real, seed, **bindings).numpy())
+    other = penalties.dragan if penalty == "dragan_compare_gan" else penalties.dragan_compare_gan
+    assert not np.allclose(got, other(_d_fn, real, real, seed, gamma=4.0).numpy())
+
+
 def test_unbound_terms_keep_the_gans_defaults():
     objective = _objective("GAN.consistency = @cr\nGAN.seed = 3\n")
     assert objective.loss == losses.non_saturating()

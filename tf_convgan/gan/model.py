@@ -249,6 +249,10 @@ class GAN(keras.Model):
         fake = self._noisy(clean_fake, noise.fold_in(seed, 1))
         d_fn = self._critic(labels)
         variables = self.discriminator.trainable_variables
+        # D's state (batch-norm moving statistics, the spectral norm's u) before the loss's
+        # forward passes: the one the eager penalty's grad_x D(real) is taken in.
+        state_before = (None if self.lazy_interval is None else
+                        [tf.identity(v.value) for v in self.discriminator.non_trainable_variables])
         with tf.GradientTape() as tape:
             d_real_logits, real_gradients = d_fn.logits_with_input_gradients(real)
             d_fake_logits = d_fn(fake)
@@ -267,7 +271,7 @@ class GAN(keras.Model):
         grads = dense(tape.gradient(d_total_scaled, variables))
         if self.lazy_interval is not None:
             logs["penalty"], penalty_grads = self._lazy_penalty(
-                real, fake, noise.fold_in(seed, _PENALTY), labels, variables)
+                real, fake, noise.fold_in(seed, _PENALTY), labels, variables, state_before)
             grads = [g + p for g, p in zip(grads, penalty_grads)]
             d_total += logs["penalty"]
         logs.update(d_total=d_total, **self._sigma_log())
@@ -321,37 +325,55 @@ class GAN(keras.Model):
             optimizer.apply_gradients(zip(grads, variables))
         return logs, apply
 
-    def _lazy_penalty(self, real, fake, seed, labels, variables):
+    def _lazy_penalty(self, real, fake, seed, labels, variables, state_before):
         """Lazy regularization: on D steps whose global index (d_optimizer.iterations) is a
         multiple of k, (k * mean(penalty), its gradient w.r.t. D's variables); on the others
         (0, zeros) without evaluating the penalty (tf.cond).
 
         The gradient is taken inside the branch and added to the loss's gradient, so that no
         gradient flows through the tf.cond itself: XLA cannot differentiate through a cond whose
-        branches need compile-time constants (a transpose's permutation). The branch runs D with
-        training=False: a state write inside a cond branch (the spectral-norm u, aggregated over
-        replicas) is not supported under MirroredStrategy; D's output is the same (SN refines u in
-        every forward pass and uses it; only the write-back is skipped; D has no other
-        training-dependent layers)."""
+        branches need compile-time constants (a transpose's permutation).
+
+        The branch evaluates the eager penalty's D exactly: in training mode (a batch-norm D
+        normalises with the batch's statistics, as for its loss), grad_x D(real) in D's state
+        before the loss's forward passes (`state_before`; the eager penalty reuses the loss's
+        pass on real), every other pass in the state after them, and the state writes of those
+        other passes (moving statistics, u) kept. The branch runs in a keras.StatelessScope that
+        collects the writes instead of making them: a state write inside a cond branch (to a
+        variable aggregated over replicas) is not supported under MirroredStrategy; the branch
+        returns the new state and it is assigned after the cond."""
         k = self.lazy_interval
+        state = self.discriminator.non_trainable_variables
 
         def apply():
-            critic = self._critic(labels, training=False)
-            with tf.GradientTape() as tape:
+            critic = self._critic(labels)
+
+            def real_gradients():  # the writes of this pass are dropped, as the eager reuse makes none
+                with keras.StatelessScope(state_mapping=list(zip(state, state_before))):
+                    return penalties_lib.input_gradients(critic, real,
+                                                         loss_scale=critic.loss_scale)
+
+            with keras.StatelessScope() as writes, tf.GradientTape() as tape:
                 penalty = float(k) * tf.nn.compute_average_loss(self.penalty(
-                    critic, real, fake, seed=seed, loss_scale=critic.loss_scale,
-                    **self._penalty_step()))
+                    critic, real, fake, seed=seed, real_gradients=real_gradients,
+                    loss_scale=critic.loss_scale, **self._penalty_step()))
                 penalty_scaled = scaled(self.d_optimizer, penalty)
             grads = dense(tape.gradient(penalty_scaled, variables))
-            return [penalty] + [tf.zeros_like(v.value) if g is None else g
-                                for g, v in zip(grads, variables)]
+            new_state = [tf.identity(v.value) if writes.get_current_value(v) is None
+                         else tf.cast(writes.get_current_value(v), v.dtype) for v in state]
+            return ([penalty] + [tf.zeros_like(v.value) if g is None else g
+                                 for g, v in zip(grads, variables)] + new_state)
 
         def skip():
-            return [tf.constant(0.0)] + [tf.zeros_like(v.value) for v in variables]
+            return ([tf.constant(0.0)] + [tf.zeros_like(v.value) for v in variables]
+                    + [tf.identity(v.value) for v in state])
 
         due = tf.equal(tf.math.floormod(self.d_optimizer.iterations, k), 0)
         out = tf.cond(due, apply, skip)
-        return out[0], out[1:]
+        n = 1 + len(variables)
+        for v, value in zip(state, out[n:]):
+            v.assign(value)
+        return out[0], out[1:n]
 
     def _generator_step(self, labels, seed):
         """One G update; returns its logs."""
@@ -373,8 +395,10 @@ class GAN(keras.Model):
             if self.latent_consistency is not None:
                 z_perturbed = self.latent_consistency.perturb(z, noise.fold_in(seed, _ZCR))
                 fake_perturbed = self.generator(z_perturbed, labels, training=True)
-                logs["zcr_g"] = tf.nn.compute_average_loss(
-                    self.latent_consistency.g_term(fake, fake_perturbed))
+                # in the loss's dtype, as D's terms (float16 / bfloat16 images under mixed
+                # precision; the loss of float32 logits is float32)
+                logs["zcr_g"] = tf.nn.compute_average_loss(tf.cast(
+                    self.latent_consistency.g_term(fake, fake_perturbed), g_total.dtype))
                 g_total += logs["zcr_g"]
             g_total_scaled = scaled(self.g_optimizer, g_total)
         grads = dense(tape.gradient(g_total_scaled, variables))
@@ -415,6 +439,8 @@ class GAN(keras.Model):
             all_reduce=all_reduce_sum)
         logs.update(self._sigma_log())
         self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
+        if self.d_weight_clip is not None:  # as after the normal D update (projected ConOpt)
+            self._clip_discriminator()
         self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
         logs = all_reduce_sum(logs)
         logs["consensus"] = consensus

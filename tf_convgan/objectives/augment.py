@@ -13,10 +13,12 @@ Every op is differentiable in x (gather, where and a mask multiply pass gradient
 
   identity:          T(x) = x (CR with it is exactly 0; a test and a baseline).
   gaussian_noise:    x + sigma * eps, eps ~ N(0, I).
-  shift_flip:        random translation by (dy, dx) in {-max_shift..max_shift}^2 (zero padding, the
-                     vacated pixels are 0) and a horizontal flip with probability 1/2: the paper's
-                     default and best augmentation ("flipping horizontally and shifting by a few
-                     pixels").
+  shift_flip:        random translation by (dy, dx) in {-max_shift..max_shift}^2 and a horizontal
+                     flip with probability 1/2: the paper's default and best augmentation
+                     ("flipping horizontally and shifting by a few pixels"). The vacated pixels:
+                     padding='zeros' (0, mid-grey for images in [-1, 1]) or 'reflect' (mirrored
+                     about the border row / column, which is not repeated: StudioGAN's CR,
+                     `F.pad(..., mode='reflect')` in src/utils/cr.py).
   cutout:            a square of side `size` (DeVries & Taylor 2017; its centre uniform over the
                      image, clipped at the borders) set to 0.
   shift_flip_cutout: shift_flip, then cutout.
@@ -61,17 +63,33 @@ def gaussian_noise(x, seed, *, sigma=0.1):
     return x + sigma * noise.normal(x.shape.as_list(), noise.fold_in(seed, _NOISE), x.dtype)
 
 
-def shift(x, dy, dx, max_shift):
+PADDINGS = ("zeros", "reflect")
+
+
+def check_padding(name, padding, max_shift, height, width):
+    """`padding` one of PADDINGS; reflection needs max_shift < H and < W (one mirror image)."""
+    if padding not in PADDINGS:
+        raise ConfigError(f"{name}.padding must be one of {PADDINGS}, got {padding!r}")
+    if padding == "reflect" and max_shift >= min(height, width):
+        raise ConfigError(f"{name}.padding = 'reflect' needs max_shift < the image's height and "
+                          f"width ({height}x{width}), got max_shift = {max_shift}")
+
+
+def shift(x, dy, dx, max_shift, padding="zeros"):
     """Translates example i by (dy[i], dx[i]) pixels (|d| <= max_shift): out[i, h, w] =
-    x[i, h - dy, w - dx], 0 where that is outside the image. Zero padding + a per-example crop by
-    gather (exact, differentiable, XLA-friendly)."""
+    x[i, h - dy, w - dx] where that is inside the image; outside it, 0 (padding='zeros') or the
+    pixel mirrored about the border without repeating it (padding='reflect': x[i, -k] is x[i, k],
+    x[i, H - 1 + k] is x[i, H - 1 - k], as tf.pad's and PyTorch's 'REFLECT'). Padding + a
+    per-example crop by gather (exact, differentiable, XLA-friendly)."""
     x = tf.convert_to_tensor(x)
     _check_images(x)
+    batch, height, width, _ = x.shape.as_list()
+    check_padding("shift", padding, max_shift, height, width)
     if max_shift == 0:
         return x
-    batch, height, width, _ = x.shape.as_list()
     p = max_shift
-    padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+    padded = tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]],
+                    mode="REFLECT" if padding == "reflect" else "CONSTANT")
     rows = tf.range(height)[None, :] + (p - tf.cast(dy, tf.int32))[:, None]  # [B, H] into H + 2p
     cols = tf.range(width)[None, :] + (p - tf.cast(dx, tf.int32))[:, None]   # [B, W] into W + 2p
     out = tf.gather(padded, rows, axis=1, batch_dims=1)      # [B, H, W + 2p, C]
@@ -101,19 +119,21 @@ def cutout_mask(shape, cy, cx, size):
 
 
 @gin.configurable
-def shift_flip(x, seed, *, max_shift=4, flip_prob=0.5):
-    """Random shift by up to `max_shift` pixels in each direction and horizontal flip with
-    probability `flip_prob`, independently per example."""
+def shift_flip(x, seed, *, max_shift=4, flip_prob=0.5, padding="zeros"):
+    """Random shift by up to `max_shift` pixels in each direction (vacated pixels: `padding`,
+    'zeros' or 'reflect', see `shift`) and horizontal flip with probability `flip_prob`,
+    independently per example."""
     check_int("shift_flip.max_shift", max_shift, minimum=0)
     if not 0.0 <= float(flip_prob) <= 1.0:
         raise ConfigError(f"shift_flip.flip_prob must be in [0, 1], got {flip_prob!r}")
     x = tf.convert_to_tensor(x)
     _check_images(x)
     batch = x.shape[0]
+    check_padding("shift_flip", padding, max_shift, x.shape[1], x.shape[2])
     dy = _random_ints(batch, noise.fold_in(seed, _SHIFT, 0), -max_shift, max_shift)
     dx = _random_ints(batch, noise.fold_in(seed, _SHIFT, 1), -max_shift, max_shift)
     flips = noise.uniform([batch], noise.fold_in(seed, _FLIP)) < float(flip_prob)
-    return flip(shift(x, dy, dx, max_shift), flips)
+    return flip(shift(x, dy, dx, max_shift, padding), flips)
 
 
 @gin.configurable
@@ -129,7 +149,8 @@ def cutout(x, seed, *, size=16):
 
 
 @gin.configurable
-def shift_flip_cutout(x, seed, *, max_shift=4, flip_prob=0.5, size=16):
+def shift_flip_cutout(x, seed, *, max_shift=4, flip_prob=0.5, size=16, padding="zeros"):
     """shift_flip followed by cutout (independent draws)."""
-    x = shift_flip(x, noise.fold_in(seed, 10), max_shift=max_shift, flip_prob=flip_prob)
+    x = shift_flip(x, noise.fold_in(seed, 10), max_shift=max_shift, flip_prob=flip_prob,
+                   padding=padding)
     return cutout(x, noise.fold_in(seed, 11), size=size)

@@ -14,7 +14,10 @@ Conventions (sigma = sigmoid, softplus(t) = log(1 + e^t)):
       D: as minimax;  G: -log sigma(f) = softplus(-f)
   wasserstein (Arjovsky et al. 2017):  D: f - r;  G: -f
   hinge (Lim & Ye 2017; Miyato et al. 2018):  D: relu(1 - r) + relu(1 + f);  G: -f
-  least_squares (Mao et al. 2017, a=0, b=c=1):  D: (r - 1)^2 / 2 + f^2 / 2;  G: (f - 1)^2 / 2
+  least_squares (Mao et al. 2017, a=0, b=c=1, on D's raw output):
+      D: (r - 1)^2 / 2 + f^2 / 2;  G: (f - 1)^2 / 2
+  least_squares_sigmoid (compare_gan's `least_squares`, the loss of Kurach et al. 2019's study):
+      D: (sigma(r) - 1)^2 / 2 + sigma(f)^2 / 2;  G: (sigma(f) - 1)^2 / 2
 """
 from typing import Callable, NamedTuple
 
@@ -60,6 +63,15 @@ def least_squares_g_loss(d_fake_logits):
     return 0.5 * tf.square(d_fake_logits - 1.0)
 
 
+def least_squares_sigmoid_d_loss(d_real_logits, d_fake_logits):
+    return (0.5 * tf.square(tf.sigmoid(d_real_logits) - 1.0)
+            + 0.5 * tf.square(tf.sigmoid(d_fake_logits)))
+
+
+def least_squares_sigmoid_g_loss(d_fake_logits):
+    return 0.5 * tf.square(tf.sigmoid(d_fake_logits) - 1.0)
+
+
 @gin.configurable
 def minimax() -> GANLoss:
     """The saturating minimax GAN loss."""
@@ -86,5 +98,18 @@ def hinge() -> GANLoss:
 
 @gin.configurable
 def least_squares() -> GANLoss:
-    """The least-squares loss (LSGAN, targets a=0, b=c=1)."""
+    """The least-squares loss of Mao et al. 2017 (LSGAN) on D's raw output r, f (its linear last
+    layer, no sigmoid, as the paper's D), targets a = 0, b = c = 1 and the paper's 1/2:
+    D: (r - 1)^2 / 2 + f^2 / 2, G: (f - 1)^2 / 2."""
     return GANLoss(least_squares_d_loss, least_squares_g_loss)
+
+
+@gin.configurable
+def least_squares_sigmoid() -> GANLoss:
+    """The least-squares loss on D's sigmoid output, as compare_gan computes it (google/
+    compare_gan, gans/loss_lib.py `least_squares`, fed `d_real = sigmoid(logits)`), the code of
+    Kurach et al. 2019's study: D: (sigma(r) - 1)^2 / 2 + sigma(f)^2 / 2, G: (sigma(f) - 1)^2 / 2
+    (compare_gan: `0.5 * (mean (d_real - 1)^2 + mean d_fake^2)` and `0.5 * mean (d_fake - 1)^2`;
+    the same per-example values averaged over the batch). Unlike `least_squares` its gradient
+    vanishes for saturated logits (sigma'(t) -> 0 as |t| -> inf)."""
+    return GANLoss(least_squares_sigmoid_d_loss, least_squares_sigmoid_g_loss)

@@ -44,10 +44,13 @@ Weight convention, the one of Mescheder et al. 2018: every penalty is gamma/2 * 
   Roth et al. 2017 (D = sigmoid(psi), psi the logit): gamma/2 * E_{P_D}(1 - sigmoid(psi))^2
       ||grad psi||^2 + gamma/2 * E_{P_G} sigmoid(psi)^2 ||grad psi||^2, gamma optionally annealed
       with the step (`exponential_annealing`). See `roth`.
-  DRAGAN (Kodali et al. 2017): gamma/2 * E(||grad D(x~)|| - g0)^2 at perturbed real data
-      x~ = real + c * std * u, u ~ U[0, 1) elementwise, std the standard deviation of all elements
-      of the global batch of real data (the reference form; `std_over='example'`: each example's
-      own std). See `dragan`.
+  DRAGAN, two forms, each std the standard deviation of all elements of the global batch of
+  real data (`std_over='example'`: each example's own std):
+    `dragan`, Kodali et al. 2017's code: gamma/2 * E(||grad D(x^)|| - g0)^2 at
+      x^ = real + alpha * c * std * u, u ~ U[0, 1) elementwise, alpha ~ U[0, 1) per example
+      (the interpolate between real data and its perturbation x_p = real + c * std * u), c = 0.5;
+    `dragan_compare_gan`, compare_gan's (Kurach et al. 2019's study): gamma/2 * E(s - g0)^2,
+      s = sqrt(||grad D(x~)||^2 + 1e-4), x~ = clip(real + c * std * (u - 1/2)), c = 1.
 Converting from other code: GAN_stability's `reg_param` has no 1/2, so its reg_param=10 is gamma=20;
 Gulrajani et al.'s lambda=10 is gamma=20 as well.
 """
@@ -206,9 +209,10 @@ def wgan_gp0(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=Non
 
 
 @gin.configurable
-def exponential_annealing(step, *, decay=0.01, decay_steps=1):
+def exponential_annealing(step, *, decay=0.01, decay_steps):
     """The factor decay^(min(step, decay_steps) / decay_steps): 1 at step 0, `decay` at step
     `decay_steps` and after (constant from there). `step` may be a tensor (traced code).
+    `decay_steps` is required (no default: a forgotten one would anneal over a guessed length).
 
     `roth.annealing = @exponential_annealing` anneals Roth et al.'s gamma as their code does
     (rothk/Stabilizing_GANs, `--annealing`, default `decay_factor` 0.01): gamma_t = gamma *
@@ -221,6 +225,18 @@ def exponential_annealing(step, *, decay=0.01, decay_steps=1):
             f"exponential_annealing.decay_steps must be an integer >= 1, got {decay_steps!r}")
     t = tf.minimum(tf.cast(step, tf.float32), float(decay_steps)) / float(decay_steps)
     return tf.pow(tf.constant(float(decay), tf.float32), t)
+
+
+def _annealing_factor(annealing, step):
+    """annealing(step); a required hyperparameter left unbound is a ConfigError naming it."""
+    try:
+        return annealing(step)
+    except TypeError as e:
+        if "missing" not in str(e) or "required" not in str(e):
+            raise
+        message = str(e).splitlines()[0]
+        raise ConfigError(f"roth.annealing: {message} (bind it in the config, e.g. "
+                          f"exponential_annealing.decay_steps = train.num_steps - 1)") from e
 
 
 @gin.configurable(denylist=_NOT_HYPERPARAMETERS + ["step"])
@@ -257,7 +273,7 @@ def roth(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, s
             raise ConfigError(
                 "roth.annealing needs the training step, which the GAN step passes; without it "
                 "(e.g. the Dirac-GAN study) set roth.annealing = None")
-        weight *= tf.cast(annealing(step), dtype)
+        weight *= tf.cast(_annealing_factor(annealing, step), dtype)
     if real_gradients is not None:
         real_logits = tf.cast(d_fn(real), dtype)
         real_grads = tf.cast(real_gradients(), dtype)
@@ -305,9 +321,10 @@ def _all_reduce_sum(ctx, value):
         if "merge_call" not in str(e):
             raise
         raise ConfigError(
-            "dragan.std_over = 'batch' needs the std of the global batch, an all-reduce over "
-            "replicas, which this strategy cannot run inside control flow (GAN.lazy_interval "
-            "evaluates the penalty in a tf.cond): set dragan.std_over = 'example' or "
+            "dragan.std_over = 'batch' (dragan_compare_gan's too) needs the std of the global "
+            "batch, an all-reduce over replicas, which this strategy cannot run inside control "
+            "flow (GAN.lazy_interval evaluates the penalty in a tf.cond): set "
+            "dragan.std_over = 'example' (or dragan_compare_gan.std_over) or "
             "GAN.lazy_interval = None") from e
 
 
@@ -319,30 +336,109 @@ def _example_std(x):
 _STD_OVER = ("batch", "example")
 
 
+def _perturbation_std(real, std_over, name):
+    """The std that scales DRAGAN's perturbation: of the global batch, or each example's own."""
+    if std_over not in _STD_OVER:
+        raise ConfigError(f"{name}.std_over must be one of {_STD_OVER}, got {std_over!r}")
+    return batch_std(real) if std_over == "batch" else _example_std(real)
+
+
+def _sub_seed(seed, purpose):
+    """An independent stateless seed for a second draw (None: the global generator draws)."""
+    return None if seed is None else noise.fold_in(seed, purpose)
+
+
+_ALPHA = 1  # the purpose folded into the seed of dragan's interpolation weights
+
+
+def dragan_points(real, seed=None, *, c=0.5, std_over="batch"):
+    """Kodali et al.'s evaluation points: x_p = x + c * std * u, u ~ U[0, 1) elementwise (from
+    `seed`), then x^ = x + alpha * (x_p - x), alpha ~ U[0, 1) per example (from a seed folded
+    from `seed`), both drawn for the global batch. No gradient flows into std."""
+    std = _perturbation_std(real, std_over, "dragan")
+    perturbed = real + c * std * _uniform(real.shape.as_list(), seed, real.dtype)
+    alpha = _uniform(_per_example_shape(real), _sub_seed(seed, _ALPHA), real.dtype)
+    return real + alpha * (perturbed - real)
+
+
 @gin.configurable(denylist=_NOT_HYPERPARAMETERS)
 def dragan(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None, gamma=20.0,
            g0=1.0, c=0.5, std_over="batch"):
-    """DRAGAN (Kodali et al. 2017): gamma/2 * (||grad D(x~)|| - g0)^2 at perturbed real data
-    x~ = real + c * std * u, u ~ U[0, 1) elementwise (drawn for the global batch, see noise.py).
+    """DRAGAN as Kodali et al. 2017's code computes it (kodalinaveen3/DRAGAN, DRAGAN.ipynb):
+    gamma/2 * (||grad D(x^)|| - g0)^2 at
 
-    std_over='batch' (default, the reference form): std is the standard deviation of all elements
-      of the global batch of real data (`batch_std`: all-reduced over replicas, so the result does
-      not depend on how the batch is split). Kodali et al.'s code perturbs
-      `X + 0.5 * X.std() * np.random.random(X.shape)` (NumPy's std of the whole minibatch);
-      compare_gan takes the std from tf.nn.moments over all axes of the batch as well.
-    std_over='example': std is each example's own standard deviation over its elements (an
-      example-local variant, independent of the rest of the batch).
+        x_p = x + c * std * u,          u ~ U[0, 1) elementwise, x real
+        x^  = x + alpha * (x_p - x),    alpha ~ U[0, 1) per example
 
-    gamma = 20 is the papers' lambda = 10 (the module's gamma/2 convention), c = 0.5 and g0 = 1 are
-    Kodali et al.'s. compare_gan differs beyond the std: u - 1/2 instead of u, c = 1, x~ clipped
-    to [0, 1] and sqrt(||g||^2 + 1e-4); this follows Kodali et al.'s c * U[0, 1)."""
+    (their `get_perturbed_batch`: `X + 0.5 * X.std() * np.random.random(X.shape)`, then
+    `interpolates = X + alpha * (X_p - X)` with alpha of shape [batch, 1]; `dragan_points`).
+
+    std_over='batch' (default, theirs): std is the standard deviation of all elements of the
+      global batch of real data (`batch_std`: NumPy's `X.std()`, population std, all-reduced over
+      replicas, so the result does not depend on how the batch is split).
+    std_over='example': each example's own std over its elements (an example-local variant).
+
+    gamma = 20 is their lambda = 10 (`disc_cost += lambd * mean((slopes - 1)^2)`; the module's
+    gamma/2 convention), c = 0.5 and g0 = 1 are theirs. compare_gan's form (no interpolation,
+    u - 1/2, clipping) is `dragan_compare_gan`."""
     del fake, real_gradients  # the gradients are taken at perturbed real data
     check_nonnegative("dragan.gamma", gamma)
     check_nonnegative("dragan.g0", g0)
     check_nonnegative("dragan.c", c)
-    if std_over not in _STD_OVER:
-        raise ConfigError(f"dragan.std_over must be one of {_STD_OVER}, got {std_over!r}")
-    std = batch_std(real) if std_over == "batch" else _example_std(real)
-    perturbed = real + c * std * _uniform(real.shape.as_list(), seed, real.dtype)
-    norm = _norm(input_gradients(d_fn, perturbed, loss_scale=loss_scale))
+    points = dragan_points(real, seed, c=c, std_over=std_over)
+    norm = _norm(input_gradients(d_fn, points, loss_scale=loss_scale))
+    return 0.5 * gamma * tf.square(norm - g0)
+
+
+_COMPARE_GAN_NORM_EPS = 1e-4  # compare_gan: slopes = sqrt(0.0001 + sum g^2)
+
+
+def dragan_compare_gan_points(real, seed=None, *, c=1.0, std_over="batch", clip=(-1.0, 1.0)):
+    """compare_gan's evaluation points: x~ = clip(x + c * std * (u - 1/2), lo, hi), u ~ U[0, 1)
+    elementwise (from `seed`, drawn for the global batch); clip None: not clipped."""
+    std = _perturbation_std(real, std_over, "dragan_compare_gan")
+    points = real + c * std * (_uniform(real.shape.as_list(), seed, real.dtype) - 0.5)
+    if clip is None:
+        return points
+    low, high = clip
+    return tf.clip_by_value(points, tf.cast(low, real.dtype), tf.cast(high, real.dtype))
+
+
+def _check_clip(name, clip):
+    """None, or a pair (low, high) of numbers with low < high."""
+    if clip is None:
+        return
+    try:
+        low, high = (float(v) for v in clip)
+    except (TypeError, ValueError):
+        low = high = None
+    if low is None or not low < high:
+        raise ConfigError(f"{name}.clip must be None or a pair (low, high) with low < high, "
+                          f"got {clip!r}")
+
+
+@gin.configurable(denylist=_NOT_HYPERPARAMETERS)
+def dragan_compare_gan(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
+                       gamma=20.0, g0=1.0, c=1.0, std_over="batch", clip=(-1.0, 1.0)):
+    """DRAGAN as compare_gan computes it (google/compare_gan, gans/penalty_lib.py,
+    `dragan_penalty`), the code of Kurach et al. 2019's study: gamma/2 * (s - g0)^2 with
+    s = sqrt(||grad D(x~)||^2 + 1e-4) at
+
+        x~ = clip(x + c * std * (u - 1/2), lo, hi),   u ~ U[0, 1) elementwise, x real, c = 1,
+
+    no interpolation; std the standard deviation of all elements of the batch of real data
+    (compare_gan: `tf.nn.moments` over all axes, the population std; here of the global batch,
+    `std_over='batch'`; 'example': each example's own). compare_gan clips to [0, 1], its data
+    range; the library's images are in [-1, 1] (x' = 2x - 1 maps its points onto these), so
+    `clip` defaults to (-1, 1); None: no clipping. The gradient is taken at the clipped point, as
+    compare_gan's `tf.gradients(logits, [x_noisy])`. Its weight `lambda * mean(...)` is
+    gamma = 2 * lambda (lambda = 10: gamma = 20)."""
+    del fake, real_gradients
+    check_nonnegative("dragan_compare_gan.gamma", gamma)
+    check_nonnegative("dragan_compare_gan.g0", g0)
+    check_nonnegative("dragan_compare_gan.c", c)
+    _check_clip("dragan_compare_gan", clip)
+    points = dragan_compare_gan_points(real, seed, c=c, std_over=std_over, clip=clip)
+    grads = input_gradients(d_fn, points, loss_scale=loss_scale)
+    norm = tf.sqrt(squared_norm(grads) + _COMPARE_GAN_NORM_EPS)
     return 0.5 * gamma * tf.square(norm - g0)

@@ -5,8 +5,10 @@ Only the library's own objective functions are called, with the literal hyperpar
 config binds to them (unbound ones keep the functions' defaults, as under gin):
 
     GAN.loss                 @minimax() @non_saturating() @wasserstein() @hinge()
-                             @least_squares()  (unbound: non_saturating, GAN's default)
+                             @least_squares() @least_squares_sigmoid()
+                             (unbound: non_saturating, GAN's default)
     GAN.penalty              @r1 @r2 @r1_r2 @wgan_gp @wgan_gp_one_sided @wgan_gp0 @dragan
+                             @dragan_compare_gan
     GAN.instance_noise       @sigma_schedule (sigma_schedule.sigma, .final_sigma, .decay_steps)
     GAN.consistency          @cr @bcr, with `cr.augment` / `bcr.augment` one of the
                              augmentations of objectives.augment (@identity @gaussian_noise
@@ -25,8 +27,10 @@ from typing import Callable, NamedTuple, Optional
 from tf_convgan.objectives import augment, consistency, instance_noise, losses, penalties
 from tf_convgan.run_dir.run_config import RunConfigError
 
-LOSSES = ("minimax", "non_saturating", "wasserstein", "hinge", "least_squares")
-PENALTIES = ("r1", "r2", "r1_r2", "wgan_gp", "wgan_gp_one_sided", "wgan_gp0", "dragan")
+LOSSES = ("minimax", "non_saturating", "wasserstein", "hinge", "least_squares",
+          "least_squares_sigmoid")
+PENALTIES = ("r1", "r2", "r1_r2", "wgan_gp", "wgan_gp_one_sided", "wgan_gp0", "dragan",
+             "dragan_compare_gan")
 INSTANCE_NOISE = ("sigma_schedule",)
 CONSISTENCY = ("cr", "bcr")
 AUGMENTATIONS = ("identity", "gaussian_noise", "shift_flip", "cutout", "shift_flip_cutout")

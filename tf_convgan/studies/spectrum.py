@@ -47,8 +47,11 @@ these products:
     application);
   blocks: the eigenvalues of D's Hessian grad^2_psi L_D = -J_DD (symmetric: eigsh, both ends;
     positive: D's objective is locally convex) and the singular values of the coupling blocks
-    J_DG (n_D x n_G: how G's parameters move D's gradient) and J_GD (svds). For a zero-sum loss
-    without G-side terms J_GD = -J_DG^T: the two have the same singular values.
+    J_DG (n_D x n_G: how G's parameters move D's gradient) and J_GD (svds). At a fixed batch the
+    game is not zero-sum even for the minimax loss: L_D and L_G draw different z, so in general
+    J_GD != -J_DG^T and the two blocks' singular values differ; they agree when both players see
+    the same points and the loss is zero-sum without G-side terms (the Dirac-GAN, where every z
+    gives the same point; docs/spectrum.md).
 ARPACK needs k < n - 1 (eigs), k < n (eigsh), k < min(rows, cols) (svds); for smaller problems
 (n <= `dense_below`, e.g. the 2-parameter Dirac-GAN) the matrix is assembled from n products with
 the unit vectors (J e_i: still the JVP operator, column by column) and decomposed densely.
@@ -851,6 +854,27 @@ def plot_history(history, path):
     plt.close(fig)
 
 
+def _is_history_dir(directory):
+    """A spectrum directory written before the library marked its output directories: its
+    history is a JSON list of evaluations."""
+    from tf_convgan import run_dir
+    path = os.path.join(directory, HISTORY_JSON)
+    try:
+        history = json.loads(run_dir.read_bytes(path))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(history, list) and all(isinstance(e, dict) and "step" in e
+                                             for e in history)
+
+
+def check_out_dir(out_dir, *, name="spectrum_evaluator.out_dir"):
+    """Raises ConfigError naming `name` unless the spectrum may write its history and PNG into
+    `out_dir` (run_dir.outputs: not in a run's checkpoints, not a directory of the user's)."""
+    from tf_convgan.run_dir import outputs
+    outputs.check_output_dir(out_dir, name=name, command="spectrum",
+                             names=(HISTORY_JSON, PLOT_PNG), own=_is_history_dir)
+
+
 def record(result, *, out_dir=None, writer=None):
     """Appends `result` to out_dir/spectrum_history.json (an evaluation of the same step
     replaces the earlier one) and re-plots out_dir/spectrum.png from the whole history; writes
@@ -860,7 +884,8 @@ def record(result, *, out_dir=None, writer=None):
     if out_dir is None:
         return None
     from tf_convgan import run_dir
-    run_dir.files.makedirs(out_dir)
+    check_out_dir(out_dir)
+    run_dir.outputs.claim_output_dir(out_dir, "spectrum")
     history = [e for e in read_history(out_dir) if e["step"] != result.step]
     history = sorted(history + [result.to_json()], key=lambda e: e["step"])
     run_dir.write_text(os.path.join(out_dir, HISTORY_JSON), json.dumps(history))
@@ -1066,6 +1091,7 @@ def evaluate_run(f):
     if bad or not f.which:
         raise FlagError("which", f"must be a comma-separated list of {', '.join(WHICH)}, "
                                  f"got {','.join(f.which)!r}")
+    check_out_dir(f.out_dir or os.path.join(f.model_dir, "spectrum"), name="--out_dir")
     from tf_convgan.run_dir.run_config import RunConfigError
     flag = "checkpoint" if f.checkpoint not in (None, "latest") else "model_dir"
     with blame(flag):
