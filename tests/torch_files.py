@@ -162,3 +162,17 @@ def write_legacy(path, obj):
         for storage in storages.values():
             f.write(struct.pack("<q", storage.size))
             f.write(storage.tobytes())
+
+
+def nested_lists_pickle(depth):
+    """A protocol-2 pickle of `depth` lists, each inside the one before (written flat: the
+    unpickler builds it without recursing)."""
+    return b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b"."
+
+
+def write_zip_pickle(path, data_pkl, *, name="archive"):
+    """The zip layout around given data.pkl bytes (no storages)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(f"{name}/data.pkl", data_pkl)
+        archive.writestr(f"{name}/byteorder", "little")
+        archive.writestr(f"{name}/version", "3\n")

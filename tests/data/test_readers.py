@@ -3,6 +3,7 @@ default directories, the help message), damaged numpy, IDX and image files named
 import gzip
 import hashlib
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -123,6 +124,22 @@ def test_damaged_numpy_and_idx_files_are_named(tmp_path):
         data.read_idx(str(tmp_path / "images.gz"))
 
 
+@pytest.mark.parametrize("ndim", [0x99, 0, 9])
+def test_an_idx_header_with_an_implausible_dimension_count_is_a_short_message(tmp_path, ndim):
+    """A damaged dimension byte (0x99) made a 1.3 KB message with a 153-dimension shape read
+    from the image data: now the header is called invalid, with the magic it should have."""
+    raw = bytearray(idx_bytes(np.zeros((50, 28, 28), np.uint8)))
+    raw[3] = ndim
+    (tmp_path / "images").write_bytes(bytes(raw))
+    with pytest.raises(ConfigError) as error:
+        data.read_idx(str(tmp_path / "images"))
+    message = str(error.value)
+    assert message.startswith(f"'{tmp_path / 'images'}': invalid IDX header "
+                              f"{bytes(raw[:4])!r}: {ndim} dimensions (the magic is 2 zero "
+                              f"bytes, a type code 0x08-0x0E, then 1 to 8 dimensions)")
+    assert len(message) < 300 and "\n" not in message
+
+
 def test_every_image_format_passes_the_file_check(tmp_path):
     from PIL import Image
     picture = Image.fromarray(np.full((6, 6, 3), 200, np.uint8))
@@ -133,29 +150,87 @@ def test_every_image_format_passes_the_file_check(tmp_path):
     assert source.num_examples == 4 and images.shape == (4, 4, 4, 3)
 
 
+def _png_chunk(kind, data):
+    return (len(data).to_bytes(4, "big") + kind + data +
+            zlib.crc32(kind + data).to_bytes(4, "big"))
+
+
+def _png_with_body(body):
+    """A 6x6 RGB PNG's signature and IHDR, then `body`, then its IEND chunk: the head and the
+    end of a PNG, so only reading its middle finds the damage."""
+    header = (6).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + body +
+            _png_chunk(b"IEND", b""))
+
+
+_BROKEN_PNG_BODIES = {  # each one tf.io.decode_png refuses (checked by the test)
+    "png_garbage_body": b"\x00\x00\x10\x00IDAT" + bytes(range(256)) * 16 + b"\x12\x34\x56\x78",
+    "png_bad_checksum": _png_chunk(b"IDAT", zlib.compress(b"\x00" + b"\x80" * 18) * 1)[:-4]
+                        + b"\x00\x00\x00\x00",
+    "png_data_not_deflate": _png_chunk(b"IDAT", bytes(range(64))),
+    "png_data_too_short": _png_chunk(b"IDAT", zlib.compress((b"\x00" + b"\x80" * 18) * 3)),
+    "png_bad_row_filter": _png_chunk(b"IDAT", zlib.compress((b"\x09" + b"\x80" * 18) * 6)),
+}
+
+
 @pytest.mark.parametrize("kind", ["text_named_png", "truncated_png", "truncated_gif",
-                                  "truncated_bmp", "empty_jpeg"])
+                                  "truncated_bmp", "empty_jpeg", *_BROKEN_PNG_BODIES])
 def test_a_broken_image_file_is_named_when_the_source_is_made(tmp_path, kind):
-    """Not a TensorFlow error without a file name at whatever step first reads it."""
+    """Not a TensorFlow error without a file name at whatever step first reads it (a PNG with
+    a valid head and end but a damaged middle included: its chunks and data are checked)."""
     from PIL import Image
     picture = Image.fromarray(np.full((6, 6, 3), 200, np.uint8))
     picture.save(tmp_path / "good.png")
-    name = {"text_named_png": "x.png", "truncated_png": "x.png", "truncated_gif": "x.gif",
-            "truncated_bmp": "x.bmp", "empty_jpeg": "x.jpg"}[kind]
+    name = {"truncated_gif": "x.gif", "truncated_bmp": "x.bmp", "empty_jpeg": "x.jpg"}.get(
+        kind, "x.png")
     if kind == "text_named_png":
         (tmp_path / name).write_text("not an image")
     elif kind == "empty_jpeg":
         (tmp_path / name).write_bytes(b"")
+    elif kind in _BROKEN_PNG_BODIES:
+        (tmp_path / name).write_bytes(_png_with_body(_BROKEN_PNG_BODIES[kind]))
+        with pytest.raises(tf.errors.InvalidArgumentError):  # what a step would have met
+            tf.io.decode_png((tmp_path / name).read_bytes())
     else:
         picture.save(tmp_path / name, format=name[2:].upper())
         content = (tmp_path / name).read_bytes()
         (tmp_path / name).write_bytes(content[:len(content) // 2])
     problem = {"text_named_png": "not a PNG, JPEG, GIF or BMP image (it starts with b'not an i')",
                "truncated_png": "a truncated PNG", "truncated_gif": "a truncated GIF",
-               "truncated_bmp": "a truncated BMP", "empty_jpeg": "empty"}[kind]
+               "truncated_bmp": "a truncated BMP", "empty_jpeg": "empty"}.get(
+                   kind, "a damaged PNG (")
     with pytest.raises(ConfigError) as error:
         data.image_folder_source(directory=str(tmp_path), resolution=4)
     assert str(error.value).startswith(f"image file '{tmp_path / name}' is {problem}")
+
+
+def test_the_png_check_accepts_every_kind_of_png(tmp_path):
+    """No false refusals: grey, grey+alpha, palette, RGB, RGBA, 16-bit, 1-bit and interlaced
+    PNGs, and one whose data is split over many IDAT chunks, pass the check and decode."""
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (37, 29, 3), np.uint8)
+    grey = Image.fromarray(rgb[..., 0])
+    pictures = {"l": grey, "la": grey.convert("LA"), "p": Image.fromarray(rgb).convert("P"),
+                "rgb": Image.fromarray(rgb), "rgba": Image.fromarray(rgb).convert("RGBA"),
+                "one_bit": Image.fromarray(rgb[..., 0] > 128),
+                "i16": Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)}
+    for name, picture in pictures.items():
+        picture.save(tmp_path / f"{name}.png")
+    Image.fromarray(rgb).save(tmp_path / "interlaced.png", interlace=1)
+    raw = b"".join(b"\x00" + bytes(r) for r in rgb.reshape(37, -1))
+    packed = zlib.compress(raw)
+    (tmp_path / "many_idat.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", (29).to_bytes(4, "big") +
+                                         (37).to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])) +
+        b"".join(_png_chunk(b"IDAT", packed[i:i + 7]) for i in range(0, len(packed), 7)) +
+        _png_chunk(b"IEND", b""))
+    source = data.image_folder_source(directory=str(tmp_path), resolution=8)
+    assert source.num_examples == 9
+    images, _ = take(source.dataset(seed=0, start=0), 9)
+    assert images.shape == (9, 8, 8, 3)
+    np.testing.assert_array_equal(
+        tf.io.decode_png((tmp_path / "many_idat.png").read_bytes()).numpy(), rgb)
 
 
 def test_tfds_unknown_name_and_not_prepared(tmp_path):

@@ -92,6 +92,8 @@ def test_oracle_config_translates_to_the_papers_settings():
     ("training:\n  gan_type: wgan\n", "GAN.loss", "@wasserstein()"),
     ("training:\n  optimizer: adam\n  lr_g: 0.0002\n", "g/torch_adam.learning_rate", "0.0002"),
     ("training:\n  optimizer: adam\n", "d/torch_adam.beta_2", "0.99"),
+    ("training:\n  optimizer: adam\n", "g/torch_adam.epsilon_placement",
+     "'before_bias_correction'"),  # the PyTorch of 2018
     ("training:\n  optimizer: sgd\n", "GAN.d_optimizer", "@d/sgd()"),
     ("training:\n  take_model_average: false\n", "GAN.ema_beta", "0.0"),
     ("training:\n  d_steps: 5\n", "GAN.d_steps", "5"),
@@ -104,6 +106,19 @@ def test_oracle_config_translates_to_the_papers_settings():
 ])
 def test_settings(tmp_path, text, binding, value):
     assert _bindings(_write(tmp_path, text))[binding] == value
+
+
+@pytest.mark.parametrize("data_type, transform", [
+    ("image", True), ("lsun", True), ("cifar10", True), ("lsun_class", True), ("npy", False)])
+def test_input_transform_follows_gan_stability_data_type(tmp_path, data_type, transform):
+    """gan_training/inputs.py flips and adds U[0, 1/128) for every data type but npy (loaded
+    without the transform)."""
+    bindings = _bindings(_write(tmp_path, f"data:\n  type: {data_type}\n"))
+    if transform:
+        assert bindings["make_input_pipeline.random_flip"] == "True"
+        assert float(bindings["make_input_pipeline.dequantization_noise"]) == 1.0 / 128.0
+    else:
+        assert not any(key.startswith("make_input_pipeline.") for key in bindings)
 
 
 @pytest.mark.parametrize("name", gan_stability_config.NETWORK_NAMES)
@@ -244,6 +259,9 @@ def test_training_from_a_yaml_config(tmp_path):
     assert os.path.exists(tmp_path / "run" / "checkpoints" / "ckpt-1.index")
     operative = (tmp_path / "run" / "operative_config.gin").read_text()
     assert "r1.gamma = 20.0" in operative
+    # The input transform reached the pipeline that train() built.
+    assert "make_input_pipeline.random_flip = True" in operative
+    assert "make_input_pipeline.dequantization_noise = 0.0078125" in operative
 
 
 def test_data_type_without_a_source_is_a_clear_error_when_training(tmp_path):
@@ -253,3 +271,20 @@ def test_data_type_without_a_source_is_a_clear_error_when_training(tmp_path):
                                           "data source: bind train.data yourself"):
         train(model_dir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_unknown_keys_are_named_in_one_warning_and_known_ones_are_not(tmp_path, capsys):
+    """A misspelt key (`lr_gg`) or section was ignored without a word; GAN_stability's own keys
+    (its default.yaml's, `interpolations.ys`, a network's kwargs) give no warning."""
+    path = _write(tmp_path, "inherit_from: " + ORACLE_CONFIG + "\n"
+                  "training:\n  lr_gg: 0.1\n  lr_g: 0.0002\n"
+                  "tarining:\n  batch_size: 8\n"
+                  "interpolations:\n  ys: [1, 2]\n"
+                  "generator:\n  kwargs:\n    anything: 1\n")
+    config = gan_stability_config.load(path)
+    assert config["training"]["lr_g"] == 0.0002
+    assert capsys.readouterr().err == (
+        f"warning: GAN_stability config {path}: ignoring unknown keys training.lr_gg, tarining "
+        f"(not settings of GAN_stability: misspelt?)\n")
+    gan_stability_config.load(ORACLE_CONFIG)
+    assert capsys.readouterr().err == ""

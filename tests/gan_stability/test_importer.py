@@ -25,7 +25,7 @@ from tf_convgan.gan_stability import torch_pickle
 from tf_convgan.gan_stability import importer
 from tf_convgan.errors import ConfigError
 from tf_convgan.training.loop import build_gan
-from torch_files import Call, Global, Tensor, write_zip
+from torch_files import Call, Global, Tensor, nested_lists_pickle, write_zip, write_zip_pickle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(REFERENCE_DIR, "config.yaml")
@@ -211,11 +211,15 @@ def _bad_input(kind, tmp_path):
         path = tmp_path / "cut.pt"
         path.write_bytes(data[:len(data) // 2])
         return CONFIG, str(path), "truncated"
+    if kind == "deep_nesting":  # data.pkl: 100k lists inside each other
+        path = str(tmp_path / "deep.pt")
+        write_zip_pickle(path, nested_lists_pickle(100_000))
+        return CONFIG, path, "containers nested deeper than 64 levels"
     return (_mismatched_config(tmp_path), CHECKPOINTS["zip"],
             r"does not fit config .*'fc.weight' has shape \[512, 17\]")
 
 
-@pytest.mark.parametrize("kind", ["global", "truncated", "mismatch"])
+@pytest.mark.parametrize("kind", ["global", "truncated", "mismatch", "deep_nesting"])
 def test_bad_input_in_process(kind, tmp_path):
     config_path, checkpoint, message = _bad_input(kind, tmp_path)
     with pytest.raises(ValueError, match=message) as info:
@@ -240,6 +244,21 @@ def test_bad_input_on_the_command_line(kind, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
     assert re.search(message, lines[0])
     assert not (tmp_path / "run").exists() and not (tmp_path / "marker").exists()
+
+
+def test_a_config_or_checkpoint_that_is_not_a_file_is_named_by_its_flag(tmp_path, capsys):
+    """Not `GAN_stability config <dir> does not exist`: the flag, and what it should be."""
+    (tmp_path / "a_directory").mkdir()
+    for args, expected in [
+            (["--config", str(tmp_path / "a_directory"), "--checkpoint", CHECKPOINTS["zip"]],
+             f"--config: '{tmp_path / 'a_directory'}' is a directory: it should be a "
+             f"GAN_stability YAML config"),
+            (["--config", CONFIG, "--checkpoint", str(tmp_path / "missing.pt")],
+             f"--checkpoint: '{tmp_path / 'missing.pt'}' does not exist: it should be a "
+             f"GAN_stability checkpoint (.pt)")]:
+        status = importer.main(["import", *args, "--model_dir", str(tmp_path / "run")])
+        assert (status, capsys.readouterr().err) == (2, f"error: {expected}\n")
+    assert os.listdir(tmp_path) == ["a_directory"]
 
 
 def test_mismatches_name_what_differs(tmp_path):

@@ -9,7 +9,8 @@ import pytest
 from gan_stability_reference import REFERENCE_DIR
 from tf_convgan.gan_stability import torch_pickle
 from tf_convgan.gan_stability.torch_pickle import TorchPickleError
-from torch_files import Call, Global, Tensor, write_legacy, write_zip
+from torch_files import (Call, Global, Tensor, nested_lists_pickle, write_legacy, write_zip,
+                         write_zip_pickle)
 
 ZIP_CHECKPOINT = os.path.join(REFERENCE_DIR, "checkpoint_resnet_celeba_style.pt")
 LEGACY_CHECKPOINT = os.path.join(REFERENCE_DIR, "checkpoint_resnet_celeba_style_legacy.pt")
@@ -166,3 +167,19 @@ def test_not_a_checkpoint(tmp_path):
         torch_pickle.load(str(path))
     with pytest.raises(FileNotFoundError):
         torch_pickle.load(str(tmp_path / "missing.pt"))
+
+
+def test_containers_nested_100k_deep_are_one_line_not_a_recursion_error(tmp_path):
+    """The unpickler builds any depth without recursing; resolving tensors walks it, so depth
+    is bounded (a state dict nests two or three levels)."""
+    path = str(tmp_path / "deep.pt")
+    write_zip_pickle(path, nested_lists_pickle(100_000))
+    with pytest.raises(TorchPickleError, match=r"deep.pt: containers nested deeper than 64 "
+                                               r"levels") as info:
+        torch_pickle.load(path)
+    assert "\n" not in str(info.value)
+    write_zip_pickle(path, nested_lists_pickle(64))  # as deep as accepted
+    value, depth = torch_pickle.load(path), 1
+    while value:
+        value, depth = value[0], depth + 1
+    assert depth == 64

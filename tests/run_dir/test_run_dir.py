@@ -21,6 +21,8 @@ from tf_convgan.serving import sampling
 from tf_convgan.errors import ConfigError
 from tf_convgan.run_dir import files, generators
 from tf_convgan.run_dir.lock import url_lock_warning
+from tf_convgan.networks import count_params
+from tf_convgan.run_dir import run_config as run_dir_config
 from tf_convgan.run_dir.run_config import RunConfigError, parse_run_config
 
 # -- crash-safe writes ------------------------------------------------------------------------
@@ -209,8 +211,59 @@ def test_reading_a_run_leaves_gin_alone_and_builds_the_trained_generator(trained
     np.testing.assert_allclose(exported(z), generator(z, None, training=False), atol=1e-5)
 
 
+_UNBUILDABLE = {  # case: text appended to a trained run's operative config
+    "macro_cycle": "A = %B\nB = %A\nresnet_generator.nf = %A\n",
+    "deep_nesting": "train.num_steps = " + "[" * 100_000 + "]" * 100_000 + "\n",
+    "huge_network": "resnet_generator.nf = 4000000\nresnet_generator.nf_max = 4000000\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNBUILDABLE))
+def test_a_runs_config_that_cannot_be_built_is_one_line_before_anything_is_allocated(
+        trained_run, tmp_path, capsys, case):
+    """A macro cycle (resolving it never ends), brackets nested 100k deep (gin's parser would
+    recurse past the stack) and channel numbers asking for 1e15 weights (building would allocate
+    until memory runs out): sampling, export and evaluate refuse with one line naming the file,
+    status 2, nothing written, the run unchanged."""
+    model_dir = copy_run(trained_run.model_dir, tmp_path / "run")
+    config_path = model_dir / "operative_config.gin"
+    config_path.write_text(config_path.read_text() + _UNBUILDABLE[case])
+    before = tree_bytes(model_dir)
+    commands = [
+        (sampling.main, ["--model", str(model_dir), "--out_dir", str(tmp_path / "samples")],
+         "--model"),
+        (export.main, ["--model_dir", str(model_dir)], "--model_dir"),
+        (evaluate.main, ["--model_dir", str(model_dir), "--weights", "/nonexistent.npz"],
+         "--model_dir"),
+    ]
+    for main, args, flag in commands:
+        status = main(["command", *args])
+        err = capsys.readouterr().err
+        assert status == 2 and err.startswith(f"error: {flag}: {config_path}"), err
+        assert len(err.splitlines()) == 1, err
+    assert tree_bytes(model_dir) == before
+    assert not (tmp_path / "samples").exists()
+
+
+def test_the_planned_size_of_a_network_is_its_built_size(trained_run):
+    """check_network_size counts the weights without allocating them: the count equals the
+    built networks' for the trained run, and the refusal names the key and the bound."""
+    config = run_dir_config.read_run_config(str(trained_run.model_dir))
+    for key in ("train.generator_fn", "train.discriminator_fn"):
+        built = generators.build_network(config, key)
+        assert generators.check_network_size(config, key) == count_params(built) > 1000
+    with pytest.raises(RunConfigError, match=r"train.generator_fn asks for a network of "
+                                             r"[0-9.e+]+ weights, more than the 1e\+03"):
+        generators.check_network_size(config, "train.generator_fn", limit=1000)
+
+
 @pytest.mark.parametrize("text, message", [
     ("include 'base/gan_stability.gin'\n", ":1: `include` is not accepted"),
+    ("A = 1\nB = [%C]\nC = {'k': %D}\nD = %B\n", ":2: macro %B refers to itself "
+                                                 r"\(%B -> %C -> %D -> %B\)"),
+    ("X = %X\n", ":1: macro %X refers to itself"),
+    ("train.num_steps = 3\nA = " + "(" * 65 + ")" * 65 + "\n",
+     ":2: values nest deeper than 64 brackets"),
     ("train.num_steps = 3\nresnet_generator.nf = %NF\n", ":2: macro %NF is not defined"),
     ("resnet_generator.no_such_parameter = 1\n", ":1: resnet_generator has no parameter"),
     ("train.num_steps = open('x')\n", ":1: "),

@@ -158,3 +158,55 @@ def test_export_replaces_only_a_previous_export(model_dir, tmp_path, monkeypatch
     np.testing.assert_allclose(sampling.Sampler.load(str(run / "export")).sample(3, 0),
                                sampling.Sampler.from_generator(generator_2).sample(3, 0),
                                atol=1e-5)
+
+
+def test_an_export_removes_the_stale_temporaries_of_killed_exports_and_nothing_else(
+        model_dir, tmp_path):
+    """A kill -9 during an export leaves `.export.<random>.tmp` (the SavedModel being written)
+    or `.export.<random>.old` (the export being replaced). The next export removes those that
+    no live process holds (each export holds an flock on its temporaries), and nothing else:
+    not a live export's, not another name's, not one that holds anything but a SavedModel."""
+    import fcntl
+    run = copy_run(model_dir, tmp_path / "run")
+    stale_tmp, stale_old = run / ".export.k2j4_x9q.tmp", run / ".export.a0b1c2d3.old"
+    (stale_tmp / "variables").mkdir(parents=True)
+    (stale_tmp / "variables" / "variables.index").write_bytes(b"partial")
+    shutil.copytree(run / "export", stale_old)
+    live = run / ".export.live5678.tmp"
+    live.mkdir()
+    kept = {run / ".export.mine.tmp": None, run / ".export.file1234.tmp": "a file",
+            run / ".export.user1234.tmp": "notes.txt", run / ".samples.k2j4_x9q.tmp": None}
+    for path, what in kept.items():
+        if what == "a file":
+            path.write_text("mine")
+        else:
+            path.mkdir()
+            if what:
+                (path / what).write_text("mine")
+    before = {path: tree_bytes(path) if path.is_dir() else path.read_bytes()
+              for path in [*kept, live]}
+    fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # an export in progress holds it
+        assert export.main(["export", "--model_dir", str(run), "--checkpoint", "ckpt-2"]) == 0
+    finally:
+        os.close(fd)
+    assert not stale_tmp.exists() and not stale_old.exists()
+    assert {path: tree_bytes(path) if path.is_dir() else path.read_bytes()
+            for path in [*kept, live]} == before
+
+
+def test_a_model_dir_that_is_a_file_or_missing_is_named_as_such(tmp_path, capsys):
+    """Not `<file>/operative_config.gin does not exist`: what --model_dir is, and what it should
+    be (sampling --model reads a run the same way)."""
+    (tmp_path / "notes.txt").write_text("x")
+    for main, flag, path, problem in [
+            (export.main, "--model_dir", tmp_path / "notes.txt", "is a file"),
+            (export.main, "--model_dir", tmp_path / "missing", "does not exist"),
+            (sampling.main, "--model", tmp_path / "notes.txt", "is a file")]:
+        extra = ["--out_dir", str(tmp_path / "out")] if main is sampling.main else []
+        status = main(["command", flag, str(path), *extra])
+        err = capsys.readouterr().err
+        assert status == 2 and err == (f"error: {flag}: '{path}' {problem}: it should be a "
+                                       f"training directory written by run.py\n"), err
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]

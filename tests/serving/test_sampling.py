@@ -39,6 +39,112 @@ def test_sampling_errors_name_their_flag_before_anything_is_written(model_dir, t
     assert not os.path.exists(out) and tree_bytes(run) == before
 
 
+def test_a_truncated_saved_model_is_one_line_naming_the_flag(model_dir, tmp_path, capsys):
+    """A SavedModel whose variables.data is cut in half (TensorFlow raised IndexError "Read less
+    bytes than requested"): sampling and `evaluate --saved_model` say so in one line naming the
+    flag, status 2, nothing written."""
+    from tf_convgan.cli import evaluate
+    saved = copy_run(model_dir / "export", tmp_path / "export")
+    data = saved / "variables" / "variables.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    before = tree_bytes(saved)
+    out = tmp_path / "out"
+    for main, args, flag in [
+            (sampling.main, ["--model", str(saved), "--out_dir", str(out)], "--model"),
+            (evaluate.main, ["--saved_model", str(saved), "--weights", "/nonexistent.npz"],
+             "--saved_model")]:
+        status = main(["command", *args])
+        err = capsys.readouterr().err
+        assert status == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith(f"error: {flag}: SavedModel '{saved}' cannot be loaded: its files "
+                              f"are damaged or incomplete"), err
+    assert not out.exists() and tree_bytes(saved) == before
+
+
+def test_a_request_too_large_names_num_and_one_that_cannot_fit_the_disk_is_refused(
+        model_dir, tmp_path, capsys, monkeypatch):
+    """`--num 99999999999999999999` blamed --out_dir; 100 million samples would have been held
+    in memory, then written until the disk was full. Both are refused naming --num before
+    anything is written (the free space is a filesystem's with 1 GB free and 4 KiB blocks)."""
+    out = tmp_path / "out"
+    export = str(model_dir / "export")
+    status = sampling.main(["sampling", "--model", export, "--out_dir", str(out),
+                            "--num", "99999999999999999999"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: --num: invalid value '99999999999999999999' "
+                                          "(99999999999999999999 is not an integer in the "
+                                          "range [1, 2147483647])"), err
+    statvfs = os.statvfs(str(tmp_path))
+    fake = os.statvfs_result((4096, 4096, 10 ** 6, 2 ** 18, 2 ** 18, 10 ** 6, 10 ** 5, 10 ** 5,
+                              statvfs.f_flag, statvfs.f_namemax))
+    monkeypatch.setattr(sampling, "_free_space", lambda directory: fake)
+    status = sampling.main(["sampling", "--model", export, "--out_dir", str(out),
+                            "--num", "100000000"])
+    err = capsys.readouterr().err
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"error: --num: 100000000 samples need at least 410 GB in --out_dir "
+                          f"'{out}' (at least 4096 bytes per PNG file) but its filesystem has "
+                          f"1.07 GB free"), err
+    status = sampling.main(["sampling", "--model", export, "--out_dir", str(out),
+                            "--num", "200000"])  # fits the space, not the 10**5 inodes
+    err = capsys.readouterr().err
+    assert status == 2 and "has 100000 free inodes" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("z_dim", [7, 8])
+def test_the_samples_of_a_batch_are_those_of_the_whole_draw(z_dim):
+    """sample_inputs_at(start, count) (Philox's counter advanced to the batch) equals rows
+    start ... start + count - 1 of sample_inputs(n, seed) exactly, for any z_dim (also when a
+    batch starts inside a group of 4 normals)."""
+    from tf_convgan.serving.export import sample_inputs
+    z, labels = sample_inputs(50, 12345, z_dim=z_dim, num_classes=3)
+    for start, count in [(0, 9), (9, 9), (13, 1), (31, 19)]:
+        z_at, labels_at = sampling.sample_inputs_at(start, count, 12345, z_dim=z_dim,
+                                                    num_classes=3)
+        np.testing.assert_array_equal(z_at, z[start:start + count])
+        np.testing.assert_array_equal(labels_at, labels[start:start + count])
+
+
+_MEASURE_SAMPLING = """
+import os, resource, sys
+import numpy as np
+import tensorflow as tf
+from tf_convgan.serving import sampling
+
+def fn(z, labels):  # a tiny generator: 96 x 96 images from z
+    return tf.reshape(tf.tanh(tf.tile(z[:, :3], [1, 96 * 96])), [-1, 96, 96, 3])
+
+num, out = int(sys.argv[1]), sys.argv[2]
+sampler = sampling.Sampler(tf.function(fn), z_dim=8, num_classes=1, batch_size=50)
+sampling.write_samples(sampler, out, num=60, seed=0, grid_max=16)  # imported and traced
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+sampling.write_samples(sampler, out, num=num, seed=0, grid_max=16)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)
+"""
+
+
+def test_sampling_memory_does_not_grow_with_num(tmp_path):
+    """write_samples streams: the peak resident memory it adds (ru_maxrss, KiB, in a fresh
+    process) for 800 samples of 96 x 96 (88 MB as float32 images, which the old code held at
+    once) is within 25 MB of that for 200; every file is written and complete. (The grid is
+    bounded by grid_max: 16 here, GRID_MAX = 1024 by default.)"""
+    grown = {}
+    for num in (200, 800):
+        out = tmp_path / f"out_{num}"
+        result = subprocess.run([sys.executable, "-c", _MEASURE_SAMPLING, str(num), str(out)],
+                                cwd=ROOT, capture_output=True, text=True, timeout=300,
+                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        assert result.returncode == 0, result.stderr[-3000:]
+        grown[num] = int(result.stdout.split()[-1])
+        names = sorted(os.listdir(out / "samples"))
+        assert names == [f"sample_{i:05d}.png" for i in range(num)]
+    last = images_lib.read_png(str(out / "samples" / "sample_00799.png"))
+    assert last.shape == (96, 96, 3)
+    assert images_lib.read_png(str(out / "samples.png")).shape == (4 * 98 + 2, 4 * 98 + 2, 3)
+    assert grown[800] - grown[200] < 25_000, grown
+
+
 def test_sampling_is_deterministic_per_seed(model_dir, tmp_path):
     sampler = sampling.Sampler.load(str(model_dir / "export"))
     first = sampling.write_samples(sampler, str(tmp_path / "a"), num=5, seed=3)
@@ -46,11 +152,13 @@ def test_sampling_is_deterministic_per_seed(model_dir, tmp_path):
     other = sampling.write_samples(sampler, str(tmp_path / "c"), num=5, seed=4)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+    whole = images_lib.to_uint8(sampler.sample(5, 3)).numpy()
     for i in range(5):
         a = (tmp_path / "a" / "samples" / f"sample_{i:05d}.png").read_bytes()
         assert a == (tmp_path / "b" / "samples" / f"sample_{i:05d}.png").read_bytes()
-        np.testing.assert_array_equal(images_lib.read_png(str(tmp_path / "a" / "samples" /
-                                                              f"sample_{i:05d}.png")), first[i])
+        np.testing.assert_array_equal(  # written batch by batch: those of the whole draw
+            images_lib.read_png(str(tmp_path / "a" / "samples" / f"sample_{i:05d}.png")),
+            whole[i])
     assert (tmp_path / "a" / "samples.png").read_bytes() == (tmp_path / "b" /
                                                              "samples.png").read_bytes()
 

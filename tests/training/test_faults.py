@@ -4,6 +4,7 @@ writer, and bad input that is refused with one line before anything is written."
 import glob
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +105,8 @@ def test_injected_nan_stops_with_the_step_and_term_and_keeps_the_last_checkpoint
 
 
 def test_changed_architecture_is_a_clear_error_and_the_checkpoints_stay(tmp_path, npy_path):
+    """One line, the last one said: TensorFlow's warnings about the values the failed restore
+    left (hundreds of lines with a larger network) no longer follow it."""
     model_dir = tmp_path / "run"
     assert run_py(*tiny_args(model_dir, npy_path, "train.export_at_end = False")).returncode == 0
     before = _checkpoint_files(model_dir)
@@ -112,6 +115,9 @@ def test_changed_architecture_is_a_clear_error_and_the_checkpoints_stay(tmp_path
         assert result.returncode == 2, result.stderr[-3000:]
         assert "does not fit the configured networks" in result.stderr, change
         assert "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("error: checkpoint "), \
+            result.stderr[-3000:]
+        assert "Value in checkpoint could not be found" not in result.stderr
     assert _checkpoint_files(model_dir) == before
 
 
@@ -214,6 +220,45 @@ def test_an_unreadable_latest_checkpoint_is_kept_and_the_one_before_resumes(
         np.testing.assert_array_equal(got[name], resumed_from_ckpt_3[name], err_msg=name)
 
 
+def test_a_checkpoint_whose_name_disagrees_with_its_step_is_set_aside_like_an_unreadable_one(
+        trained_run, resumed_from_ckpt_3, tmp_path, capsys):
+    """ckpt-4 holding step 2 (renamed files) would resume at the wrong step of the data and of
+    every random draw: it is kept in unreadable/ and ckpt-3 resumes, as from ckpt-3 directly."""
+    run = copy_run(trained_run.model_dir, tmp_path / "run")
+    checkpoints = run / "checkpoints"
+    for path in glob.glob(str(checkpoints / "ckpt-4.*")):
+        os.remove(path)
+    for path in glob.glob(str(checkpoints / "ckpt-2.*")):
+        shutil.copy(path, path.replace("ckpt-2.", "ckpt-4."))
+    renamed = {os.path.basename(p): open(p, "rb").read()
+               for p in glob.glob(str(checkpoints / "ckpt-4.*"))}
+    _resume(run, trained_run.npy, "train.num_steps = 4")
+    out, err = capsys.readouterr()
+    assert f"restored {checkpoints}/ckpt-3 at step 3" in out
+    kept = checkpoints / "unreadable" / "ckpt-4"
+    assert (f"warning: checkpoint ckpt-4 cannot be read (it holds step 2, not the step 4 of its "
+            f"name), moved to {kept}; using ckpt-3") in err, err
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == renamed
+    got = checkpoint_values(run)
+    for name in got:
+        np.testing.assert_array_equal(got[name], resumed_from_ckpt_3[name], err_msg=name)
+
+
+@pytest.mark.parametrize("left", ["the_lock_file", "the_lock_and_a_temporary_config"])
+def test_a_directory_left_by_a_killed_first_step_is_trained(tmp_path, npy_path, left):
+    """A run killed before its operative config was complete leaves the lock file (and a
+    temporary of the config): that directory is the run's, and training starts in it."""
+    model_dir = tmp_path / "run"
+    model_dir.mkdir()
+    (model_dir / ".tf_convgan.lock").write_bytes(b"")
+    if left == "the_lock_and_a_temporary_config":
+        (model_dir / ".operative_config.gin.k2j4_x9q.tmp").write_text("train.num_")
+    status, out, err = run_py_in_process(*tiny_args(model_dir, npy_path, "train.num_steps = 1",
+                                                    "train.export_at_end = False"))
+    assert status == 0, err
+    assert checkpoint_step(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == 1
+
+
 def test_without_the_state_file_the_newest_checkpoint_file_resumes(trained_run, tmp_path,
                                                                    capsys):
     run = copy_run(trained_run.model_dir, tmp_path / "run")
@@ -310,10 +355,28 @@ def _bad_input_case(case, tmp_path, npy, trained_run):
                           f"image_folder_source.directory = '{folder}'",
                           "image_folder_source.resolution = 32"), model_dir,
                 f"error: image file '{folder}/a.png' is not a PNG, JPEG, GIF or BMP image")
+    if case == "model_dir_is_empty":  # it trained into runs/quickstart
+        return (tiny_args("", npy), model_dir, "error: --model_dir: is empty ('')")
+    if case == "batch_size_is_a_string":  # a TypeError deep inside
+        return (tiny_args(model_dir, npy, "train.batch_size = 'eight'"), model_dir,
+                "error: train.batch_size must be an integer, got 'eight'")
     if case == "num_steps_below_the_restored_step":
         model_dir = copy_run(trained_run.model_dir, model_dir)
         return (tiny_args(model_dir, trained_run.npy, "train.num_steps = 2"), model_dir,
                 "error: train.num_steps = 2 is below the step of the checkpoint to resume from")
+    if case in ("state_file_names_a_missing_checkpoint", "garbled_state_file_no_checkpoint"):
+        model_dir = copy_run(trained_run.model_dir, model_dir)
+        state = model_dir / "checkpoints" / "checkpoint"
+        for path in glob.glob(str(model_dir / "checkpoints" / "ckpt-*")):
+            os.remove(path)
+        if case == "garbled_state_file_no_checkpoint":
+            state.write_bytes(b"\x00garbled")
+            what = "cannot be read"
+        else:
+            what = "names ckpt-4, whose files are missing"
+        return (tiny_args(model_dir, trained_run.npy, "train.num_steps = 6"), model_dir,
+                f"error: the checkpoint state file {state} {what}, and there is no checkpoint "
+                f"file")
     if case == "no_readable_checkpoint":
         model_dir = copy_run(trained_run.model_dir, model_dir)
         for path in glob.glob(str(model_dir / "checkpoints" / "ckpt-*.data-*")):
@@ -327,7 +390,8 @@ def _bad_input_case(case, tmp_path, npy, trained_run):
 @pytest.mark.parametrize("case", [
     "model_dir_is_a_file", "model_dir_in_proc", "missing_include", "gin_file_is_a_directory",
     "duplicate_devices", "text_file_named_png", "num_steps_below_the_restored_step",
-    "no_readable_checkpoint"])
+    "no_readable_checkpoint", "state_file_names_a_missing_checkpoint",
+    "garbled_state_file_no_checkpoint", "model_dir_is_empty", "batch_size_is_a_string"])
 def test_bad_input_is_one_line_and_changes_nothing(tmp_path, npy_path, trained_run, case):
     args, model_dir, expected = _bad_input_case(case, tmp_path, npy_path, trained_run)
     before = tree_bytes(tmp_path)

@@ -22,7 +22,7 @@ import sys
 
 from absl import flags
 
-from tf_convgan.errors import command_status, parse_flags
+from tf_convgan.errors import FlagError, command_status, parse_flags
 
 DEFAULT_GIN_FILE = "quickstart.gin"  # in the package's gin_configs/
 
@@ -56,8 +56,11 @@ def main(argv):
     from tf_convgan.training.loop import Preempted, TrainingDivergedError
 
     gin_files = FLAGS.gin_file or [DEFAULT_GIN_FILE]
-    model_dir = FLAGS.model_dir or default_model_dir(gin_files)
+    model_dir = FLAGS.model_dir if FLAGS.model_dir is not None else default_model_dir(gin_files)
     try:
+        if not model_dir.strip():  # '' would have meant the default directory
+            raise FlagError("model_dir", f"is empty ({model_dir!r}): give a directory, or leave "
+                                         f"the flag out for runs/<gin file name>")
         run_dir.check_writable(model_dir, name="--model_dir")  # before anything runs
         config.parse(gin_files, FLAGS.gin_param)
         strategy.create_early_if_configured()  # before TensorFlow runs anything

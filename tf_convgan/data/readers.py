@@ -113,6 +113,10 @@ def read_idx(path: str) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise ConfigError(f"{path!r} is not an IDX file (bad magic {raw[:4]!r}).")
     dtype, ndim = _IDX_DTYPES[raw[2]], raw[3]
+    if not 1 <= ndim <= _IDX_MAX_DIMS:
+        raise ConfigError(f"{path!r}: invalid IDX header {raw[:4]!r}: {ndim} dimensions (the "
+                          f"magic is 2 zero bytes, a type code 0x08-0x0E, then 1 to "
+                          f"{_IDX_MAX_DIMS} dimensions).")
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ConfigError(f"{path!r}: truncated IDX header.")
@@ -123,6 +127,9 @@ def read_idx(path: str) -> np.ndarray:
                           f"file has {len(raw) - header} data bytes.")
     data = np.frombuffer(raw, dtype, count=count, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
+
+
+_IDX_MAX_DIMS = 8  # images and labels have 3 and 1; the format allows 255
 
 
 _IDX_SPLITS = {"train": "train", "t10k": "t10k", "test": "t10k"}
@@ -188,11 +195,90 @@ def _load_idx_split(directory: Optional[str], split: str, extra: str = ""):
 # --------------------------------------------------------------------------- image folder
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel
+_PNG_READ = 1 << 20
+
+
+class _PNGData:
+    """The image data of a PNG inflated piece by piece (at most 1 MiB of output at a time):
+    its size against the one IHDR announces and, without interlacing, each row's filter byte."""
+
+    def __init__(self, header):
+        width, height = int.from_bytes(header[:4], "big"), int.from_bytes(header[4:8], "big")
+        self.row = 1 + (width * header[8] * _PNG_CHANNELS[header[9]] + 7) // 8
+        self.expected = None if header[12] else self.row * height  # Adam7: that it inflates
+        self.limit = self.expected if self.expected is not None else 2 * self.row * height + 1024
+        self.inflate, self.done = zlib.decompressobj(), 0
+
+    def feed(self, compressed) -> Optional[str]:
+        try:
+            data = self.inflate.decompress(compressed, _PNG_READ)
+            while data:
+                if self.expected is not None:
+                    first = (-self.done) % self.row  # where the next row's filter byte is
+                    if any(b > 4 for b in data[first::self.row]):
+                        return "an invalid row filter in its image data"
+                self.done += len(data)
+                if self.done > self.limit:
+                    return "more image data than its size announces"
+                data = self.inflate.decompress(self.inflate.unconsumed_tail, _PNG_READ)
+        except zlib.error as e:
+            return f"its image data cannot be inflated: {e}"
+        return None
+
+    def end(self) -> Optional[str]:
+        if not self.inflate.eof:
+            return "its image data is incomplete"
+        if self.expected is not None and self.done != self.expected:
+            return f"its image data holds {self.done} bytes, its size announces {self.expected}"
+        return None
+
+
+def _png_problem(f) -> Optional[str]:
+    """What is wrong with the PNG file object `f` (None when nothing is): every chunk's CRC, and
+    the image data (_PNGData). This is what a decoder would trip over at the step that first
+    reads the file; it costs one pass over the file's bytes."""
+    f.seek(len(_PNG_SIGNATURE))
+    image = None
+    while True:
+        start = f.read(8)
+        if len(start) < 8:
+            return "a damaged PNG (it ends before its IEND chunk)"
+        length, kind = int.from_bytes(start[:4], "big"), start[4:]
+        crc, remaining, header = zlib.crc32(kind), length, b""
+        if kind == b"IDAT" and image is None:
+            return "a damaged PNG (image data before its IHDR chunk)"
+        while remaining:
+            piece = f.read(min(remaining, _PNG_READ))
+            if not piece:
+                return "a damaged PNG (it ends inside a chunk)"
+            crc = zlib.crc32(piece, crc)
+            remaining -= len(piece)
+            if kind == b"IDAT":
+                problem = image.feed(piece)
+                if problem:
+                    return f"a damaged PNG ({problem})"
+            elif kind == b"IHDR":
+                header += piece[:13 - len(header)]
+        stored = f.read(4)
+        if len(stored) < 4 or int.from_bytes(stored, "big") != crc:
+            return f"a damaged PNG (the checksum of its {kind.decode('latin-1')!r} chunk is wrong)"
+        if kind == b"IHDR":
+            if length != 13 or header[9] not in _PNG_CHANNELS or image is not None:
+                return "a damaged PNG (its IHDR chunk is malformed)"
+            image = _PNGData(header)
+        elif kind == b"IEND":
+            problem = image.end() if image is not None else "it has no IHDR chunk"
+            return f"a damaged PNG ({problem})" if problem else None
+
+
 def _check_image_file(path: str) -> None:
     """Raises ConfigError naming `path` unless it starts like a PNG, JPEG, GIF or BMP image
     (what tf.io.decode_image reads) and, for PNG, GIF and BMP, ends like one: a text file with
     an image's name or a truncated file fails here, before training, not at the step that
-    first reads it. (Two small reads per file.)"""
+    first reads it. (Two small reads per file; a PNG is also read through once, its chunks'
+    checksums and its image data checked by _png_problem.)"""
     with open_binary(path) as f:
         head = f.read(26)
         f.seek(0, os.SEEK_END)
@@ -200,9 +286,12 @@ def _check_image_file(path: str) -> None:
         f.seek(max(0, size - 64))
         tail = f.read()
     problem = None
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+    if head.startswith(_PNG_SIGNATURE):
         if b"IEND" not in tail:
             problem = "a truncated PNG (no IEND chunk at its end)"
+        else:
+            with open_binary(path) as f:
+                problem = _png_problem(f)
     elif head.startswith(b"\xff\xd8\xff"):
         pass  # JPEG: decoders accept data after the end marker, so the end says little
     elif head.startswith((b"GIF87a", b"GIF89a")):

@@ -14,11 +14,12 @@ parses YAML with `yaml.safe_load` (data only). `gin_bindings()` translates the m
 | training.gan_type standard / wgan | `@non_saturating()` / `@wasserstein()` |
 | training.reg_type real / fake / real_fake / wgangp / wgangp0 / none | `@r1` / `@r2` / `@r1_r2` / `@wgan_gp` / `@wgan_gp0` / None |
 | training.reg_param | gamma = 2 * reg_param (its penalties have no 1/2; ours are gamma/2 E[...]) |
-| training.optimizer rmsprop / adam / sgd, lr_g, lr_d | `@g/torch_rmsprop()` / `@g/torch_adam()` / `@g/sgd()` (and `d/`): PyTorch's formulas, its settings |
+| training.optimizer rmsprop / adam / sgd, lr_g, lr_d | `@g/torch_rmsprop()` / `@g/torch_adam()` / `@g/sgd()` (and `d/`): PyTorch's formulas, its settings (Adam: the 2018 form, `epsilon_placement = 'before_bias_correction'`) |
 | training.lr_anneal, lr_anneal_every (StepLR, stepped per iteration) | `<player>/<factory>.lr_anneal`, `lr_anneal_every` (d: lr_anneal_every, g: lr_anneal_every / d_steps; see tf_convgan.gan.optimizers) |
 | training.batch_size, d_steps, model_average_beta | `train.batch_size`, `GAN.d_steps`, `GAN.ema_beta` (0 without take_model_average) |
 | training.sample_every, backup_every | `train.sample_every`, `train.keep_every` |
 | data.type image / lsun / cifar10 | `@image_folder_source()` / `@tfds_source()` (lsun/<category>, cifar10) |
+| its input transform (all data types but npy): random horizontal flip, + U[0, 1/128) | `make_input_pipeline.random_flip = True`, `dequantization_noise = 0.0078125` |
 
 Settings with no counterpart (equalize_lr, model_average_reinit, uniform z) raise
 ConfigError; data types without a source here (npy folders, lsun_class) become
@@ -30,6 +31,7 @@ scores and the `test`/`interpolations` sections do not affect training and are i
 import copy
 import inspect
 import os
+import sys
 
 import gin
 
@@ -74,8 +76,11 @@ _PENALTIES = {"real": "r1", "fake": "r2", "real_fake": "r1_r2", "wgangp": "wgan_
               "wgangp0": "wgan_gp0", "none": None}
 # build_optimizers(): torch.optim RMSprop(alpha=0.99, eps=1e-8), Adam(betas=(0, 0.99),
 # eps=1e-8), SGD: {name: (the PyTorch-exact gin factory, its settings)}.
+# Adam: eps before the bias correction, as the PyTorch of 2018 that GAN_stability's experiments ran
+# (today's PyTorch adds it after; see tf_convgan.gan.optimizers.TorchAdam).
 OPTIMIZERS = {"rmsprop": ("torch_rmsprop", {"rho": 0.99, "epsilon": 1e-8}),
-              "adam": ("torch_adam", {"beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8}),
+              "adam": ("torch_adam", {"beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8,
+                                      "epsilon_placement": "before_bias_correction"}),
               "sgd": ("sgd", {"momentum": 0.0})}
 _LSUN_SUFFIX = "_train"
 
@@ -112,6 +117,34 @@ def _read_yaml(path):
     return config
 
 
+# Keys GAN_stability reads beyond its default.yaml (interpolate_class.py: the classes to walk)
+_OTHER_KEYS = {("interpolations", "ys")}
+
+
+def unknown_keys(special):
+    """The `section.key`s (and sections) of a config file's mapping that GAN_stability does not
+    read (DEFAULT_CONFIG and _OTHER_KEYS; a network's `kwargs` are its own)."""
+    unknown = []
+    for section, values in special.items():
+        if section == "inherit_from":
+            continue
+        if section not in DEFAULT_CONFIG:
+            unknown.append(str(section))
+        elif isinstance(values, dict):
+            unknown += [f"{section}.{key}" for key in values
+                        if key not in DEFAULT_CONFIG[section]
+                        and (section, key) not in _OTHER_KEYS]
+    return unknown
+
+
+def _warn_about_unknown_keys(special, path):
+    unknown = unknown_keys(special)
+    if unknown:
+        print(f"warning: GAN_stability config {path}: ignoring unknown keys "
+              f"{', '.join(unknown)} (not settings of GAN_stability: misspelt?)",
+              file=sys.stderr, flush=True)
+
+
 def load(path, _seen=()):
     """The config at `path` merged over its `inherit_from` (resolved next to `path`, then from
     the working directory, as GAN_stability does) or over DEFAULT_CONFIG."""
@@ -121,6 +154,7 @@ def load(path, _seen=()):
     if os.path.abspath(path) in _seen:
         raise ConfigError(f"GAN_stability config {path}: inherit_from forms a cycle")
     special = _read_yaml(path)
+    _warn_about_unknown_keys(special, path)
     parent = special.pop("inherit_from", None)
     if parent is not None:
         if not isinstance(parent, str):
@@ -209,8 +243,19 @@ def _network_bindings(config, role, factory):
     return [f"{factory}.{key} = {_literal(value)}" for key, value in values.items()]
 
 
+# gan_training/inputs.py's transform (RandomHorizontalFlip, then x + 1/128 * torch.rand): every
+# data type's but npy's (a DatasetFolder of arrays, loaded without the transform).
+_INPUT_TRANSFORM = ["make_input_pipeline.random_flip = True",
+                    f"make_input_pipeline.dequantization_noise = {_literal(1.0 / 128.0)}"]
+
+
 def _data_bindings(config):
     data_type = _get(config, "data", "type", (str,))
+    transform = [] if data_type == "npy" else _INPUT_TRANSFORM
+    return _source_bindings(config, data_type) + transform
+
+
+def _source_bindings(config, data_type):
     resolution = _positive_int(config, "data", "img_size")
     nlabels = _positive_int(config, "data", "nlabels")
     if data_type == "image":

@@ -327,6 +327,12 @@ def main(argv):
         for name in ("config", "checkpoint", "model_dir"):
             if not getattr(f, name):
                 raise FlagError(name, "is required")
+        for name, what in (("config", "a GAN_stability YAML config"),
+                           ("checkpoint", "a GAN_stability checkpoint (.pt)")):
+            path = getattr(f, name)
+            if not os.path.isfile(path):
+                problem = "is a directory" if os.path.isdir(path) else "does not exist"
+                raise FlagError(name, f"{path!r} {problem}: it should be {what}")
         logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint and SavedModel INFO
         model_dir, step = import_checkpoint(f.config, f.checkpoint, f.model_dir,
                                             export=f.export, optimizer_state=f.optimizer_state)

@@ -161,18 +161,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return storage
 
 
-def _resolve(obj, path):
-    """Replaces every _Tensor in nested dicts/lists/tuples by its numpy array."""
+MAX_NESTING = 64  # containers inside containers (a state dict nests two or three deep)
+
+
+def _resolve(obj, path, depth=0):
+    """Replaces every _Tensor in nested dicts/lists/tuples by its numpy array. Containers nested
+    deeper than MAX_NESTING raise TorchPickleError (the unpickler builds any depth without
+    recursing; walking it here would exhaust the stack)."""
     if isinstance(obj, _Tensor):
         return obj.to_numpy(path)
     if isinstance(obj, _Storage):
         raise TorchPickleError(f"{path}: a bare storage outside a tensor is not supported")
+    if isinstance(obj, (dict, list, tuple)) and depth >= MAX_NESTING:
+        raise TorchPickleError(f"{path}: containers nested deeper than {MAX_NESTING} levels: "
+                               f"not a PyTorch checkpoint of a state dict")
     if isinstance(obj, dict):
-        return {k: _resolve(v, path) for k, v in obj.items()}
+        return {k: _resolve(v, path, depth + 1) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_resolve(v, path) for v in obj]
+        return [_resolve(v, path, depth + 1) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(_resolve(v, path) for v in obj)
+        return tuple(_resolve(v, path, depth + 1) for v in obj)
     return obj
 
 

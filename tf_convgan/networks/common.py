@@ -88,7 +88,32 @@ def count_params(model):
     return int(sum(np.prod(w.shape) for w in model.weights))
 
 
-__all__ = ["build", "count_params"]
+def planned_params(make_model, batch_size=2):
+    """The number of scalars in the weights of the model `make_model()` returns, found without
+    allocating them: the model is made and called on symbolic inputs (as `build` feeds) inside
+    a Keras StatelessScope, where variables only record their shapes (their initialisation is
+    dropped afterwards). So a configuration asking for an impossibly large network can be
+    refused before anything is allocated."""
+    from keras.src.backend.common import global_state
+
+    pending = list(global_state.get_global_attribute("uninitialized_variables", []) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = make_model()
+            labels = keras.KerasTensor((batch_size,), dtype="int32")
+            if hasattr(model, "z_dim"):
+                shape = (batch_size, model.z_dim)
+            elif hasattr(model, "data_shape"):
+                shape = (batch_size,) + tuple(model.data_shape)
+            else:
+                shape = (batch_size, model.resolution, model.resolution, 3)
+            model(keras.KerasTensor(shape, dtype="float32"), labels, training=False)
+            return count_params(model)
+    finally:  # the recorded (never initialised) variables are dropped with the model
+        global_state.set_global_attribute("uninitialized_variables", pending)
+
+
+__all__ = ["build", "count_params", "planned_params"]
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -23,6 +23,7 @@ filesystems, and everything around it (the state file, listing, moving aside, re
 through run_dir.files. There the state file is still written last, so the previous checkpoint
 stays the latest until it is replaced, but nothing is fsynced (see run_dir.files).
 """
+import logging
 import os
 import re
 import typing
@@ -109,6 +110,27 @@ def unreadable(path):
     return None
 
 
+class _UnrestoredValueFilter(logging.Filter):
+    """Drops TensorFlow's warnings about checkpoint values left unrestored, which it logs when
+    the objects of a failed restore are collected (one or two lines per value: hundreds, after
+    the one-line error, scrolling it away)."""
+
+    PREFIXES = ("Value in checkpoint could not be found in the restored object",
+                "Detecting that an object or model or tf.train.Checkpoint is being deleted with "
+                "unrestored values")
+
+    def filter(self, record):
+        return not str(record.getMessage()).startswith(self.PREFIXES)
+
+
+def _silence_unrestored_value_warnings():
+    """Installs _UnrestoredValueFilter on TensorFlow's logger (once): called when a restore
+    fails, so that the error is the last thing said."""
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _UnrestoredValueFilter) for f in logger.filters):
+        logger.addFilter(_UnrestoredValueFilter())
+
+
 def restore(checkpoint, path, *, partial=False):
     """Restores `checkpoint` (a tf.train.Checkpoint) from `path`, strictly.
 
@@ -124,6 +146,7 @@ def restore(checkpoint, path, *, partial=False):
         else:
             status.assert_consumed()
     except Exception as e:  # noqa: BLE001  (classified below)
+        _silence_unrestored_value_warnings()
         problem = unreadable(path)
         if problem is not None:
             raise UnreadableCheckpointError(path, problem) from None
@@ -136,6 +159,20 @@ def restore(checkpoint, path, *, partial=False):
             f"checkpoint {path} does not fit the configured networks (was the architecture "
             f"changed since it was written? use a new --model_dir, or the gin config the "
             f"checkpoint was trained with): {detail}") from None
+    return path
+
+
+def restore_gan(gan, path):
+    """Restores every part of `gan` from `path` (restore(make_checkpoint(gan), path)) and checks
+    that the step counter it holds is the step of its name: a checkpoint whose name disagrees
+    (files renamed or copied by hand) would resume at the wrong step of the data and of every
+    random draw, and retention would delete by the wrong name. Such a checkpoint raises
+    UnreadableCheckpointError, so that resuming treats it as an unreadable one."""
+    restore(make_checkpoint(gan), path)
+    stored, named = int(gan.step.numpy()), checkpoint_step(path)
+    if stored != named:
+        raise UnreadableCheckpointError(
+            path, f"it holds step {stored}, not the step {named} of its name")
     return path
 
 
@@ -187,8 +224,12 @@ def restore_newest(directory, restore_fn, *, set_aside_unreadable=False):
     """Calls `restore_fn(prefix)` on the newest checkpoint of `directory` whose files can be
     read (see resume_candidates); with `set_aside_unreadable` (a training run, which would
     overwrite them) newer unreadable ones are then moved into unreadable/ (`set_aside`). Raises
-    ConfigError, changing nothing, when there are checkpoints but none can be read."""
+    ConfigError, changing nothing, when there are checkpoints but none can be read, and when the
+    state file exists but no checkpoint file up to its latest does (it is written only after a
+    checkpoint's files: they were lost, and starting from step 0 would overwrite it)."""
     candidates, notes = resume_candidates(directory)
+    if not candidates:
+        _refuse_a_state_file_without_checkpoints(directory)
     skipped = []
     for path in candidates:
         try:
@@ -212,6 +253,21 @@ def restore_newest(directory, restore_fn, *, set_aside_unreadable=False):
     return Resumed(None, [], notes)
 
 
+def _refuse_a_state_file_without_checkpoints(directory):
+    state = os.path.join(directory, layout.CHECKPOINT_STATE)
+    if not files.lexists(state):
+        return
+    latest, problem = _state_latest_step(directory)
+    what = problem if latest is None else f"names ckpt-{latest}, whose files are missing"
+    steps = checkpoint_steps(directory)
+    newer = (f" up to it (ckpt-{steps[0]} is newer: it was never completed)" if steps else
+             " to resume from")
+    raise ConfigError(
+        f"the checkpoint state file {state} {what}, and there is no checkpoint file{newer}. "
+        f"Nothing was changed; restore the checkpoints, or move {directory} elsewhere to start "
+        f"again from step 0")
+
+
 def set_aside(path):
     """Moves the files of checkpoint `path` into `<its directory>/unreadable/<name>/` (a fresh
     name if that exists), so that a resumed run never overwrites them; returns the directory."""
@@ -232,7 +288,7 @@ def set_aside(path):
 def restore_latest(gan, directory):
     """Restores the newest readable checkpoint of `directory` into `gan` (see restore_newest);
     returns its path or None."""
-    return restore_newest(directory, lambda p: restore(make_checkpoint(gan), p)).path
+    return restore_newest(directory, lambda p: restore_gan(gan, p)).path
 
 
 # -- optimizer hyperparameters ----------------------------------------------------------------

@@ -18,8 +18,9 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 from tf_convgan.run_dir import checkpoints, files
 from tf_convgan.errors import ConfigError
 from tf_convgan.networks import build
+from tf_convgan.networks.common import planned_params
 from tf_convgan.run_dir import layout
-from tf_convgan.run_dir.run_config import read_run_config
+from tf_convgan.run_dir.run_config import RunConfigError, read_run_config
 
 
 def _note(message):
@@ -51,11 +52,28 @@ def _subtree_variable_count(path, root_child):
                                       for a in graph.nodes[i].attributes))
 
 
+MAX_NETWORK_PARAMS = 2 ** 30  # weights a run directory's network may have (4 GiB in float32)
+
+
+def check_network_size(config, key, *, limit=MAX_NETWORK_PARAMS):
+    """RunConfigError when the network that `key` binds would have more than `limit` weights,
+    counted before anything is allocated (networks.planned_params): a run directory is data,
+    and `nf = nf_max = 4000000` in it must not allocate until the machine runs out of memory."""
+    count = planned_params(lambda: config.build(key))
+    if count > limit:
+        raise RunConfigError(
+            f"{config.path}: {key} asks for a network of {count:.3g} weights, more than the "
+            f"{limit:.3g} a run directory may ask for (its channel numbers, e.g. nf / nf_max, "
+            f"are implausible)")
+    return count
+
+
 def build_network(config, key, *, dtype_policy=None, strategy=None):
     """The network that `key` of a RunConfig binds ('train.generator_fn',
     'train.discriminator_fn'), built (weights created) under `strategy`'s scope and, when
     `dtype_policy` is given ('float32', 'float64', ...), under that Keras dtype policy (the
-    global policy is restored afterwards)."""
+    global policy is restored afterwards). Its size is checked first (check_network_size)."""
+    check_network_size(config, key)
     previous = keras.config.dtype_policy()
     if dtype_policy is not None:
         keras.config.set_dtype_policy(dtype_policy)
@@ -151,7 +169,14 @@ class SavedModelGenerator:
         if not files.isdir(path):
             raise FileNotFoundError(f"SavedModel directory {path!r} does not exist")
         self.path = path
-        self.module = tf.saved_model.load(path)
+        try:
+            self.module = tf.saved_model.load(path)
+        except Exception as e:  # noqa: BLE001  (any damaged SavedModel: one clear line)
+            # e.g. IndexError "Read less bytes than requested" of a truncated variables.data,
+            # DataLossError of a damaged index, DecodeError of a damaged saved_model.pb
+            detail = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+            raise ConfigError(f"SavedModel {path!r} cannot be loaded: its files are damaged or "
+                              f"incomplete ({type(e).__name__}: {detail})") from None
         if "serving_default" not in self.module.signatures:
             raise ValueError(f"SavedModel {path!r} has no 'serving_default' signature")
         self.signature = self.module.signatures["serving_default"]

@@ -223,8 +223,29 @@ def _macros_used(value):
             yield from _macros_used(item)
 
 
+MAX_NESTING = 64  # brackets inside brackets in one value (gin's parser recurses)
+
+
+def _check_nesting(text, path):
+    """RunConfigError naming the line where brackets nest deeper than MAX_NESTING (before gin's
+    recursive parser, which would run out of stack). Unbalanced text is left to the parser."""
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.OP and token.string in "([{":
+                depth += 1
+                if depth > MAX_NESTING:
+                    raise RunConfigError(f"{path}:{token.start[0]}: values nest deeper than "
+                                         f"{MAX_NESTING} brackets")
+            elif token.type == tokenize.OP and token.string in ")]}":
+                depth = max(depth - 1, 0)
+    except (tokenize.TokenError, SyntaxError):
+        pass
+
+
 def _statements(text, path):
     """gin's parser over `text`, its errors as RunConfigErrors naming the line."""
+    _check_nesting(text, path)
     try:
         parser = config_parser.ConfigParser(io.StringIO(text), _RecordingDelegate())
         while True:
@@ -238,6 +259,8 @@ def _statements(text, path):
         raise RunConfigError(f"{path}:{e.args[1][0]}: {e.args[0]}") from None
     except ValueError as e:
         raise RunConfigError(f"{path}: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise RunConfigError(f"{path}: values nest too deeply to be read") from None
 
 
 def parse_run_config(text, path):
@@ -287,12 +310,41 @@ def parse_run_config(text, path):
     for name, where in used:
         if name not in macros:
             raise RunConfigError(f"{where}: macro %{name} is not defined")
+    _check_macro_cycles(macros, path)
     return RunConfig(path, bindings, macros)
+
+
+def _check_macro_cycles(macros, path):
+    """RunConfigError naming the line of a macro whose value leads back to itself (`A = %B`,
+    `B = %A`: resolving it would never end)."""
+    done = set()
+    for first in macros:
+        path_of, stack = {}, [(first, iter(_macros_used(macros[first][0])))]
+        path_of[first] = 0
+        while stack:
+            name, uses = stack[-1]
+            following = next(uses, None)
+            if following is None:
+                done.add(name)
+                del path_of[name]
+                stack.pop()
+            elif following in path_of:
+                cycle = [n for n, _ in stack[path_of[following]:]] + [following]
+                raise RunConfigError(
+                    f"{path}:{macros[following][1]}: macro %{following} refers to itself "
+                    f"({' -> '.join('%' + n for n in cycle)})")
+            elif following not in done and following in macros:
+                path_of[following] = len(stack)
+                stack.append((following, iter(_macros_used(macros[following][0]))))
 
 
 def read_run_config(model_dir):
     """The RunConfig of `model_dir`'s operative_config.gin; RunConfigError if the reader does
     not accept it, FileNotFoundError if there is none."""
+    if not files.isdir(model_dir):
+        what = "is a file" if files.exists(model_dir) else "does not exist"
+        raise FileNotFoundError(f"{model_dir!r} {what}: it should be a training directory "
+                                f"written by run.py")
     path = operative_config_path(model_dir)
     if not files.isfile(path):
         raise FileNotFoundError(f"{path} does not exist: not a training directory written by "

@@ -6,8 +6,13 @@
 `--model` is a training directory (the EMA generator of its latest checkpoint, or --checkpoint)
 or a SavedModel written by tf_convgan.export. Everything is a function of the seed: the same
 command writes the same files. Bad input prints one line naming the flag and exits with status 2
-before anything is written; OUT may not be a training directory. Outputs in OUT:
-  samples.png, samples/sample_00000.png ...   a grid of `num` samples and each sample alone
+before anything is written; OUT may not be a training directory, nor a non-empty directory
+that holds no outputs of tf_convgan (run_dir.outputs: a file is replaced only in a directory
+the library marked as its own). Outputs in OUT:
+  samples/sample_00000.png ..., samples.png    each sample alone, written as they are generated
+                                               (memory bounded by a batch), and a grid of the
+                                               first min(num, 1024); a request that cannot fit
+                                               the free disk space is refused up front
   classes.png                                  conditional models: one row per class
   interpolation_<method>.png / .gif            `chains` interpolation paths through `nzs`
                                                latent key points with `nsubsteps` frames each
@@ -27,6 +32,9 @@ from tf_convgan.serving.export import sample_inputs
 from tf_convgan.run_dir import generators
 
 INTERPOLATIONS = ("linear", "spherical")
+# What the command writes into --out_dir: only these are replaced there (run_dir.outputs)
+OUTPUT_NAMES = ("samples.png", "samples/sample_*.png", "classes.png", "interpolation_*.png",
+                "interpolation_*.gif")
 _INT64 = dict(lower_bound=-2 ** 63, upper_bound=2 ** 63 - 1)
 
 FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
@@ -35,7 +43,9 @@ flags.DEFINE_string("model", None, "A training directory or a SavedModel directo
 flags.DEFINE_string("checkpoint", None, "Checkpoint of a training directory (default: latest).",
                     flag_values=FLAGS)
 flags.DEFINE_string("out_dir", None, "Where the PNG and GIF files go.", flag_values=FLAGS)
-flags.DEFINE_integer("num", 64, "Number of samples.", lower_bound=1, flag_values=FLAGS)
+MAX_NUM = 2 ** 31 - 1  # the labels of sample(n, seed) are int32 indices
+flags.DEFINE_integer("num", 64, "Number of samples.", lower_bound=1, upper_bound=MAX_NUM,
+                     flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Seed of z (and of the interpolation key points).",
                      flag_values=FLAGS, **_INT64)
 flags.DEFINE_integer("per_class", 8, "Conditional models: samples per class row.",
@@ -158,13 +168,87 @@ def write_gif(path, frames, *, duration_ms=80):
 
 # -- files ------------------------------------------------------------------------------------
 
-def write_samples(sampler, out_dir, *, num, seed):
-    """samples.png (a grid) and samples/sample_<i>.png; returns the uint8 images."""
-    images = images_lib.to_uint8(sampler.sample(num, seed)).numpy()
-    images_lib.write_png(os.path.join(out_dir, "samples.png"), images_lib.make_grid(images))
-    for i, image in enumerate(images):
-        images_lib.write_png(os.path.join(out_dir, "samples", f"sample_{i:05d}.png"), image)
-    return images
+GRID_MAX = 1024  # samples.png shows at most this many samples (a 32 x 32 grid)
+_PHILOX = 1  # tf.raw_ops.StatelessRandomGetAlg() on CPUs and GPUs
+
+
+def sample_inputs_at(start, count, seed, *, z_dim, num_classes):
+    """The z and labels of samples start ... start + count - 1 of `sample(n, seed)` (any
+    n >= start + count), without drawing the ones before: stateless_normal's Philox stream gives
+    4 normals per counter value, so the batch's counter is advanced by start * z_dim / 4 (and
+    the first start * z_dim % 4 normals dropped). Equal to sample_inputs(n, seed)[start:...]."""
+    seed_pair = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
+    key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=seed_pair)
+    alg = tf.raw_ops.StatelessRandomGetAlg()
+    labels = tf.math.floormod(tf.range(start, start + count, dtype=tf.int32), num_classes)
+    if int(alg) != _PHILOX:  # another generator: draw the stream up to the batch
+        z, _ = sample_inputs(start + count, seed, z_dim=z_dim, num_classes=num_classes)
+        return z[start:], labels
+    first, mask = start * z_dim, 2 ** 64 - 1
+    low = int(counter[0]) + first // 4  # the 128-bit counter as two uint64 words, with carry
+    counter = tf.constant([low & mask, (int(counter[1]) + (low >> 64)) & mask], tf.uint64)
+    skip = first % 4
+    flat = tf.raw_ops.StatelessRandomNormalV2(shape=[skip + count * z_dim], key=key,
+                                              counter=counter, alg=alg)
+    return tf.reshape(flat[skip:], [count, z_dim]), labels
+
+
+def sample_batches(sampler, num, seed):
+    """(start, uint8 images [<= batch_size, H, W, 3]) of `sampler.sample(num, seed)`, one batch
+    at a time: memory is bounded by the batch, not by `num`."""
+    for start in range(0, num, sampler.batch_size):
+        count = min(sampler.batch_size, num - start)
+        z, labels = sample_inputs_at(start, count, seed, z_dim=sampler.z_dim,
+                                     num_classes=sampler.num_classes)
+        yield start, images_lib.to_uint8(sampler(z, labels)).numpy()
+
+
+def _free_space(directory):
+    """os.statvfs of the nearest existing directory at or above `directory`."""
+    path = os.path.abspath(directory)
+    while not os.path.isdir(path):
+        path = os.path.dirname(path)
+    return os.statvfs(path)
+
+
+def check_free_space(sampler, out_dir, *, num, seed):
+    """Raises FlagError naming --num when `num` sample files (and the grid) cannot fit the free
+    space or the free inodes of --out_dir's filesystem, before anything is written. The bound
+    is a low one: every file takes at least one filesystem block and at least the smallest PNG
+    of the first batch (generated here), so a refused request cannot fit; one that passes may
+    still fill the disk. Nothing is checked on object stores (URLs)."""
+    if run_dir.files.is_url(out_dir):
+        return
+    _, images = next(sample_batches(sampler, min(num, sampler.batch_size), seed))
+    smallest = min(len(tf.io.encode_png(image).numpy()) for image in images)
+    stat = _free_space(out_dir)
+    block = stat.f_frsize or 4096
+    per_file = -(-smallest // block) * block
+    need = num * per_file + min(num, GRID_MAX) * smallest
+    free = stat.f_bavail * stat.f_frsize
+    if need > free:
+        raise FlagError("num", f"{num} samples need at least {need / 1e9:.3g} GB in --out_dir "
+                               f"{out_dir!r} (at least {per_file} bytes per PNG file) but its "
+                               f"filesystem has {free / 1e9:.3g} GB free; ask for fewer")
+    if stat.f_files and num + 3 > stat.f_favail:
+        raise FlagError("num", f"{num} samples are {num} files but the filesystem of --out_dir "
+                               f"{out_dir!r} has {stat.f_favail} free inodes; ask for fewer")
+
+
+def write_samples(sampler, out_dir, *, num, seed, grid_max=GRID_MAX):
+    """samples/sample_<i>.png for each of `sampler.sample(num, seed)`, written batch by batch as
+    they are generated (memory bounded by the batch), then samples.png: a grid of the first
+    min(num, grid_max). Returns the grid (uint8)."""
+    shown = []
+    for start, images in sample_batches(sampler, num, seed):
+        for i, image in enumerate(images):
+            images_lib.write_png(os.path.join(out_dir, "samples", f"sample_{start + i:05d}.png"),
+                                 image)
+        if start < grid_max:
+            shown.append(images[:grid_max - start])
+    grid = images_lib.make_grid(np.concatenate(shown))
+    images_lib.write_png(os.path.join(out_dir, "samples.png"), grid)
+    return grid
 
 
 def write_class_grid(sampler, out_dir, *, per_class, seed):
@@ -198,12 +282,16 @@ def main(argv):
         if run_dir.is_run_directory(f.out_dir):
             raise FlagError("out_dir", f"{f.out_dir!r} is a training directory: its samples "
                                        f"would be overwritten; give another directory")
+        run_dir.outputs.check_output_dir(f.out_dir, name="--out_dir", command="sampling",
+                                         names=OUTPUT_NAMES)
         if f.checkpoint is not None and tf.saved_model.contains_saved_model(f.model):
             raise FlagError("checkpoint", f"{f.model} is a SavedModel: a checkpoint can only be "
                                           f"chosen in a training directory")
         with blame("checkpoint" if f.checkpoint else "model"):
             sampler = Sampler.load(f.model, checkpoint=f.checkpoint)
+        check_free_space(sampler, f.out_dir, num=f.num, seed=f.seed)
         with blame("out_dir"):
+            run_dir.outputs.claim_output_dir(f.out_dir, "sampling")
             write_samples(sampler, f.out_dir, num=f.num, seed=f.seed)
             if sampler.num_classes > 1:
                 write_class_grid(sampler, f.out_dir, per_class=f.per_class, seed=f.seed)

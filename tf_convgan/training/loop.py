@@ -33,7 +33,7 @@ import tensorflow as tf
 
 from tf_convgan import data as data_lib
 from tf_convgan import run_dir
-from tf_convgan.errors import ConfigError
+from tf_convgan.errors import ConfigError, check_int, check_seed, is_int
 from tf_convgan.gan.model import GAN
 from tf_convgan.networks import build
 from tf_convgan.run_dir import checkpoints as checkpoints_lib
@@ -111,8 +111,7 @@ def _resume(gan, checkpoint_dir, *, is_chief, num_steps):
     configured = checkpoints_lib.optimizer_settings(
         {"g_optimizer": gan.g_optimizer, "d_optimizer": gan.d_optimizer})
     resumed = checkpoints_lib.restore_newest(  # every worker: the chief's
-        checkpoint_dir, lambda path: checkpoints_lib.restore(checkpoints_lib.make_checkpoint(gan),
-                                                             path),
+        checkpoint_dir, lambda path: checkpoints_lib.restore_gan(gan, path),
         set_aside_unreadable=is_chief)
     for note in resumed.notes:
         print(f"warning: {note}", file=sys.stderr, flush=True)
@@ -228,6 +227,8 @@ def train(*, model_dir,
       Preempted: after SIGTERM or SIGINT, once the checkpoint of the current step is written.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    _check_types(model_dir=model_dir, batch_size=batch_size, seed=seed, jit_compile=jit_compile,
+                 export_at_end=export_at_end)
     _check_arguments(data=data, batch_size=batch_size, strategy=strategy,
                      steps_per_execution=steps_per_execution, mixed_precision=mixed_precision,
                      keep_every=keep_every, num_steps=num_steps, checkpoint_every=checkpoint_every,
@@ -273,12 +274,24 @@ def train(*, model_dir,
     return gan
 
 
+def _check_types(*, model_dir, batch_size, seed, jit_compile, export_at_end):
+    """The types of train()'s scalar arguments (a gin binding such as `train.batch_size = 'eight'`
+    would otherwise raise a TypeError deep inside): ConfigError naming the binding."""
+    if not isinstance(model_dir, (str, os.PathLike)) or not os.fspath(model_dir):
+        raise ConfigError(f"train.model_dir must be a non-empty path, got {model_dir!r}")
+    check_int("train.batch_size", batch_size)
+    check_seed("train.seed", seed)
+    for name, value in (("jit_compile", jit_compile), ("export_at_end", export_at_end)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"train.{name} must be True or False, got {value!r}")
+
+
 def _check_arguments(*, data, batch_size, strategy, steps_per_execution, mixed_precision,
                      keep_every, **intervals):
     """train()'s arguments, checked before anything is built or written."""
     per_replica_batch_size(batch_size, strategy)
     for name, value in intervals.items():
-        if not isinstance(value, int) or value < (0 if name == "num_steps" else 1):
+        if not is_int(value) or value < (0 if name == "num_steps" else 1):
             raise ConfigError(f"train.{name} must be a positive integer, got {value!r}")
     if not isinstance(steps_per_execution, int) or steps_per_execution < 1:
         raise ConfigError(f"train.steps_per_execution must be a positive integer, got "
@@ -300,8 +313,10 @@ def _check_arguments(*, data, batch_size, strategy, steps_per_execution, mixed_p
 
 
 def _check_outputs(model_dir, export_at_end):
-    """The chief can write model_dir and, at the end, its export/ (before anything runs)."""
+    """The chief can write model_dir and, at the end, its export/ (before anything runs); a
+    directory that is not empty and not a run's is refused (run_dir.check_training_dir)."""
     run_dir.check_writable(model_dir)
+    run_dir.check_training_dir(model_dir)
     if export_at_end:
         try:
             run_dir.check_export_dir(run_dir.export_dir(model_dir))
