@@ -204,7 +204,7 @@ def test_the_study_writes_into_a_url_and_nothing_on_the_local_disk(no_local_disk
     rows = dirac_study(model_dir=model_dir, methods=["unregularized", "r1"], num_steps=50)
     assert sorted(files.listdir(model_dir)) == sorted([
         dirac_study_lib.TABLE_MD, dirac_study_lib.RESULTS_JSON, dirac_study_lib.ALL_PNG,
-        "dirac_unregularized.png", "dirac_r1.png"])
+        "dirac_unregularized.png", "dirac_r1.png", run_dir.outputs.OUTPUTS_MARK])
     table = run_dir.read_text(f"{model_dir}/{dirac_study_lib.TABLE_MD}")
     assert table.startswith("Dirac-GAN, h = 0.1, T = 50 steps") and "| r1 | minimax |" in table
     results = json.loads(run_dir.read_text(f"{model_dir}/{dirac_study_lib.RESULTS_JSON}"))

@@ -21,7 +21,7 @@ from absl import flags  # noqa: E402
 
 from tf_convgan import data as data_lib  # noqa: E402
 from tf_convgan import run_dir  # noqa: E402
-from tf_convgan.evaluation import features, metrics, reference  # noqa: E402
+from tf_convgan.evaluation import features, inception, reference, streaming  # noqa: E402
 from tf_convgan.errors import FlagError, blame, command_status, parse_flags  # noqa: E402
 from tf_convgan.run_dir import generators  # noqa: E402
 
@@ -56,6 +56,10 @@ flags.DEFINE_integer("kid_subsets", 100, "KID subsets.", flag_values=FLAGS)
 flags.DEFINE_integer("kid_subset_size", 1000, "KID subset size.", flag_values=FLAGS)
 flags.DEFINE_boolean("precision_recall", False, "Also precision and recall (k=3).",
                      flag_values=FLAGS)
+flags.DEFINE_integer("max_feature_rows", 50000,
+                     "Feature rows kept per set for KID and precision/recall: they use the first "
+                     "min(N, this) images of each set; FID uses all of them (streamed). Refused "
+                     "when the rows kept would not fit the available memory.", flag_values=FLAGS)
 flags.DEFINE_integer("seed", 0, "Seed of z, of the reference subset and of the KID subsets.",
                      lower_bound=-2 ** 63, upper_bound=2 ** 63 - 1, flag_values=FLAGS)
 flags.DEFINE_string("cache_dir", None, "Reference feature cache (default $TF_CONVGAN_FID_CACHE or "
@@ -81,7 +85,8 @@ def _check_flags(f):
     if len(chosen) != 1:
         raise FlagError("model_dir", "give exactly one of --model_dir, --saved_model, --image_dir"
                         + (f" (got {', '.join('--' + c for c in chosen)})" if chosen else ""))
-    for name in ("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "is_splits"):
+    for name in ("num_samples", "batch_size", "kid_subsets", "kid_subset_size", "is_splits",
+                 "max_feature_rows"):
         if getattr(f, name) < 1:
             raise FlagError(name, f"must be >= 1, got {getattr(f, name)}")
     if f.num_reference is not None and f.num_reference < 2:
@@ -121,6 +126,23 @@ def _reference_source(f, resolution, num_reference):
                               f"needed (--num_reference, default --num_samples; FID needs at "
                               f"least 2)")
     return source, dataset, split
+
+
+def _check_memory(f, num, num_reference):
+    """The feature rows kept per set (min(N, --max_feature_rows)); refuses, naming the flag
+    that sets them, rows whose KID / precision-recall arrays would not fit the available
+    memory (FID's statistics are a fixed 2 x 2048^2 float64 whatever N)."""
+    rows = min(max(num, num_reference), f.max_feature_rows)
+    needed = streaming.feature_rows_bytes(rows, inception.FEATURE_DIM)
+    available = streaming.available_memory_bytes()
+    if available is not None and needed > available:
+        flag = ("max_feature_rows" if rows == f.max_feature_rows else
+                "num_samples" if num >= num_reference else "num_reference")
+        raise FlagError(flag, f"{rows} feature rows per set need {needed / 1e9:.3g} GB for KID "
+                              f"and precision/recall but {available / 1e9:.3g} GB of memory is "
+                              f"available: lower --max_feature_rows (FID still uses every "
+                              f"image)")
+    return rows
 
 
 _EXTRACTORS = {}  # (weights, batch_size, jit_compile, logits) -> FeatureExtractor, per process
@@ -166,24 +188,28 @@ def evaluate(f):
     num_reference = f.num_reference or num
     source, dataset, split = _reference_source(f, f.resolution or resolution, num_reference)
 
+    rows = _check_memory(f, num, num_reference)
     extractor = _extractor(f)
-    logits = f.inception_score
+    sink = extractor.summary(num, max_rows=f.max_feature_rows,
+                             is_splits=f.is_splits if f.inception_score else None)
     if kind == "image_dir":
         fake = extractor.features_of_source(folder, num, seed=f.seed, description=f.image_dir,
-                                            return_logits=logits)
+                                            sink=sink)
     else:
         fake = extractor.features_of_generator(
             features.generator_fn(generator), num=num, z_dim=generator.z_dim,
-            num_classes=generator.num_classes, seed=f.seed, return_logits=logits)
-    if logits:
-        fake, fake_logits = fake
-        score, score_std = metrics.inception_score(fake_logits, num_splits=f.is_splits)
+            num_classes=generator.num_classes, seed=f.seed, sink=sink)
+    if f.inception_score:
+        score, score_std = fake.inception_score.score()
         info.update(inception_score=score, inception_score_std=score_std,
                     is_splits=f.is_splits)
     with blame("num_reference"):
-        real = reference.reference_features(
-            source, num_reference, extractor=extractor, dataset=dataset, split=split,
-            seed=f.seed, directory=f.cache_dir, weights_path=f.weights)
+        real = reference.reference_summary(
+            source, num_reference, extractor=extractor, max_rows=f.max_feature_rows,
+            dataset=dataset, split=split, seed=f.seed, directory=f.cache_dir,
+            weights_path=f.weights)
+    if rows < max(num, num_reference):
+        info["feature_rows"] = rows  # KID / precision-recall saw the first `rows` of each set
     result = reference.compute_metrics(fake, real, kid_subsets=f.kid_subsets,
                                        kid_subset_size=f.kid_subset_size,
                                        precision_recall=f.precision_recall, seed=f.seed)
@@ -192,12 +218,24 @@ def evaluate(f):
     return result
 
 
+_JSON_KEYS = ("fid", "num_samples", "num_reference", "reference", "resize")  # always written
+
+
+def is_own_output(path):
+    """Whether `path` is an --output_json this command wrote (a JSON object with its keys): the
+    only existing file that --output_json replaces (run_dir.outputs)."""
+    return run_dir.outputs.json_object_with(path, _JSON_KEYS)
+
+
 def main(argv):
     """`python -m tf_convgan.evaluate` (argv[0] is the program name); returns the exit status
     (2: bad input, one line `error: ...` naming the flag)."""
 
     def run():
         parse_flags(FLAGS, argv, usage=__doc__)
+        if FLAGS.output_json:  # before anything is computed
+            run_dir.outputs.check_output_file(FLAGS.output_json, name="--output_json",
+                                              own=is_own_output)
         result = evaluate(FLAGS)
         line = json.dumps(result, sort_keys=True)
         print(line, flush=True)

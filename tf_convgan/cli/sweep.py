@@ -117,12 +117,50 @@ def histories(sweep, out_dir):
     return found
 
 
+REPORT_NAMES = (sweep_lib.TABLE_MD, sweep_lib.HEATMAP_PNG, sweep_lib.HEATMAP_MD,
+                sweep_lib.SAMPLES_PNG, sweep_lib.CURVES_PNG, sweep_lib.HISTORY_MD,
+                sweep_lib.GROUPS_MD)  # what write_report writes into out_dir
+
+
+def _is_sweep_dir(sweep, out_dir):
+    """Whether `out_dir` is this sweep's, made before the library marked its output directories
+    (or by the cells' run.py commands): it holds at least one of its cells' run directories and
+    nothing but those and the report's files."""
+    cells = {os.path.basename(sweep_lib.cell_dir(out_dir, cell)) for cell in
+             sweep_lib.expand(sweep)}
+    entries = run_dir.files.listdir(out_dir)
+    runs = [e for e in entries if e in cells and run_dir.is_run_directory(
+        os.path.join(out_dir, e))]
+    return bool(runs) and all(e in cells or e in REPORT_NAMES for e in entries)
+
+
+def check_out_dir(sweep, out_dir, *, name="--out_dir"):
+    """Raises ConfigError naming `name` unless the sweep may write its cells and report into
+    `out_dir` (run_dir.outputs)."""
+    run_dir.outputs.check_output_dir(out_dir, name=name, command="sweep", names=REPORT_NAMES,
+                                     own=lambda d: _is_sweep_dir(sweep, d))
+
+
+def is_commands_file(path):
+    """Whether `path` is a --commands_file this command wrote (run.py command lines, each with
+    --model_dir): the only existing file that --commands_file replaces."""
+    import shlex
+    try:
+        if run_dir.files.getsize(path) > 1 << 24:
+            return False
+        lines = [line for line in run_dir.read_text(path).splitlines() if line.strip()]
+        return bool(lines) and all("--model_dir" in shlex.split(line)[2:] and
+                                   shlex.split(line)[1].endswith(".py") for line in lines)
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 def write_report(sweep, out_dir, results):
     """<out_dir>/sweep_results.md, the heat map (sweep_heatmap.png and its numbers,
     sweep_heatmap.md) and the finished runs' last sample grids side by side
     (sweep_samples.png); with `curves` in the sweep file also the metric-against-step curves,
     their values (sweep_history.md) and the per-group table. out_dir local or a URL."""
-    run_dir.files.makedirs(out_dir)
+    run_dir.outputs.claim_output_dir(out_dir, "sweep")
     sweep_lib.write_table(os.path.join(out_dir, sweep_lib.TABLE_MD), sweep, results)
     sweep_lib.write_heatmap(os.path.join(out_dir, sweep_lib.HEATMAP_PNG), sweep, results)
     sweep_lib.write_heatmap_table(os.path.join(out_dir, sweep_lib.HEATMAP_MD), sweep, results)
@@ -256,6 +294,13 @@ def main(argv):
             raise FlagError("sweep", f"{f.sweep!r} does not exist")
         with blame("sweep"):
             sweep = sweep_lib.load_sweep(f.sweep)
+        if f.print_commands:  # the cells' run.py commands check their own directories
+            run_dir.outputs.check_not_in_checkpoints(f.out_dir, name="--out_dir")
+        else:
+            check_out_dir(sweep, f.out_dir)
+        if f.commands_file:
+            run_dir.outputs.check_output_file(f.commands_file, name="--commands_file",
+                                              own=is_commands_file)
         if f.print_commands:
             print_commands(sweep, f.out_dir, file=f.commands_file)
         elif f.collect:

@@ -5,6 +5,8 @@
                 tf.io.gfile); crash-safe writes (locally: unpredictable temporary names that
                 never follow a symbolic link, fsync, atomic rename), metrics.csv rows, whole
                 directories
+    outputs     what a command may write where the user pointed it: never in a run's
+                checkpoints, never over a file or into a directory that is not its own
     lock        one writer per run directory (flock, released when the process ends; none on
                 a URL); a writable directory checked before anything runs
     run_config  the operative config read as data: a restricted reader that imports and calls
@@ -14,7 +16,7 @@
     objective   the GAN's objective (loss, penalty, instance noise, consistency terms) rebuilt
                 from the operative config as data, or refused naming the term
 
-The first three need only the standard library and are imported here; `run_config`,
+The first four need only the standard library and are imported here; `run_config`,
 `generators` and `objective` build networks, restore checkpoints or call objective functions
 (`from tf_convgan.run_dir import generators`). Imports flow one way: checkpoints.py uses files
 and layout; generators uses checkpoints; objective uses run_config; nothing here imports the
@@ -35,8 +37,10 @@ from tf_convgan.run_dir.layout import (BEST_JSON, BEST_SUBDIR, CHECKPOINT_STATE,
                                        CHECKPOINT_SUBDIR, EXPORT_SUBDIR, FID_PLOT, LOCK_FILE,
                                        METRICS_CSV, OPERATIVE_CONFIG, SAMPLES_PNG,
                                        SAMPLES_SUBDIR, UNREADABLE_SUBDIR, best_dir,
-                                       check_export_dir, checkpoint_dir, export_dir, is_inside,
+                                       check_export_dir, check_training_dir, checkpoint_area,
+                                       checkpoint_dir, export_dir, is_inside,
                                        is_run_directory, operative_config_path,
                                        sample_grid_paths)
+from tf_convgan.run_dir import outputs  # noqa: F401
 from tf_convgan.run_dir.lock import (RunDirectoryBusyError, check_writable,  # noqa: F401
                                      writer_lock)

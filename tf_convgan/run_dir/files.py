@@ -21,6 +21,7 @@ moved file by file, the top-level files (saved_model.pb) last.
 """
 import contextlib
 import csv
+import fcntl
 import fnmatch
 import io
 import hashlib
@@ -154,14 +155,24 @@ def _local_replace_directory(new, target):
     for root, dirs, names in os.walk(new):
         _local_fsync_files(os.path.join(root, n) for n in names)
         _local_fsync_directory(root)
-    old = None
+    old, held = None, None
     if os.path.lexists(target):
+        if os.path.isdir(target) and not os.path.islink(target):
+            # held while it is `old` (run_dir.temporaries: a later writer removes it only if
+            # this process was killed before it could)
+            held = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            with contextlib.suppress(OSError):
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(target)}.", suffix=".old")
         os.rename(target, old)  # replaces the empty directory `old`
-    os.rename(new, target)
-    _local_fsync_directory(parent)
-    if old is not None:
-        shutil.rmtree(old)
+    try:
+        os.rename(new, target)
+        _local_fsync_directory(parent)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if held is not None:
+            os.close(held)
 
 
 # -- the filesystems ---------------------------------------------------------------------------

@@ -75,6 +75,57 @@ def is_inside(path, directory):
     return os.path.commonpath([path, directory]) == directory
 
 
+def _ancestors(path):
+    """`path` and every directory above it: resolved (symbolic links, '..') for a local path,
+    by name for a URL."""
+    if files.is_url(path):
+        path = os.fspath(path).rstrip("/")
+        scheme, _, rest = path.partition("://")
+        parts = rest.split("/")
+        return [f"{scheme}://" + "/".join(parts[:i]) for i in range(len(parts), 1, -1)]
+    path = os.path.realpath(path)
+    found = [path]
+    while os.path.dirname(found[-1]) != found[-1]:
+        found.append(os.path.dirname(found[-1]))
+    return found
+
+
+def checkpoint_area(path):
+    """The checkpoint directory that `path` is or lies in, or None: a run's checkpoints/ or best/
+    (beside its operative_config.gin) or any directory holding a checkpoint state file."""
+    for directory in _ancestors(path):
+        parent, base = os.path.split(directory)
+        if ((base in (CHECKPOINT_SUBDIR, BEST_SUBDIR) and files.isfile(operative_config_path(
+                parent))) or files.isfile(os.path.join(directory, CHECKPOINT_STATE))):
+            return directory
+    return None
+
+
+def _lock_or_config_temporary(name):
+    """The lock file, or a temporary of the operative config (a run killed while writing it)."""
+    return name == LOCK_FILE or re.fullmatch(r"\.operative_config\.gin\.[^/]+\.tmp", name)
+
+
+def check_training_dir(path, *, name="model_dir"):
+    """Raises ConfigError unless a training run may write `path`: it does not exist, is empty,
+    is a run directory (see is_run_directory), or holds only what a run killed before its first
+    step left (the lock file, a temporary of operative_config.gin); and it is not in a run's
+    checkpoints (checkpoint_area)."""
+    area = checkpoint_area(path)
+    if area is not None:
+        raise ConfigError(f"{name} {path!r} lies in {area!r}, the checkpoints of a run; give "
+                          f"a directory outside it")
+    if not files.isdir(path) or is_run_directory(path):
+        return
+    others = sorted(n for n in files.listdir(path) if not _lock_or_config_temporary(n))
+    if others:
+        shown = ", ".join(others[:4]) + (", ..." if len(others) > 4 else "")
+        raise ConfigError(
+            f"{name} {path!r} is not empty and is not a training run's directory (it holds "
+            f"{shown}): training would write its checkpoints, samples and config over what is "
+            f"there; give a new or empty directory")
+
+
 def _not_an_export(path):
     """Why the existing `path` may not be replaced by an export, or None when it may: it is an
     empty directory or holds a SavedModel and nothing else (a previous export)."""
@@ -108,9 +159,41 @@ def _not_an_export(path):
     return None
 
 
+_SAVE_TEMPORARY = re.compile(r"part-\d+-of-\d+\.(index|data-\d+-of-\d+)$")  # variables_temp/
+
+
+def is_partial_export(path):
+    """Whether the directory `path` holds nothing but (part of) an export: what an export killed
+    while writing it, or while replacing a previous one, leaves in its temporary directory."""
+    reason = _not_an_export(path)
+    if reason in (None, "it holds no saved_model.pb"):
+        return True
+    for root, dirs, names in files.walk(path):
+        relative = os.path.relpath(root, path)
+        for n in names:
+            ok = ((relative == "." and (n in _EXPORT_FILES or
+                                        re.fullmatch(r"\.operative_config\.gin\..+\.tmp", n)))
+                  or (relative == "variables" and _EXPORT_VARIABLES.match(n))
+                  or (relative == os.path.join("variables", "variables_temp")
+                      and _SAVE_TEMPORARY.match(n))
+                  or relative == "assets")
+            if not ok or files.kind(os.path.join(root, n)) != "file":
+                return False
+        for d in dirs:
+            if os.path.normpath(os.path.join(relative, d)) not in (
+                    "variables", "assets", os.path.join("variables", "variables_temp")):
+                return False
+    return True
+
+
 def check_export_dir(path):
     """Raises ConfigError unless an export may be written to `path`: it does not exist, is an
-    empty directory, or holds a previous export (a SavedModel and nothing else)."""
+    empty directory, or holds a previous export (a SavedModel and nothing else); never in a
+    run's checkpoints (checkpoint_area)."""
+    area = checkpoint_area(path)
+    if area is not None:
+        raise ConfigError(f"{path!r} lies in {area!r}, the checkpoints of a run: an export is "
+                          f"never written there; give a directory outside it")
     if not files.lexists(path):
         return
     reason = _not_an_export(path)

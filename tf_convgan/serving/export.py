@@ -31,7 +31,7 @@ from absl import flags
 from tf_convgan.run_dir import images as images_lib
 from tf_convgan import run_dir
 from tf_convgan.errors import FlagError, blame, command_status, parse_flags
-from tf_convgan.run_dir import generators
+from tf_convgan.run_dir import generators, temporaries
 
 FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
 flags.DEFINE_string("model_dir", None, "Training directory (with operative_config.gin).",
@@ -88,18 +88,24 @@ def export_generator(generator, export_dir, *, operative_config=None):
 
     `export_dir` must not exist, be empty, or hold a previous export (see
     run_dir.check_export_dir; ConfigError otherwise, before anything is written). The SavedModel
-    is written into a new directory beside it and moved there complete."""
+    is written into a new directory beside it and moved there complete. The temporary
+    directories that exports killed before left beside it are removed first, and only those
+    (run_dir.temporaries)."""
     export_dir = run_dir.files.abspath(export_dir)
     run_dir.check_export_dir(export_dir)
     module = _ExportedGenerator(generator)
     tmp_dir = run_dir.temporary_directory(export_dir)
     try:
-        tf.saved_model.save(module, tmp_dir, signatures={
-            "serving_default": module.serve, "sample": module.sample})
-        if operative_config is not None:
-            run_dir.write_text(os.path.join(tmp_dir, run_dir.OPERATIVE_CONFIG), operative_config)
-        run_dir.check_export_dir(export_dir)  # again: it may have changed meanwhile
-        run_dir.replace_directory(tmp_dir, export_dir)
+        with temporaries.held(tmp_dir):
+            # what exports killed before (kill -9) left beside it, and only that
+            temporaries.remove_stale(export_dir, run_dir.layout.is_partial_export)
+            tf.saved_model.save(module, tmp_dir, signatures={
+                "serving_default": module.serve, "sample": module.sample})
+            if operative_config is not None:
+                run_dir.write_text(os.path.join(tmp_dir, run_dir.OPERATIVE_CONFIG),
+                                   operative_config)
+            run_dir.check_export_dir(export_dir)  # again: it may have changed meanwhile
+            run_dir.replace_directory(tmp_dir, export_dir)
     except BaseException:
         run_dir.files.rmtree(tmp_dir)
         raise

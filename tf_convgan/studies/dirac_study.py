@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tf_convgan import run_dir
 from tf_convgan.errors import ConfigError
-from tf_convgan.run_dir import files
+from tf_convgan.run_dir import outputs
 from tf_convgan.studies import dirac
 from tf_convgan.studies import plots
 
@@ -136,6 +136,11 @@ def dirac_study(*, model_dir, methods=dirac.METHODS, learning_rate=0.1, num_step
     if len(start) != 2:
         raise ConfigError(f"dirac_study.start must be (theta, psi), got {start!r}")
     built = [dirac.dirac_method(name) for name in methods]  # validates every name first
+    outputs.check_output_dir(  # a directory of the user's is refused before anything runs
+        model_dir, name="model_dir", command="dirac_study", names=(TABLE_MD, RESULTS_JSON,
+                                                                   "dirac_*.png"),
+        own=lambda d: outputs.json_object_with(os.path.join(d, RESULTS_JSON), ("settings",
+                                                                                "rows")))
     if not isinstance(num_steps, int) or num_steps < 1:
         raise ConfigError(f"dirac_study.num_steps must be an integer >= 1, got {num_steps!r}")
     settings = dict(learning_rate=learning_rate, num_steps=num_steps, d_steps=d_steps)
@@ -150,7 +155,7 @@ def dirac_study(*, model_dir, methods=dirac.METHODS, learning_rate=0.1, num_step
               f"simGD rho {row['sim']['spectral_radius']:.6g} distance "
               f"{row['sim']['distance']:.3g}, altGD rho {row['alt']['spectral_radius']:.6g} "
               f"distance {row['alt']['distance']:.3g}", flush=True)
-    files.makedirs(model_dir)
+    outputs.claim_output_dir(model_dir, "dirac_study")
     table = markdown_table(rows, **settings)
     run_dir.write_text(os.path.join(model_dir, TABLE_MD), table)
     for panel in panels:
