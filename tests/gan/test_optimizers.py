@@ -1,6 +1,7 @@
 """The optimizers against float64 NumPy references of their documented formulas: PyTorch's RMSprop
 and Adam (torch_rmsprop, torch_adam), Keras' (rmsprop, adam); state, checkpoints, XLA, loss
 scaling; bad hyperparameters (pre-summed gradients under 2 replicas: test_distribution.py)."""
+import functools
 import math
 
 import keras
@@ -34,12 +35,29 @@ def torch_rmsprop_reference(grads, lr, alpha, eps):
 
 
 def torch_adam_reference(grads, lr, beta_1, beta_2, eps):
+    """PyTorch's Adam since August 2019: eps added to the bias-corrected sqrt(v). `eps` may be a
+    function of t (for the identity between the two forms)."""
     w, exp_avg, exp_avg_sq, trajectory = W0.copy(), np.zeros(SHAPE), np.zeros(SHAPE), []
     for t, g in enumerate(grads, 1):
         exp_avg = beta_1 * exp_avg + (1 - beta_1) * g
         exp_avg_sq = beta_2 * exp_avg_sq + (1 - beta_2) * g * g
-        denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta_2 ** t) + eps
+        eps_t = eps(t) if callable(eps) else eps
+        denom = np.sqrt(exp_avg_sq) / math.sqrt(1 - beta_2 ** t) + eps_t
         w = w - lr / (1 - beta_1 ** t) * exp_avg / denom
+        trajectory.append((w, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}))
+    return trajectory
+
+
+def torch_adam_2018_reference(grads, lr, beta_1, beta_2, eps):
+    """PyTorch's Adam before August 2019 (0.4.x, 1.0, 1.1): denom = sqrt(v) + eps, then
+    step_size = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)."""
+    w, exp_avg, exp_avg_sq, trajectory = W0.copy(), np.zeros(SHAPE), np.zeros(SHAPE), []
+    for t, g in enumerate(grads, 1):
+        exp_avg = beta_1 * exp_avg + (1 - beta_1) * g
+        exp_avg_sq = beta_2 * exp_avg_sq + (1 - beta_2) * g * g
+        denom = np.sqrt(exp_avg_sq) + eps
+        step_size = lr * math.sqrt(1 - beta_2 ** t) / (1 - beta_1 ** t)
+        w = w - step_size * exp_avg / denom
         trajectory.append((w, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}))
     return trajectory
 
@@ -94,6 +112,14 @@ CASES = {
     "torch_adam_momentum": (lambda: optimizers.torch_adam(learning_rate=LR, beta_1=0.9,
                                                           beta_2=0.999, epsilon=1e-8),
                             lambda g: torch_adam_reference(g, LR, 0.9, 0.999, 1e-8)),
+    "torch_adam_2018": (lambda: optimizers.torch_adam(
+                            learning_rate=LR, beta_1=0.0, beta_2=0.99, epsilon=1e-8,
+                            epsilon_placement="before_bias_correction"),
+                        lambda g: torch_adam_2018_reference(g, LR, 0.0, 0.99, 1e-8)),
+    "torch_adam_2018_momentum": (lambda: optimizers.torch_adam(
+                                     learning_rate=LR, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                                     epsilon_placement="before_bias_correction"),
+                                 lambda g: torch_adam_2018_reference(g, LR, 0.9, 0.999, 1e-8)),
     "rmsprop": (lambda: optimizers.rmsprop(learning_rate=LR, rho=0.99, epsilon=1e-8),
                 lambda g: keras_rmsprop_reference(g, LR, 0.99, 1e-8)),
     "adam": (lambda: optimizers.adam(learning_rate=LR, beta_1=0.0, beta_2=0.99, epsilon=1e-8),
@@ -151,6 +177,45 @@ def test_pytorch_and_keras_formulas_differ_where_epsilon_matters(torch_name, ker
         np.testing.assert_allclose(-variable.numpy()[0, 0], expected[name], rtol=1e-6)
 
 
+@pytest.mark.parametrize("beta_1,beta_2", [(0.0, 0.99), (0.9, 0.999)])
+def test_torch_adam_epsilon_placements_differ_by_the_bias_correction_of_epsilon(beta_1, beta_2):
+    """PyTorch's 2018 Adam, lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps), is today's
+    lr / (1 - b1^t) m / (sqrt(v) / sqrt(1 - b2^t) + eps_t) with eps_t = eps / sqrt(1 - b2^t):
+    the 2018 form matches today's reference with that eps_t to 1e-7 over 20 steps, and misses
+    today's reference with eps itself (and vice versa) where eps matters."""
+    def eps_t(t):
+        return 1e-8 / math.sqrt(1 - beta_2 ** t)
+
+    make = lambda placement: optimizers.torch_adam(  # noqa: E731
+        learning_rate=LR, beta_1=beta_1, beta_2=beta_2, epsilon=1e-8, epsilon_placement=placement)
+    old = _run(make("before_bias_correction"), "float64")
+    new = _run(make("after_bias_correction"), "float64")
+    assert _update_error(old, torch_adam_reference(GRADS, LR, beta_1, beta_2, eps_t)) < 1e-7
+    assert _update_error(old, torch_adam_reference(GRADS, LR, beta_1, beta_2, 1e-8)) > 1e-3
+    assert _update_error(new, torch_adam_2018_reference(GRADS, LR, beta_1, beta_2, 1e-8)) > 1e-3
+
+
+def test_torch_adam_2018_first_step_uses_ten_times_epsilon():
+    """First step (lr 1, beta_2 0.99) on g = 3e-6: today's form moves by g / (|g| + 1e-8) =
+    0.99668, the 2018 form by 0.1 g / (0.1 |g| + 1e-8) = g / (|g| + 1e-7) = 0.96774 (eps 10x:
+    sqrt(1 - 0.99) = 0.1). The default is today's form (the step-equality oracle's)."""
+    g = np.full((1, 1), 3e-6)
+    for placement, expected in ((None, 3e-6 / (3e-6 + 1e-8)),
+                                ("after_bias_correction", 3e-6 / (3e-6 + 1e-8)),
+                                ("before_bias_correction", 3e-6 / (3e-6 + 1e-7))):
+        kwargs = {} if placement is None else {"epsilon_placement": placement}
+        variable = keras.Variable(np.zeros((1, 1)))
+        optimizers.torch_adam(learning_rate=1.0, **kwargs).apply_gradients(
+            [(tf.constant(g), variable)])
+        np.testing.assert_allclose(-variable.numpy()[0, 0], expected, rtol=1e-9)
+
+
+def test_torch_adam_config_keeps_the_epsilon_placement():
+    optimizer = optimizers.torch_adam(epsilon_placement="before_bias_correction")
+    restored = optimizers.TorchAdam.from_config(optimizer.get_config())
+    assert restored.epsilon_placement == "before_bias_correction"
+
+
 @pytest.mark.parametrize("factory", [optimizers.torch_rmsprop, optimizers.torch_adam])
 def test_set_state_continues_like_the_reference(factory):
     """The state after 10 reference steps, set with set_state, and 10 more updates give the
@@ -197,7 +262,10 @@ def test_checkpoint_restores_the_state(factory, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("factory", [optimizers.torch_rmsprop, optimizers.torch_adam])
+@pytest.mark.parametrize("factory", [
+    optimizers.torch_rmsprop, optimizers.torch_adam,
+    functools.partial(optimizers.torch_adam, epsilon_placement="before_bias_correction")],
+    ids=["torch_rmsprop", "torch_adam", "torch_adam_2018"])
 def test_xla_update_equals_the_graph_update(factory):
     def run(jit_compile):
         variable = keras.Variable(W0.astype(np.float32))
@@ -269,6 +337,8 @@ def test_bad_learning_rate_is_rejected_by_name(factory, value):
     (lambda: optimizers.torch_rmsprop(epsilon=float("inf")), "torch_rmsprop.epsilon"),
     (lambda: optimizers.torch_adam(beta_1=-0.1), "torch_adam.beta_1"),
     (lambda: optimizers.torch_adam(beta_2=float("inf")), "torch_adam.beta_2"),
+    (lambda: optimizers.torch_adam(epsilon_placement="pytorch_0_4"),
+     "torch_adam.epsilon_placement must be one of"),
     (lambda: optimizers.adam(epsilon=float("nan")), "adam.epsilon"),
     (lambda: optimizers.lazy_adam(epsilon=-1.0), "lazy_adam.epsilon"),
     (lambda: optimizers.sgd(momentum=float("inf")), "sgd.momentum"),

@@ -5,14 +5,16 @@ Every source is an :class:`ImageSource`; ``source.dataset(seed=s, start=i)`` is 
 in ``[-1, 1]``, labels int32, and a pure function of ``(seed, start)``.
 
     preprocessing  conversion to [-1, 1], channels, the fit modes (:data:`FIT_MODES`),
-                   :func:`preprocess_image`, and the checks of resolution, channels and fit
+                   :func:`preprocess_image`, and the checks of resolution, channels and fit;
+                   GAN_stability's random flip and dequantization noise (augment_image)
     readers        file formats and where to find them: .npy / .npz, IDX (:func:`read_idx`,
                    the Fashion-MNIST directory and ``$TF_CONVGAN_FASHION_MNIST_DIR``), image
                    file checks, tensorflow-datasets builders (:class:`TFDSNotPreparedError`)
     sources        :class:`ImageSource`, the per-epoch permuted index stream, and the gin
                    sources: array_source, npy_source, idx_source, image_folder_source,
                    tfds_source, fashion_mnist_source
-    pipeline       :func:`make_input_pipeline`: batches ``[global_batch_size, d_steps, ...]``
+    pipeline       :func:`make_input_pipeline`: batches ``[global_batch_size, d_steps, ...]``,
+                   optionally flipped and dequantized (random_flip, dequantization_noise)
 
 Imports flow one way: pipeline -> sources -> readers, preprocessing. Bad input raises
 :class:`~tf_convgan.errors.ConfigError`, checked once by the public function that takes it; a

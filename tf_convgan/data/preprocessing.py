@@ -4,12 +4,15 @@
 drop alpha, RGB -> gray by BT.601 luminance 0.299 R + 0.587 G + 0.114 B) and fits to
 ``resolution`` with ``fit`` in :data:`FIT_MODES`. Integer images are scaled to ``[-1, 1]``
 (uint8 ``x`` maps to ``x / 127.5 - 1``, so 0 -> -1 and 255 -> 1 exactly).
+
+:func:`augment_image` is the optional random part, applied by the input pipeline after this
+scaling: GAN_stability's horizontal flip and uniform dequantization noise.
 """
 from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_convgan.errors import ConfigError, is_int
+from tf_convgan.errors import ConfigError, check_nonnegative, is_int
 
 FIT_MODES = ("resize", "resize_crop", "pad", "none")
 
@@ -203,3 +206,39 @@ def _preprocess(images: tf.Tensor, resolution: int, channels: int, fit: str) -> 
     images = _to_channels(images, channels)
     images = _fit(images, resolution, fit)
     return tf.ensure_shape(images, images.shape[:-3] + [resolution, resolution, channels])
+
+
+# --------------------------------------------------------------------------- augmentation
+# GAN_stability's input transform (gan_training/inputs.py, torchvision): Resize, CenterCrop,
+# RandomHorizontalFlip (p = 1/2), ToTensor (x / 255), Normalize(0.5, 0.5) (so x / 127.5 - 1, as
+# here), then x + 1/128 * torch.rand(x.size()): noise U[0, 1/128) on every value in the [-1, 1]
+# scale, whose lattice step is 2/255 (the noise covers 255/256 of a step; mean shift 1/256).
+
+
+def check_augmentation(random_flip, dequantization_noise):
+    """(random_flip, dequantization_noise) checked: a bool, and a finite number >= 0."""
+    if not isinstance(random_flip, bool):
+        raise ConfigError(f"`random_flip` must be True or False, got {random_flip!r}.")
+    if isinstance(dequantization_noise, bool):
+        raise ConfigError(f"`dequantization_noise` must be a finite number >= 0, got "
+                          f"{dequantization_noise!r}.")
+    check_nonnegative("`dequantization_noise`", dequantization_noise)
+    return random_flip, float(dequantization_noise)
+
+
+def augment_image(image, seed, *, random_flip: bool, dequantization_noise: float) -> tf.Tensor:
+    """One image ``[H, W, C]`` (already in ``[-1, 1]``) -> the image mirrored left-right with
+    probability 1/2 when ``random_flip``, then plus ``w * U[0, 1)`` independently on every value,
+    ``w = dequantization_noise`` (0: none), in GAN_stability's order (flip, then noise). A pure
+    function of ``seed`` (a stateless key, int64 ``[2]``): the flip and the noise use its two
+    halves of ``stateless_split``. Output values lie in ``[x, x + w]`` (``x + w`` only through
+    float32 rounding), so up to ``1 + w``; nothing is clipped, as in GAN_stability."""
+    image = tf.convert_to_tensor(image, tf.float32)
+    flip_seed, noise_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    if random_flip:
+        flip = tf.random.stateless_uniform([], flip_seed) < 0.5
+        image = tf.where(flip, tf.reverse(image, axis=[-2]), image)
+    if dequantization_noise:
+        image = image + dequantization_noise * tf.random.stateless_uniform(
+            tf.shape(image), noise_seed)
+    return image

@@ -23,6 +23,11 @@ GAN training (gradients of 1e-6 and below) epsilon decides the step size:
       Adam:     w <- w - lr / (1 - beta_1^t) m / (sqrt(v) / sqrt(1 - beta_2^t) + eps)
       With eps = 1e-8 and a gradient entry g ~ 3e-6 at the first step, PyTorch's RMSprop moves
       that weight by ~10 lr, Keras' by ~0.03 lr: the GAN_stability configs use these.
+      PyTorch's Adam changed in August 2019 (pytorch/pytorch#22628): before, it added eps before
+      the bias correction, w <- w - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m / (sqrt(v) + eps),
+      which is the formula above with eps / sqrt(1 - beta_2^t) for eps (Keras' "epsilon hat").
+      `torch_adam(epsilon_placement=...)` offers both (EPSILON_PLACEMENTS); PyTorch's RMSprop
+      has no bias correction and has kept sqrt(v) + eps throughout.
 
 In both, v <- rho v + (1 - rho) g^2 (PyTorch's `alpha` is Keras' `rho`) and, for Adam,
 m <- beta_1 m + (1 - beta_1) g; t counts the optimizer's updates from 1.
@@ -201,6 +206,18 @@ class TorchRMSprop(_TorchOptimizer):
         return config
 
 
+# Where PyTorch's Adam adds eps (TorchAdam): after the bias correction of sqrt(v) (PyTorch since
+# August 2019, pytorch/pytorch#22628), or before it (PyTorch 0.4.x, 1.0, 1.1: the 2018 form).
+EPSILON_PLACEMENTS = ("after_bias_correction", "before_bias_correction")
+
+
+def check_epsilon_placement(name, epsilon_placement):
+    if epsilon_placement not in EPSILON_PLACEMENTS:
+        raise ConfigError(f"{name} must be one of {EPSILON_PLACEMENTS}, got "
+                          f"{epsilon_placement!r}")
+    return epsilon_placement
+
+
 class TorchAdam(_TorchOptimizer):
     """Adam with PyTorch's formula (torch.optim.Adam, not amsgrad, no weight decay), as
     GAN_stability's Adam configs (betas 0, 0.99):
@@ -209,17 +226,28 @@ class TorchAdam(_TorchOptimizer):
         exp_avg_sq <- beta_2 exp_avg_sq + (1 - beta_2) g^2
         w <- w - lr / (1 - beta_1^t) exp_avg / (sqrt(exp_avg_sq) / sqrt(1 - beta_2^t) + epsilon)
 
-    with t the update count from 1. exp_avg is updated like PyTorch's lerp (with beta_1 = 0 it is
-    exactly g). State: `exp_avg`, `exp_avg_sq` (see `state`)."""
+    with t the update count from 1 (`epsilon_placement='after_bias_correction'`, PyTorch since
+    August 2019). `epsilon_placement='before_bias_correction'` is the PyTorch of 2018 (0.4.x, up
+    to its change in pytorch/pytorch#22628):
+
+        w <- w - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) exp_avg / (sqrt(exp_avg_sq) + epsilon)
+
+    that is, the first form with epsilon / sqrt(1 - beta_2^t) in place of epsilon: 10 epsilon at
+    t = 1 with beta_2 = 0.99, tending to epsilon as t grows (the same update as Keras' Adam).
+    exp_avg is updated like PyTorch's lerp (with beta_1 = 0 it is exactly g; old PyTorch's
+    beta_1 m + (1 - beta_1) g differs by rounding only). State: `exp_avg`, `exp_avg_sq` (see
+    `state`), the same in both forms."""
 
     STATE = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, learning_rate=1e-4, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 name="torch_adam", **kwargs):
+                 epsilon_placement="after_bias_correction", name="torch_adam", **kwargs):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
+        self.epsilon_placement = check_epsilon_placement("TorchAdam.epsilon_placement",
+                                                         epsilon_placement)
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, variable.dtype)
@@ -240,14 +268,19 @@ class TorchAdam(_TorchOptimizer):
         self.assign(exp_avg_sq, ops.add(ops.multiply(exp_avg_sq, self.beta_2),
                                         ops.multiply(ops.square(gradient), 1.0 - self.beta_2)))
         step_size = ops.divide(lr, _one_minus_power(self.beta_1, t))
-        denominator = ops.add(
-            ops.divide(ops.sqrt(exp_avg_sq), ops.sqrt(_one_minus_power(self.beta_2, t))),
-            self.epsilon)
+        sqrt_correction_2 = ops.sqrt(_one_minus_power(self.beta_2, t))
+        if self.epsilon_placement == "after_bias_correction":
+            denominator = ops.add(ops.divide(ops.sqrt(exp_avg_sq), sqrt_correction_2),
+                                  self.epsilon)
+        else:  # before_bias_correction: PyTorch's step_size lr sqrt(1 - beta_2^t) / (1 - beta_1^t)
+            step_size = ops.multiply(step_size, sqrt_correction_2)
+            denominator = ops.add(ops.sqrt(exp_avg_sq), self.epsilon)
         self.assign_sub(variable, ops.multiply(ops.divide(exp_avg, denominator), step_size))
 
     def get_config(self):
         config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
+                       "epsilon_placement": self.epsilon_placement})
         return config
 
 
@@ -286,15 +319,22 @@ def torch_rmsprop(*, learning_rate=1e-4, rho=0.99, epsilon=1e-8, lr_anneal=1.0,
 
 
 @gin.configurable
-def torch_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8, lr_anneal=1.0,
-               lr_anneal_every=None):
+def torch_adam(*, learning_rate=1e-4, beta_1=0.0, beta_2=0.99, epsilon=1e-8,
+               epsilon_placement="after_bias_correction", lr_anneal=1.0, lr_anneal_every=None):
     """PyTorch's Adam (`TorchAdam`), with GAN_stability's betas (0, 0.99) and eps 1e-8 as
-    defaults. `lr_anneal`, `lr_anneal_every`: as `torch_rmsprop`'s."""
+    defaults. `epsilon_placement`: 'after_bias_correction' (today's PyTorch, since August 2019;
+    the default, and what the GAN_stability step-equality oracle ran) or
+    'before_bias_correction' (PyTorch before August 2019, 0.4.x to 1.1 among them, which
+    GAN_stability's published models trained with: effective epsilon epsilon / sqrt(1 - beta_2^t));
+    see `TorchAdam`.
+    `lr_anneal`, `lr_anneal_every`: as `torch_rmsprop`'s."""
     learning_rate = _annealed("torch_adam", learning_rate, lr_anneal, lr_anneal_every)
     _check_decay("torch_adam.beta_1", beta_1)
     _check_decay("torch_adam.beta_2", beta_2)
     check_nonnegative("torch_adam.epsilon", epsilon)
-    return TorchAdam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
+    check_epsilon_placement("torch_adam.epsilon_placement", epsilon_placement)
+    return TorchAdam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                     epsilon_placement=epsilon_placement)
 
 
 @gin.configurable
