@@ -25,6 +25,7 @@ from tf_convgan.gan_stability import config as gan_stability_config  # noqa: F40
 from tf_convgan.objectives import (augment, consensus, consistency,  # noqa: F401,E402
                                    instance_noise, losses, penalties)
 from tf_convgan.studies import dirac, dirac_study, spectrum, toy2d  # noqa: F401,E402
+from tf_convgan.studies import toy2d_convergence  # noqa: F401,E402
 from tf_convgan.training import loop, strategy  # noqa: F401,E402
 
 __version__ = "0.1.0"

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from tf_convgan.evaluation import reference
+from tf_convgan.evaluation import reference, streaming
 from tests.fid_helpers import FID_WEIGHTS, needs_weights
 
 
@@ -13,9 +13,13 @@ class _CountingExtractor:
     def __init__(self):
         self.calls = 0
 
-    def features_of_source(self, source, num, *, seed, description):
+    def summary(self, num, *, max_rows, is_splits=None):
+        return streaming.FeatureSummary(num, feature_dim=8, max_rows=max_rows)
+
+    def features_of_source(self, source, num, *, seed, description, sink):
         self.calls += 1
-        return np.random.default_rng(num + seed).normal(size=(num, 8)).astype(np.float32)
+        sink.add(np.random.default_rng(num + seed).normal(size=(num, 8)).astype(np.float32))
+        return sink
 
 
 @needs_weights

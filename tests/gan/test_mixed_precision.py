@@ -105,3 +105,72 @@ def test_logged_gradient_norms_use_the_loss_scale_of_their_step():
     for name in ("d_grad_norm", "g_grad_norm"):
         assert want[name] > 0
         assert got[name] == pytest.approx(want[name], rel=2e-2), name
+
+
+@pytest.mark.parametrize("policy,rtol", [("mixed_float16", 5e-2), ("mixed_bfloat16", 2.5e-1)])
+def test_zcr_generator_term_is_added_in_float32_under_mixed_precision(policy, rtol):
+    """One step of latent_consistency = zcr() under mixed precision: the generator's zCR term
+    (float16 / bfloat16, from G's images) is cast to the float32 loss as D's terms are; its log
+    and G's total match float32's. Tolerances: zcr_g is a mean of squared differences of images
+    a perturbation sigma = 0.03 apart, each image rounded to the compute dtype (float16 2^-11,
+    bfloat16 2^-8 relative), so the difference carries relative errors ~|G| eps / |dG|."""
+    from tf_convgan.objectives.consistency import zcr
+    reference = _make_gan_with_policy("float32", latent_consistency=zcr())
+    mixed = _make_gan_with_policy(policy, latent_consistency=zcr())
+    mixed.discriminator.set_weights(reference.discriminator.get_weights())
+    mixed.generator.set_weights(reference.generator.get_weights())
+    batch = random_batch(4)
+    want = run_steps(reference, [batch])
+    got = run_steps(mixed, [batch])
+    assert want["zcr_g"] < 0
+    assert got["zcr_g"] == pytest.approx(want["zcr_g"], rel=rtol)
+    assert got["g_loss"] == pytest.approx(want["g_loss"], rel=rtol)
+
+
+def _r1_weight_gradients(gan, real, gamma):
+    """The weight gradients of mean(R1) as D's step takes them (its Critic, the penalty's input
+    gradient from the loss's forward pass, the loss scale), unscaled in float64."""
+    from tf_convgan.gan.distribution import loss_scale, scaled
+    critic = gan._critic(tf.zeros([real.shape[0]], tf.int32))
+    variables = gan.discriminator.trainable_variables
+    with tf.GradientTape() as tape:
+        _, real_gradients = critic.logits_with_input_gradients(real)
+        penalty = tf.nn.compute_average_loss(penalties.r1(
+            critic, real, real, real_gradients=real_gradients, loss_scale=critic.loss_scale,
+            gamma=gamma))
+        penalty_scaled = scaled(gan.d_optimizer, penalty)
+    scale = float(loss_scale(gan.d_optimizer))
+    gradients = tape.gradient(penalty_scaled, variables)  # None: the last bias (no R1 term)
+    return np.concatenate([tf.cast(g, tf.float64).numpy().ravel() / scale
+                           for g in gradients if g is not None])
+
+
+# float16: eps = 2^-10 = 9.8e-4; the R1 weight gradient is a sum of products over D's forward,
+# backward and double-backward passes, whose roundings add up to a few eps in the global norm
+# (1.6e-3 measured at ||grad_x D|| = 1e-3): 5e-3. At ||grad_x D|| = 1e-6 the input gradient's
+# elements (1e-6 / sqrt(8 * 8 * 3) = 7e-8, times the scale sqrt(2^15) = 181: 1.3e-5) lie in
+# float16's subnormal range (spacing 6e-8, relative ~5e-3 and more for the smaller ones): 5e-2.
+@pytest.mark.parametrize("grad_norm,rtol", [(1e-3, 5e-3), (1e-6, 5e-2)])
+def test_r1_weight_gradients_under_float16_loss_scaling_match_float32(grad_norm, rtol):
+    """R1's second-order path (the gradient of ||grad_x D||^2 w.r.t. D's weights) under
+    mixed_float16 against float32, for a D whose input gradients have norm `grad_norm` (its last
+    layer scaled down): relative L2 error of all weight gradients together. Loss scaling must
+    protect both float16 passes, grad_x D and the double backward pass (gamma = 1, batch 8)."""
+    from tf_convgan.networks import resnet_cifar_discriminator, resnet_cifar_generator
+    pair = (lambda c: resnet_cifar_generator(resolution=8, z_dim=8, ch=8, num_classes=c),
+            lambda c: resnet_cifar_discriminator(resolution=8, ch=8, num_classes=c,
+                                                 normalization="none"))
+    reference = _make_gan_with_policy("float32", network=pair)
+    mixed = _make_gan_with_policy("mixed_float16", network=pair)
+    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 3)).astype(np.float32))
+    critic = reference._critic(tf.zeros([8], tf.int32))
+    norm = np.sqrt(penalties.squared_norm(penalties.input_gradients(critic, real)).numpy()).mean()
+    last = reference.discriminator.trainable_variables[-2]  # the last dense layer's kernel
+    assert last.shape[-1] == 1
+    last.assign(last * (grad_norm / norm))
+    mixed.discriminator.set_weights(reference.discriminator.get_weights())
+    norm = np.sqrt(penalties.squared_norm(penalties.input_gradients(critic, real)).numpy())
+    np.testing.assert_allclose(norm.mean(), grad_norm, rtol=1e-3)
+    want = _r1_weight_gradients(reference, real, gamma=1.0)
+    got = _r1_weight_gradients(mixed, real, gamma=1.0)
+    assert np.linalg.norm(got - want) <= rtol * np.linalg.norm(want)

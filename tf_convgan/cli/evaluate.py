@@ -128,6 +128,10 @@ def _reference_source(f, resolution, num_reference):
     return source, dataset, split
 
 
+def _size(nbytes):
+    return f"{nbytes / 1e9:.3g} GB" if nbytes >= 1e9 else f"{nbytes / 1e6:.3g} MB"
+
+
 def _check_memory(f, num, num_reference):
     """The feature rows kept per set (min(N, --max_feature_rows)); refuses, naming the flag
     that sets them, rows whose KID / precision-recall arrays would not fit the available
@@ -138,10 +142,9 @@ def _check_memory(f, num, num_reference):
     if available is not None and needed > available:
         flag = ("max_feature_rows" if rows == f.max_feature_rows else
                 "num_samples" if num >= num_reference else "num_reference")
-        raise FlagError(flag, f"{rows} feature rows per set need {needed / 1e9:.3g} GB for KID "
-                              f"and precision/recall but {available / 1e9:.3g} GB of memory is "
-                              f"available: lower --max_feature_rows (FID still uses every "
-                              f"image)")
+        raise FlagError(flag, f"{rows} feature rows per set need {_size(needed)} for KID and "
+                              f"precision/recall but {_size(available)} of memory is available: "
+                              f"lower --max_feature_rows (FID still uses every image)")
     return rows
 
 

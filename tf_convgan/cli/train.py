@@ -11,7 +11,10 @@ checkpoint that does not fit the networks) prints one clear message and exits wi
 leaving what is already in the model directory untouched. A diverged run (NaN or inf) stops with
 status 3 and keeps its last good checkpoint. SIGTERM writes a checkpoint of the current step and
 exits with status 143, SIGINT (Ctrl-C) likewise with status 130 (a second Ctrl-C stops at once).
-A second run on a model directory that a run is writing is refused (status 2).
+A second run on a model directory that a run is writing is refused (status 2). A full disk
+(a checkpoint, sample grid, metrics or export write failing with "No space left on device")
+stops the run with one line naming the file and status 4; the files written before (the last
+checkpoint included) are intact, and rerunning once space is freed continues from it.
 
 The gin files and bindings are code, like a Python script (gin imports and calls what they
 name): run only configs you trust. Run directories and SavedModels are read as data.
@@ -78,6 +81,28 @@ def main(argv):
         print("interrupted (a second Ctrl-C): the steps since the last checkpoint are lost",
               file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
+    except Exception as e:  # noqa: BLE001  (TensorFlow's writers raise their own error types)
+        if not run_dir.disk_full.is_disk_full(e):
+            raise
+        print(f"error: {_without_gin_context(_disk_full_message(e))}", file=sys.stderr)
+        sys.exit(DISK_FULL_STATUS)
+
+
+DISK_FULL_STATUS = 4  # the disk (or quota) is full: free space and rerun to continue
+
+
+def _disk_full_message(error):
+    """The one line of a full disk: DiskFullError's (it names the file), else one built from
+    the first line of the error's own message."""
+    from tf_convgan.run_dir.disk_full import DiskFullError
+    found, depth = error, 0
+    while found is not None and not isinstance(found, DiskFullError) and depth < 20:
+        found, depth = found.__cause__ or found.__context__, depth + 1
+    if isinstance(found, DiskFullError):
+        return str(found)
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return (f"the disk is full (no space left on device): {first}; nothing written before was "
+            f"changed; free some space and rerun the same command to continue")
 
 
 def run(argv=None):

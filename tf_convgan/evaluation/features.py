@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from tf_convgan import data as data_lib
 from tf_convgan.run_dir import images as images_lib
-from tf_convgan.evaluation import inception
+from tf_convgan.evaluation import inception, streaming
 
 RESIZE_CONVENTION = "tf1bilinear"  # ResizeBilinear(align_corners=False, half_pixel_centers=False)
 
@@ -127,8 +127,10 @@ class FeatureExtractor:
         self._steps[key] = step
         return step
 
-    def _run(self, dataset, num, produce, key, description):
-        """dataset: unbatched elements (at least `num`); produce: replica batch -> images."""
+    def _run(self, dataset, num, produce, key, description, sink=None):
+        """dataset: unbatched elements (at least `num`); produce: replica batch -> images.
+        Returns the [num, output_dim] float32 rows, or with a `sink` (streaming.FeatureSummary)
+        hands it each batch's rows in order and returns it: memory does not grow with `num`."""
         bs = self.batch_size
 
         def pad(*batch):
@@ -144,21 +146,34 @@ class FeatureExtractor:
             tf.data.experimental.AutoShardPolicy.DATA
         ds = self.strategy.experimental_distribute_dataset(ds.with_options(options))
         step = self._step_fn(lambda inputs: produce(*inputs), key)
-        out = np.empty((num, self.output_dim), np.float32)
+        out = np.empty((num, self.output_dim), np.float32) if sink is None else None
         done = 0
         progress = _Progress(num, description, self.verbose)
         for batch in ds:
             features = step(batch).numpy()
             take = min(bs, num - done)
-            out[done:done + take] = features[:take]
+            if sink is None:
+                out[done:done + take] = features[:take]
+            else:
+                sink.add(features[:take])
             done += take
             progress.update(done)
         if done != num:
             raise ValueError(f"{description}: the data gave {done} images, {num} were asked")
-        return out
+        return out if sink is None else sink
+
+    def summary(self, num, *, max_rows, is_splits=None):
+        """An empty streaming.FeatureSummary of `num` images for the features_of_* methods'
+        `sink` (with `is_splits`: the Inception Score too; needs logits=True)."""
+        if is_splits and not self.logits:
+            raise ValueError("this FeatureExtractor has no logits: build it with logits=True")
+        return streaming.FeatureSummary(num, feature_dim=inception.FEATURE_DIM,
+                                        max_rows=max_rows, is_splits=is_splits)
 
     def _split(self, out, return_logits):
-        """The features, or (features, logits) with `return_logits`."""
+        """The features, or (features, logits) with `return_logits`; a sink as it is."""
+        if isinstance(out, streaming.FeatureSummary):
+            return out
         features = out[:, :inception.FEATURE_DIM]
         if not return_logits:
             return features
@@ -173,30 +188,32 @@ class FeatureExtractor:
         return self._split(self._run(ds, len(images), lambda x: x, (
             "array", images.dtype.name, images.shape[1:]), description), return_logits)
 
-    def features_of_source(self, source, num, *, seed=0, description=None, return_logits=False):
+    def features_of_source(self, source, num, *, seed=0, description=None, return_logits=False,
+                           sink=None):
         """Features of the first `num` examples of a tf_convgan.data source's stream(seed): for
         index-addressable sources, `num` distinct examples (a random subset, without replacement,
-        when num < the dataset size)."""
+        when num < the dataset size). With a `sink` (`summary`), streamed into it."""
         if source.num_examples is not None and num > source.num_examples:
             raise ValueError(f"{source.description}: {num} samples asked but the source has "
                              f"{source.num_examples} examples")
         ds = source.dataset(seed=seed).map(lambda image, label: (to_uint8(image),))
         return self._split(self._run(ds, num, lambda x: x, (
-            "uint8", source.resolution, source.channels), description or source.description),
-            return_logits)
+            "uint8", source.resolution, source.channels), description or source.description,
+            sink), return_logits)
 
     def features_of_generator(self, generate, *, num, z_dim, num_classes=1, seed=0,
-                              description="generator", return_logits=False):
-        """Features of `num` generated images. Example i has z_i = stateless_normal(seed=[seed, i])
-        and label i % num_classes, so the set does not depend on batch size or replicas.
+                              description="generator", return_logits=False, sink=None):
+        """Features of `num` generated images (with a `sink`, streamed into it). Example i has
+        z_i = stateless_normal(seed=[seed, i]) and label i % num_classes, so the set does not
+        depend on batch size or replicas.
         generate(z [B, z_dim] float32, labels [B] int32) -> images (uint8 or [-1, 1] floats)."""
         def example(i):
             z = tf.random.stateless_normal([z_dim], seed=tf.stack([tf.cast(seed, tf.int64), i]))
             return z, tf.cast(i % num_classes, tf.int32)
 
         ds = tf.data.Dataset.range(num).map(example)
-        return self._split(self._run(ds, num, generate, ("generator", id(generate)), description),
-                           return_logits)
+        return self._split(self._run(ds, num, generate, ("generator", id(generate)), description,
+                                     sink), return_logits)
 
 
 def generator_fn(generator):

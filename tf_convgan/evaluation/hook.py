@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tf_convgan.evaluation import inception
 from tf_convgan.evaluation.features import FeatureExtractor, generator_fn
-from tf_convgan.evaluation.reference import compute_metrics, reference_features
+from tf_convgan.evaluation.reference import compute_metrics, reference_summary
 from tf_convgan import run_dir
 from tf_convgan.run_dir.checkpoints import CheckpointKeeper
 
@@ -74,12 +74,15 @@ class FIDEvaluator(EvaluationHook):
     `evaluator.evaluate(generator_ema, step, strategy=..., data=...)` -> {'fid', 'kid', 'kid_std'}
     only computes. Reference features (of `data`, default: the training data) are computed once
     and cached; the generator's samples are the same z for every evaluation (a function of
-    `seed`)."""
+    `seed`). Features are streamed: FID uses the statistics of all the images, KID and
+    precision/recall the first min(N, `max_feature_rows`) of each set."""
 
     def __init__(self, *, num_samples=10000, num_reference=None, data=None, batch_size=50,
                  kid=True, kid_subsets=100, kid_subset_size=1000, precision_recall=False,
-                 seed=0, cache_dir=None, weights_path=None, jit_compile=False, verbose=True):
-        for name, value in (("num_samples", num_samples), ("batch_size", batch_size)):
+                 seed=0, cache_dir=None, weights_path=None, jit_compile=False, verbose=True,
+                 max_feature_rows=50000):
+        for name, value in (("num_samples", num_samples), ("batch_size", batch_size),
+                            ("max_feature_rows", max_feature_rows)):
             if not isinstance(value, int) or value < 2:
                 raise ValueError(f"fid_evaluator.{name} must be an integer >= 2, got {value!r}")
         self.num_samples = num_samples
@@ -93,6 +96,7 @@ class FIDEvaluator(EvaluationHook):
         self.weights_path = weights_path
         self.jit_compile = jit_compile
         self.verbose = verbose
+        self.max_feature_rows = max_feature_rows
         inception.resolve_weights_path(weights_path)  # fail before training starts
         self._extractor = None
         self._real = None
@@ -111,15 +115,17 @@ class FIDEvaluator(EvaluationHook):
             source = self.data or data
             if source is None:
                 raise ValueError("fid_evaluator.data is not set and no training data was given")
-            self._real = reference_features(
-                source, self.num_reference, extractor=extractor, seed=self.seed,
+            self._real = reference_summary(
+                source, self.num_reference, extractor=extractor,
+                max_rows=self.max_feature_rows, seed=self.seed,
                 directory=self.cache_dir, weights_path=self.weights_path)
         if self._generate is None or self._generate[0] is not generator_ema:
             self._generate = (generator_ema, generator_fn(generator_ema))  # traced once
         fake = extractor.features_of_generator(
             self._generate[1], num=self.num_samples, z_dim=generator_ema.z_dim,
             num_classes=generator_ema.num_classes, seed=self.seed,
-            description=f"FID samples at step {step}")
+            description=f"FID samples at step {step}",
+            sink=extractor.summary(self.num_samples, max_rows=self.max_feature_rows))
         return compute_metrics(fake, self._real, kid=self.kid, kid_subsets=self.kid_subsets,
                                kid_subset_size=self.kid_subset_size,
                                precision_recall=self.precision_recall, seed=self.seed)

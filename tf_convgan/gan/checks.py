@@ -1,5 +1,6 @@
 """The GAN's arguments, checked eagerly at construction: a clear ConfigError naming the parameter
 instead of an error inside the traced (and possibly compiled) step."""
+import keras
 import tensorflow as tf
 
 from tf_convgan.errors import ConfigError, check_nonnegative
@@ -52,6 +53,12 @@ def _example_shape(discriminator):
     return [1] + list(shape)
 
 
+def uses_batch_norm(network):
+    """Whether any layer of `network` (nested layers included) is a batch normalization."""
+    return any(isinstance(layer, keras.layers.BatchNormalization)
+               for layer in network._flatten_layers(include_self=True, recursive=True))
+
+
 def check_terms(*, instance_noise, consistency, latent_consistency, lazy_interval, penalty,
                 d_optimizer, discriminator):
     """The optional terms' hyperparameters (evaluated once, eagerly) and their types."""
@@ -77,6 +84,11 @@ def check_terms(*, instance_noise, consistency, latent_consistency, lazy_interva
             raise ConfigError(f"GAN.lazy_interval must be an integer >= 1 or None, got {k!r}")
         if penalty is None:
             raise ConfigError("GAN.lazy_interval needs a GAN.penalty to apply lazily")
+        if uses_batch_norm(discriminator):
+            raise ConfigError(
+                "GAN.lazy_interval cannot be used with a batch-norm discriminator (its lazy "
+                "penalty would see the moving statistics, its loss the batch's: a different D); "
+                "set GAN.lazy_interval = None or another discriminator normalization")
     d_interval = getattr(d_optimizer, "lazy_interval", None)
     if d_interval is not None and d_interval != lazy_interval:
         raise ConfigError(f"GAN.d_optimizer is lazy_adam with interval {d_interval} but "

@@ -174,8 +174,21 @@ class GAN(keras.Model):
         return labels if self.conditional else tf.zeros_like(labels)
 
     def _critic(self, labels, *, training=True):
+        """D for the loss and the penalties. Under loss scaling (mixed_float16, scale S) the
+        penalties. input gradients are taken of sqrt(S) * D (`_input_gradient_scale`)."""
         return Critic(self.discriminator, labels, training=training,
-                      loss_scale=self.d_optimizer.dynamic_scale if self.loss_scaling else None)
+                      loss_scale=self._input_gradient_scale())
+
+    def _input_gradient_scale(self):
+        """sqrt(S) under loss scaling, else None. A gradient penalty's weight gradient passes
+        float16 twice: grad_x D (the first backward pass, scaled by the seed s) and the double
+        backward pass, whose upstream is gamma * grad_x D / B, scaled by S / s (the penalty is
+        scaled by S, the gradient unscaled by s before it is squared); its product carries S, as
+        the optimizer expects. s = S would leave the double backward pass unscaled (it flushes to
+        zero in float16 for input gradients ~1e-6); s = sqrt(S) scales both passes by sqrt(S)."""
+        if not self.loss_scaling:
+            return None
+        return tf.sqrt(tf.cast(self.d_optimizer.dynamic_scale, tf.float32))
 
     # -- the step ------------------------------------------------------------------------------
 
@@ -249,10 +262,6 @@ class GAN(keras.Model):
         fake = self._noisy(clean_fake, noise.fold_in(seed, 1))
         d_fn = self._critic(labels)
         variables = self.discriminator.trainable_variables
-        # D's state (batch-norm moving statistics, the spectral norm's u) before the loss's
-        # forward passes: the one the eager penalty's grad_x D(real) is taken in.
-        state_before = (None if self.lazy_interval is None else
-                        [tf.identity(v.value) for v in self.discriminator.non_trainable_variables])
         with tf.GradientTape() as tape:
             d_real_logits, real_gradients = d_fn.logits_with_input_gradients(real)
             d_fake_logits = d_fn(fake)
@@ -271,7 +280,7 @@ class GAN(keras.Model):
         grads = dense(tape.gradient(d_total_scaled, variables))
         if self.lazy_interval is not None:
             logs["penalty"], penalty_grads = self._lazy_penalty(
-                real, fake, noise.fold_in(seed, _PENALTY), labels, variables, state_before)
+                real, fake, noise.fold_in(seed, _PENALTY), labels, variables)
             grads = [g + p for g, p in zip(grads, penalty_grads)]
             d_total += logs["penalty"]
         logs.update(d_total=d_total, **self._sigma_log())
@@ -325,55 +334,38 @@ class GAN(keras.Model):
             optimizer.apply_gradients(zip(grads, variables))
         return logs, apply
 
-    def _lazy_penalty(self, real, fake, seed, labels, variables, state_before):
+    def _lazy_penalty(self, real, fake, seed, labels, variables):
         """Lazy regularization: on D steps whose global index (d_optimizer.iterations) is a
         multiple of k, (k * mean(penalty), its gradient w.r.t. D's variables); on the others
         (0, zeros) without evaluating the penalty (tf.cond).
 
         The gradient is taken inside the branch and added to the loss's gradient, so that no
         gradient flows through the tf.cond itself: XLA cannot differentiate through a cond whose
-        branches need compile-time constants (a transpose's permutation).
-
-        The branch evaluates the eager penalty's D exactly: in training mode (a batch-norm D
-        normalises with the batch's statistics, as for its loss), grad_x D(real) in D's state
-        before the loss's forward passes (`state_before`; the eager penalty reuses the loss's
-        pass on real), every other pass in the state after them, and the state writes of those
-        other passes (moving statistics, u) kept. The branch runs in a keras.StatelessScope that
-        collects the writes instead of making them: a state write inside a cond branch (to a
-        variable aggregated over replicas) is not supported under MirroredStrategy; the branch
-        returns the new state and it is assigned after the cond."""
+        branches need compile-time constants (a transpose's permutation). The branch runs D with
+        training=False: a state write inside a cond branch (the spectral-norm u, aggregated over
+        replicas) is not supported under MirroredStrategy. For every D normalization but batch
+        norm D's output is the same (SN refines u in every forward pass and uses it; only the
+        write-back is skipped); a batch-norm D would be penalised with its moving statistics
+        while its loss uses the batch's, so checks.check_lazy_discriminator refuses it."""
         k = self.lazy_interval
-        state = self.discriminator.non_trainable_variables
 
         def apply():
-            critic = self._critic(labels)
-
-            def real_gradients():  # the writes of this pass are dropped, as the eager reuse makes none
-                with keras.StatelessScope(state_mapping=list(zip(state, state_before))):
-                    return penalties_lib.input_gradients(critic, real,
-                                                         loss_scale=critic.loss_scale)
-
-            with keras.StatelessScope() as writes, tf.GradientTape() as tape:
+            critic = self._critic(labels, training=False)
+            with tf.GradientTape() as tape:
                 penalty = float(k) * tf.nn.compute_average_loss(self.penalty(
-                    critic, real, fake, seed=seed, real_gradients=real_gradients,
-                    loss_scale=critic.loss_scale, **self._penalty_step()))
+                    critic, real, fake, seed=seed, loss_scale=critic.loss_scale,
+                    **self._penalty_step()))
                 penalty_scaled = scaled(self.d_optimizer, penalty)
             grads = dense(tape.gradient(penalty_scaled, variables))
-            new_state = [tf.identity(v.value) if writes.get_current_value(v) is None
-                         else tf.cast(writes.get_current_value(v), v.dtype) for v in state]
-            return ([penalty] + [tf.zeros_like(v.value) if g is None else g
-                                 for g, v in zip(grads, variables)] + new_state)
+            return [penalty] + [tf.zeros_like(v.value) if g is None else g
+                                for g, v in zip(grads, variables)]
 
         def skip():
-            return ([tf.constant(0.0)] + [tf.zeros_like(v.value) for v in variables]
-                    + [tf.identity(v.value) for v in state])
+            return [tf.constant(0.0)] + [tf.zeros_like(v.value) for v in variables]
 
         due = tf.equal(tf.math.floormod(self.d_optimizer.iterations, k), 0)
         out = tf.cond(due, apply, skip)
-        n = 1 + len(variables)
-        for v, value in zip(state, out[n:]):
-            v.assign(value)
-        return out[0], out[1:n]
+        return out[0], out[1:]
 
     def _generator_step(self, labels, seed):
         """One G update; returns its logs."""

@@ -5,6 +5,8 @@
                 tf.io.gfile); crash-safe writes (locally: unpredictable temporary names that
                 never follow a symbolic link, fsync, atomic rename), metrics.csv rows, whole
                 directories
+    disk_full   a full disk (ENOSPC, or TensorFlow's "No space left on device") recognised;
+                DiskFullError names the file that could not be written
     outputs     what a command may write where the user pointed it: never in a run's
                 checkpoints, never over a file or into a directory that is not its own
     lock        one writer per run directory (flock, released when the process ends; none on
@@ -28,7 +30,7 @@ A program that writes a run directory (an importer, say) does
         ...write checkpoints with checkpoints.CheckpointKeeper...
         run_dir.write_text(run_dir.operative_config_path(model_dir), operative_config_text)
 """
-from tf_convgan.run_dir import files  # noqa: F401
+from tf_convgan.run_dir import disk_full, files  # noqa: F401
 from tf_convgan.run_dir.files import (append_csv_row, atomic_file, fsync_directory,  # noqa: F401
                                       file_sha256, is_url, read_bytes, read_text,
                                       replace_directory, temporary_directory, write_bytes,

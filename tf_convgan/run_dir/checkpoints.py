@@ -23,6 +23,7 @@ filesystems, and everything around it (the state file, listing, moving aside, re
 through run_dir.files. There the state file is still written last, so the previous checkpoint
 stays the latest until it is replaced, but nothing is fsynced (see run_dir.files).
 """
+import contextlib
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_convgan.errors import ConfigError
-from tf_convgan.run_dir import files, layout
+from tf_convgan.run_dir import disk_full, files, layout
 
 _CKPT_RE = re.compile(r"ckpt-(\d+)\.index$")
 
@@ -367,11 +368,19 @@ class CheckpointKeeper:
 
     def save(self, step):
         """Writes ckpt-<step> (fsynced), makes it the latest, then deletes what retention
-        drops."""
+        drops. On a full disk (disk_full) the files of ckpt-<step> written so far are removed
+        and DiskFullError is raised: the state file and the earlier checkpoints are untouched."""
         files.makedirs(self.directory)
-        path = self.checkpoint.write(self._prefix(step))
-        files.fsync_files(files.matching(self.directory, os.path.basename(path) + ".*"))
-        files.fsync_directory(self.directory)
+        before = set(files.listdir(self.directory))
+        try:
+            path = self.checkpoint.write(self._prefix(step))
+            files.fsync_files(files.matching(self.directory, os.path.basename(path) + ".*"))
+            files.fsync_directory(self.directory)
+        except Exception as e:
+            if not disk_full.is_disk_full(e):
+                raise
+            self._remove_new(before, f"ckpt-{step}")
+            raise disk_full.DiskFullError(self._prefix(step), "writing checkpoint") from e
         steps = [s for s in self.steps() if s <= step]
         recent = set(steps[-self.keep_last:])
         kept = [s for s in steps if s in recent or (self.keep_every and s % self.keep_every == 0)]
@@ -381,6 +390,19 @@ class CheckpointKeeper:
                 for f in files.matching(self.directory, f"ckpt-{s}.*"):
                     files.remove(f)
         return path
+
+    def _remove_new(self, before, name):
+        """Removes what a failed write of checkpoint `name` left: its files and TensorFlow's
+        temporary directories (`<name>_temp*`) that were not in the directory `before`."""
+        for entry in set(files.listdir(self.directory)) - before:
+            entry = entry.rstrip("/")
+            if entry.startswith(name + ".") or entry.startswith(name + "_temp"):
+                target = os.path.join(self.directory, entry)
+                with contextlib.suppress(OSError):
+                    if files.isdir(target):
+                        files.rmtree(target)
+                    else:
+                        files.remove(target)
 
     def _write_state(self, latest, kept):
         """The `checkpoint` file (a CheckpointState text proto) that tf.train.latest_checkpoint

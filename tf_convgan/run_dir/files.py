@@ -18,6 +18,9 @@ symbolic links. On object stores such as GCS a rename is a copy and a delete, no
 processes: readers see the old or the new object, never half of one, but a crash can leave the
 temporary object behind (`.<name>.<random>.tmp`, harmless). Whole directories (an export) are
 moved file by file, the top-level files (saved_model.pb) last.
+
+A write that fails because the disk is full (ENOSPC, run_dir.disk_full) leaves the target as it
+was, removes its temporary file and raises DiskFullError naming the target.
 """
 import contextlib
 import csv
@@ -31,6 +34,8 @@ import secrets
 import shutil
 import stat
 import tempfile
+
+from tf_convgan.run_dir.disk_full import DiskFullError, is_disk_full
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -81,9 +86,11 @@ def _local_atomic_file(path, mode="wb"):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if is_disk_full(e) and not isinstance(e, DiskFullError):
+            raise DiskFullError(path) from e
         raise
     _local_fsync_directory(directory)
 
@@ -338,9 +345,11 @@ class GFileFilesystem:
             with gfile.GFile(tmp, "wb") as f:
                 f.write(data)
             gfile.rename(tmp, path, overwrite=True)
-        except BaseException:
+        except BaseException as e:
             with contextlib.suppress(Exception):
                 gfile.remove(tmp)
+            if is_disk_full(e) and not isinstance(e, DiskFullError):
+                raise DiskFullError(path) from e
             raise
 
     def fsync_files(self, paths):

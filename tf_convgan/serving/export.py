@@ -31,7 +31,7 @@ from absl import flags
 from tf_convgan.run_dir import images as images_lib
 from tf_convgan import run_dir
 from tf_convgan.errors import FlagError, blame, command_status, parse_flags
-from tf_convgan.run_dir import generators, temporaries
+from tf_convgan.run_dir import disk_full, generators, temporaries
 
 FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
 flags.DEFINE_string("model_dir", None, "Training directory (with operative_config.gin).",
@@ -106,8 +106,10 @@ def export_generator(generator, export_dir, *, operative_config=None):
                                    operative_config)
             run_dir.check_export_dir(export_dir)  # again: it may have changed meanwhile
             run_dir.replace_directory(tmp_dir, export_dir)
-    except BaseException:
+    except BaseException as e:
         run_dir.files.rmtree(tmp_dir)
+        if disk_full.is_disk_full(e) and not isinstance(e, disk_full.DiskFullError):
+            raise disk_full.DiskFullError(export_dir, "exporting to") from e
         raise
     return export_dir
 

@@ -209,9 +209,10 @@ def toy2d_writer(*, problem=gin.REQUIRED, num_points=1000, plot=True):
     source = PointSource(problem)
     limit = PLOT_LIMIT.get(problem, 2.0)
 
-    def write(gan, model_dir, step, writer, *, num_samples=None, seed=0):
+    def write(gan, model_dir, step, writer, *, num_samples=None, seed=0, extra=None):
         del num_samples
         metrics, fake, real = evaluate(gan.generator, source, num_points=num_points, seed=seed)
+        metrics.update(extra or {})  # measured by the caller (toy2d_convergence's writer)
         grid = discriminator_grid(gan.discriminator, limit=limit)
         save_frame(os.path.join(model_dir, FRAME_NPZ), step=step, fake=fake, real=real,
                    grid=grid, metrics=metrics)
