@@ -76,18 +76,12 @@ def train_run(run, lr, model_dir, *, num_steps, evals, batch_size, steps_per_exe
                  steps_per_execution=steps_per_execution, extra=extra)
     gin.clear_config()
     config.parse([run.gin_file], b)
-    status = {"num_steps": num_steps, "bindings": b, "learning_rate": lr}
-    tick = time.time()
     try:
-        train(model_dir=model_dir)
-        status["status"] = "done"
-    except TrainingDivergedError as e:
-        status.update(status="diverged", error=str(e))
+        return grid.train_and_record(model_dir, lambda: train(model_dir=model_dir),
+                                     diverged=TrainingDivergedError, num_steps=num_steps,
+                                     bindings=b, learning_rate=lr)
     finally:
         gin.clear_config()
-    status["seconds"] = round(time.time() - tick, 1)
-    grid.write_status(model_dir, **status)
-    return status["status"]
 
 
 def _progress(out_dir, **info):

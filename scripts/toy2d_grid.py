@@ -51,18 +51,12 @@ def train_run(run, model_dir, *, num_steps, evals, steps_per_execution=1, extra_
         *extra_bindings]
     gin.clear_config()
     config.parse([run.gin_file], bindings)
-    status = {"num_steps": num_steps, "bindings": bindings}
-    tick = time.time()
     try:
-        train(model_dir=model_dir)
-        status["status"] = "done"
-    except TrainingDivergedError as e:
-        status.update(status="diverged", error=str(e))
+        return grid.train_and_record(model_dir, lambda: train(model_dir=model_dir),
+                                     diverged=TrainingDivergedError, num_steps=num_steps,
+                                     bindings=bindings)
     finally:
         gin.clear_config()
-    status["seconds"] = round(time.time() - tick, 1)
-    grid.write_status(model_dir, **status)
-    return status["status"]
 
 
 def floors(problems, seeds):

@@ -43,3 +43,20 @@ def run_evaluate(capsys, *args):
     status = evaluate.main(["evaluate", *args])
     out, err = capsys.readouterr()
     return status, out, err
+
+
+class FixedFeatureExtractor:
+    """An extractor whose features of a source are `num` fixed random 8-d vectors (a function of
+    num and seed), streamed into the sink as the real one does; counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def summary(self, num, *, max_rows, is_splits=None):
+        from tf_convgan.evaluation import streaming
+        return streaming.FeatureSummary(num, feature_dim=8, max_rows=max_rows)
+
+    def features_of_source(self, source, num, *, seed, description, sink):
+        self.calls += 1
+        sink.add(np.random.default_rng(num + seed).normal(size=(num, 8)).astype(np.float32))
+        return sink

@@ -4,22 +4,15 @@ import os
 
 import gin
 import numpy as np
-import pytest
 
 import tf_convgan  # noqa: F401  (registers the configurables)
 from tf_convgan.cli import config
 from tf_convgan.run_dir import checkpoints as checkpoints_lib
 from tf_convgan.training.loop import train
+from tests.fid_helpers import FASHION_MNIST_DIR, needs_fashion_mnist
 
 RECIPE = "fashion_mnist_r1_fast.gin"
-FASHION_MNIST_DIR = os.environ.get(
-    "TF_CONVGAN_FASHION_MNIST_DIR",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                 "fashion_mnist"))
-needs_data = pytest.mark.skipif(
-    not os.path.exists(os.path.join(FASHION_MNIST_DIR, "train-images-idx3-ubyte.gz")),
-    reason=f"Fashion-MNIST IDX files not found in {FASHION_MNIST_DIR} "
-           f"(set TF_CONVGAN_FASHION_MNIST_DIR)")
+
 
 def _bindings(gin_file):
     """{'scope/configurable.parameter': value string} of the whole parsed config."""
@@ -55,7 +48,7 @@ def test_recipe_settings():
     assert b["test/fashion_mnist_source.split"] == "'test'"
 
 
-@needs_data
+@needs_fashion_mnist
 def test_recipe_trains_a_few_steps_at_full_width(tmp_path):
     """Two steps of the recipe's networks on the real data (no FID: it costs minutes): the
     checkpoint of step 2, G moved from its initialisation, finite weights."""

@@ -5,21 +5,8 @@ import os
 
 import numpy as np
 
-from tf_convgan.evaluation import reference, streaming
-from tests.fid_helpers import FID_WEIGHTS, needs_weights
-
-
-class _CountingExtractor:
-    def __init__(self):
-        self.calls = 0
-
-    def summary(self, num, *, max_rows, is_splits=None):
-        return streaming.FeatureSummary(num, feature_dim=8, max_rows=max_rows)
-
-    def features_of_source(self, source, num, *, seed, description, sink):
-        self.calls += 1
-        sink.add(np.random.default_rng(num + seed).normal(size=(num, 8)).astype(np.float32))
-        return sink
+from tf_convgan.evaluation import reference
+from tests.fid_helpers import FID_WEIGHTS, FixedFeatureExtractor, needs_weights
 
 
 @needs_weights
@@ -28,7 +15,7 @@ def test_reference_features_are_cached_by_key(tmp_path):
 
     images = np.random.default_rng(0).integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
     source = data.array_source(images=images, resolution=8)
-    extractor = _CountingExtractor()
+    extractor = FixedFeatureExtractor()
     kwargs = dict(extractor=extractor, dataset="toy", split="train", directory=str(tmp_path),
                   weights_path=FID_WEIGHTS)
     first = reference.reference_features(source, 10, **kwargs)

@@ -11,6 +11,7 @@ import pytest
 
 from helpers import ROOT
 from tf_convgan.evaluation import metrics, reference, streaming
+from tests.fid_helpers import FixedFeatureExtractor
 
 UNEVEN = [1, 7, 50, 3, 2, 64, 13, 60]  # 200 rows in batches of uneven sizes
 
@@ -124,21 +125,6 @@ def test_extractor_streams_into_a_summary_what_it_returns_as_an_array(monkeypatc
                                atol=1e-10 * np.abs(want_sigma).max())
 
 
-class _SinkExtractor:
-    """An extractor of a data source's `num` fixed random features, streamed into a sink."""
-
-    def __init__(self):
-        self.calls = 0
-
-    def summary(self, num, *, max_rows, is_splits=None):
-        return streaming.FeatureSummary(num, feature_dim=8, max_rows=max_rows)
-
-    def features_of_source(self, source, num, *, seed, description, sink):
-        self.calls += 1
-        sink.add(np.random.default_rng(num + seed).normal(size=(num, 8)).astype(np.float32))
-        return sink
-
-
 def test_reference_cache_keeps_statistics_and_first_rows(tmp_path, monkeypatch):
     """The cache key is unchanged (files written before streaming, with every row, still
     serve); a file with more rows than asked serves the first ones, one with fewer is
@@ -147,7 +133,7 @@ def test_reference_cache_keeps_statistics_and_first_rows(tmp_path, monkeypatch):
     monkeypatch.setattr(reference, "_weights_id", lambda path: "weights.npz:1")
     images = np.random.default_rng(0).integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
     source = data.array_source(images=images, resolution=8)
-    extractor = _SinkExtractor()
+    extractor = FixedFeatureExtractor()
     kwargs = dict(extractor=extractor, dataset="toy", split="train", directory=str(tmp_path))
     everything = np.random.default_rng(30).normal(size=(30, 8)).astype(np.float32)
     first = reference.reference_summary(source, 30, max_rows=10, **kwargs)

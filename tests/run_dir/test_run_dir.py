@@ -144,6 +144,27 @@ def test_an_unusable_model_dir_is_named_and_nothing_is_created(tmp_path, case):
     assert tree_bytes(tmp_path) == before and not os.path.exists("/proc/tf_convgan_run")
 
 
+def _assert_every_reader_refuses(model_dir, tmp_path, capsys, *, prefix, marker=None):
+    """sampling, export and evaluate on the run each exit with status 2 and one line
+    `error: <flag>: <prefix>...`, run nothing (`marker` not created), write nothing."""
+    before = tree_bytes(model_dir)
+    commands = [
+        (sampling.main, ["--model", str(model_dir), "--out_dir", str(tmp_path / "samples")],
+         "--model"),
+        (export.main, ["--model_dir", str(model_dir)], "--model_dir"),
+        (evaluate.main, ["--model_dir", str(model_dir), "--weights", "/nonexistent.npz"],
+         "--model_dir"),
+    ]
+    for main, args, flag in commands:
+        status = main(["command", *args])
+        err = capsys.readouterr().err
+        assert status == 2 and err.startswith(f"error: {flag}: {prefix}"), err
+        assert len(err.splitlines()) == 1, err
+        assert marker is None or not marker.exists(), main
+    assert tree_bytes(model_dir) == before
+    assert not (tmp_path / "samples").exists()
+
+
 # -- the operative config read as data --------------------------------------------------------
 
 _HOSTILE = {  # case: (text, whether the run's own bindings follow it)
@@ -178,22 +199,8 @@ def test_a_hostile_operative_config_runs_nothing(trained_run, tmp_path, monkeypa
     text, keep_rest = _HOSTILE[case]
     config_path.write_text(text.format(marker=marker) +
                            (config_path.read_text() if keep_rest else ""))
-    before = tree_bytes(model_dir)
-    commands = [
-        (sampling.main, ["--model", str(model_dir), "--out_dir", str(tmp_path / "samples")],
-         "--model"),
-        (export.main, ["--model_dir", str(model_dir)], "--model_dir"),
-        (evaluate.main, ["--model_dir", str(model_dir), "--weights", "/nonexistent.npz"],
-         "--model_dir"),
-    ]
-    for main, args, flag in commands:
-        status = main(["command", *args])
-        err = capsys.readouterr().err
-        assert status == 2 and err.startswith(f"error: {flag}: {config_path}:"), err
-        assert len(err.splitlines()) == 1, err
-        assert not marker.exists(), main
-    assert tree_bytes(model_dir) == before
-    assert not (tmp_path / "samples").exists()
+    _assert_every_reader_refuses(model_dir, tmp_path, capsys, prefix=f"{config_path}:",
+                                 marker=marker)
 
 
 def test_reading_a_run_leaves_gin_alone_and_builds_the_trained_generator(trained_run):
@@ -228,21 +235,7 @@ def test_a_runs_config_that_cannot_be_built_is_one_line_before_anything_is_alloc
     model_dir = copy_run(trained_run.model_dir, tmp_path / "run")
     config_path = model_dir / "operative_config.gin"
     config_path.write_text(config_path.read_text() + _UNBUILDABLE[case])
-    before = tree_bytes(model_dir)
-    commands = [
-        (sampling.main, ["--model", str(model_dir), "--out_dir", str(tmp_path / "samples")],
-         "--model"),
-        (export.main, ["--model_dir", str(model_dir)], "--model_dir"),
-        (evaluate.main, ["--model_dir", str(model_dir), "--weights", "/nonexistent.npz"],
-         "--model_dir"),
-    ]
-    for main, args, flag in commands:
-        status = main(["command", *args])
-        err = capsys.readouterr().err
-        assert status == 2 and err.startswith(f"error: {flag}: {config_path}"), err
-        assert len(err.splitlines()) == 1, err
-    assert tree_bytes(model_dir) == before
-    assert not (tmp_path / "samples").exists()
+    _assert_every_reader_refuses(model_dir, tmp_path, capsys, prefix=str(config_path))
 
 
 def test_the_planned_size_of_a_network_is_its_built_size(trained_run):

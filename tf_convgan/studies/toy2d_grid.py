@@ -35,6 +35,7 @@ import dataclasses
 import inspect
 import json
 import os
+import time
 from typing import Optional, Tuple
 
 import numpy as np
@@ -169,6 +170,32 @@ def write_status(model_dir, **status):
     run_dir.write_text(os.path.join(model_dir, STATUS_FILE), json.dumps(status))
 
 
+def mean_floors(results, problems):
+    """Per problem, the mean over seeds of the W2 floor (each seed's once), or None without
+    results."""
+    means = []
+    for p in problems:
+        per_seed = dict((r["seed"], r["floor"]) for r in results if r["problem"] == p)
+        means.append(float(np.mean(list(per_seed.values()))) if per_seed else None)
+    return means
+
+
+def train_and_record(model_dir, train_fn, *, diverged, **status):
+    """Runs `train_fn()`, then writes the run's status file: `status` plus 'done', or
+    'diverged' with the error when it raises one of `diverged` (the loop's
+    TrainingDivergedError: this layer does not import the loop), and the seconds it took.
+    Returns 'done' or 'diverged'."""
+    tick = time.time()
+    try:
+        train_fn()
+        status["status"] = "done"
+    except diverged as e:
+        status.update(status="diverged", error=str(e))
+    status["seconds"] = round(time.time() - tick, 1)
+    write_status(model_dir, **status)
+    return status["status"]
+
+
 def is_finished(model_dir, num_steps):
     """A run is finished when its status file says done (or diverged) for this num_steps."""
     status = read_status(model_dir)
@@ -248,10 +275,7 @@ def markdown(results, *, num_steps, seeds, problems, seconds=None, partial=False
               f"points and 1000 other data points (mean over the seeds).", "",
               "| method | rule | D steps | " + " | ".join(problems) + " |",
               "|---|---|---|" + "---|" * len(problems)]
-    floor_cells = []
-    for p in problems:
-        fl = sorted({(r["seed"], r["floor"]) for r in results if r["problem"] == p})
-        floor_cells.append(f"{np.mean([f for _, f in fl]):.3f}" if fl else "")
+    floor_cells = [f"{f:.3f}" if f is not None else "" for f in mean_floors(results, problems)]
     lines.append("| *floor* | | | " + " | ".join(floor_cells) + " |")
     for (method, rule), per_problem in _group(results).items():
         d_steps = next(iter(per_problem.values()))[0]["d_steps"]

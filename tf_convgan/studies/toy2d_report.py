@@ -118,10 +118,7 @@ def markdown(results, *, num_steps, num_points, seconds=None):
         f"directions (`toy2d_convergence.noise_walk`); ~1: the remaining movement is noise.", "",
         "| method | rule | lr | " + " | ".join(problems) + " |",
         "|---|---|---|" + "---|" * len(problems)]
-    floors = []
-    for p in problems:
-        fl = {(r["seed"], r["floor"]) for r in results if r["problem"] == p}
-        floors.append(f"floor {np.mean([f for _, f in fl]):.3f}")
+    floors = [f"floor {f:.3f}" if f is not None else "" for f in grid.mean_floors(results, problems)]
     lines.append("| | | | " + " | ".join(floors) + " |")
     groups = {}
     for r in results:
