@@ -22,7 +22,7 @@ Conventions mapped here (the two runs are then the same function of the same num
   Its interpolates are (1 - e) real + e fake, ours eps real + (1 - eps) fake: eps = 1 - e.
   With real_fake its logged `reg` is only the fake half: compared with R2 of the weights before
     the step (both halves are in the update, which the weights compare).
-Also usable as a module (tests/test_gan_stability.py): `replay`, `compare`.
+Also usable as a module (tests/gan_stability/test_steps.py): `replay`, `compare`.
 """
 import argparse
 import functools

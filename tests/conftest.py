@@ -55,7 +55,7 @@ def extractor():
     """The FID feature extractor on the shared weights, batches of 4 (a test module may define
     its own)."""
     from tf_convgan.evaluation.features import FeatureExtractor
-    from tests.fid_helpers import FID_WEIGHTS
+    from fid_helpers import FID_WEIGHTS
     return FeatureExtractor(weights_path=FID_WEIGHTS, batch_size=4, verbose=False)
 
 

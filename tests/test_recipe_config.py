@@ -9,7 +9,7 @@ import tf_convgan  # noqa: F401  (registers the configurables)
 from tf_convgan.cli import config
 from tf_convgan.run_dir import checkpoints as checkpoints_lib
 from tf_convgan.training.loop import train
-from tests.fid_helpers import FASHION_MNIST_DIR, needs_fashion_mnist
+from fid_helpers import FASHION_MNIST_DIR, needs_fashion_mnist
 
 RECIPE = "fashion_mnist_r1_fast.gin"
 

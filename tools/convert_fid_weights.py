@@ -3,9 +3,9 @@
 Sources (download them on a machine with internet):
   * the PyTorch port used by pytorch-fid:
       https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth
-    (read without PyTorch by tf_convgan.torch_pickle, which refuses anything but tensors and
-    containers; the file's full sha256 must be PTH_SHA256, whose prefix "6726825d" is in the
-    name)
+    (read without PyTorch by tf_convgan.gan_stability.torch_pickle, which refuses anything but
+    tensors and containers; the file's full sha256 must be PTH_SHA256, whose prefix "6726825d"
+    is in the name)
         python tools/convert_fid_weights.py --pth pt_inception-2015-12-05-6726825d.pth --out W.npz
   * the official 2015 TensorFlow graph (what TTUR uses):
       http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz
@@ -38,7 +38,8 @@ from tf_convgan.evaluation.weights import (  # noqa: E402,F401
 
 def load_pth(path, expected_sha256=PTH_SHA256):
     """pytorch-fid's state dict as {name: numpy array}: the file's sha256 is checked first, then
-    it is read with tf_convgan.torch_pickle (no PyTorch; no pickled code runs)."""
+    it is read with tf_convgan.gan_stability.torch_pickle (no PyTorch; no pickled code
+    runs)."""
     digest = file_sha256(path)
     if digest != expected_sha256:
         raise ValueError(f"{path}: sha256 {digest} is not that of the official "

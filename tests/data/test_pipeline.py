@@ -6,7 +6,7 @@ import tensorflow as tf
 
 import helpers
 
-from tests.data_helpers import fake_idx_dir, indexed_source, scale, stream_indices
+from data_helpers import fake_idx_dir, indexed_source, scale, stream_indices
 from tf_convgan import data
 from tf_convgan.errors import ConfigError
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data_helpers import scale, take
+from data_helpers import scale, take
 from tf_convgan import data
 from tf_convgan.errors import ConfigError
 

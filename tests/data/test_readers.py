@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data_helpers import fake_idx_dir, idx_bytes, scale, take, write_idx
+from data_helpers import fake_idx_dir, idx_bytes, scale, take, write_idx
 from tf_convgan import data
 from tf_convgan.data import readers
 from tf_convgan.errors import ConfigError

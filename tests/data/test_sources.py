@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.data_helpers import fake_idx_dir, indexed_source, scale, stream_indices, take
+from data_helpers import fake_idx_dir, indexed_source, scale, stream_indices, take
 from tf_convgan import data
 from tf_convgan.data import preprocessing
 from tf_convgan.errors import ConfigError

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import TINY_NETWORKS
+from helpers import TINY_NETWORKS
 from tf_convgan.networks import build
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import ROOT
-from tests.fid_helpers import run_evaluate, write_folder
+from fid_helpers import run_evaluate, write_folder
 
 
 @pytest.mark.parametrize("args, flag", [

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from tests.fid_graph import layer_arrays as _layer, synthetic_graph_def, synthetic_softmax
-from tests.fid_helpers import FID_WEIGHTS, needs_weights
-from tests.torch_files import Call, Global, Tensor, write_legacy, write_zip
+from fid_graph import layer_arrays as _layer, synthetic_graph_def, synthetic_softmax
+from fid_helpers import FID_WEIGHTS, needs_weights
+from torch_files import Call, Global, Tensor, write_legacy, write_zip
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(_ROOT, "tools"))

@@ -11,7 +11,7 @@ import helpers
 
 from tf_convgan.evaluation import features
 from tf_convgan.run_dir import images as images_lib
-from tests.fid_helpers import FID_WEIGHTS, needs_weights, run_evaluate, write_folder
+from fid_helpers import FID_WEIGHTS, needs_weights, run_evaluate, write_folder
 
 Z_DIM = 4
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from tf_convgan.evaluation import inception, weights
-from tests.fid_graph import archive_bytes, synthetic_graph_def, synthetic_softmax
-from tests.fid_helpers import FID_WEIGHTS, needs_weights
+from fid_graph import archive_bytes, synthetic_graph_def, synthetic_softmax
+from fid_helpers import FID_WEIGHTS, needs_weights
 
 pytestmark = needs_weights
 
@@ -226,7 +226,7 @@ def test_offline_error_is_one_line_naming_the_file_and_where_to_put_it(cache, ar
 def test_offline_evaluate_prints_one_line(cache, tmp_path, monkeypatch, capsys):
     """`evaluate --inception_score` without weights and without network: exit 2 and one line
     naming the flag, the URL, the file and where to place it (before any network is built)."""
-    from tests.fid_helpers import run_evaluate, write_folder
+    from fid_helpers import run_evaluate, write_folder
 
     url = _closed_port_url()
     monkeypatch.setattr(weights, "GRAPH_URL", url)

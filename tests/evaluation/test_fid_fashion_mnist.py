@@ -13,7 +13,7 @@ import tensorflow as tf
 from tf_convgan import data
 from tf_convgan.evaluation import features as evaluation
 from tf_convgan.evaluation import metrics
-from tests.fid_helpers import FASHION_MNIST_DIR, FID_WEIGHTS, needs_fashion_mnist, needs_weights
+from fid_helpers import FASHION_MNIST_DIR, FID_WEIGHTS, needs_fashion_mnist, needs_weights
 
 pytestmark = [needs_weights, needs_fashion_mnist]
 

@@ -13,7 +13,7 @@ from helpers import TINY_GIN
 from tf_convgan.cli import config
 from tf_convgan.evaluation import hook
 from tf_convgan.training.loop import train
-from tests.fid_helpers import FID_WEIGHTS, needs_weights, run_evaluate, write_folder
+from fid_helpers import FID_WEIGHTS, needs_weights, run_evaluate, write_folder
 
 
 class _ScriptedEvaluator(hook.EvaluationHook):
@@ -107,7 +107,8 @@ def test_the_hook_evaluates_its_context_and_records(tmp_path):
 @pytest.mark.slow  # the default suite checks in-training FID and the best checkpoint above
 def test_in_training_fid_and_best_checkpoint_through_the_command_line(tmp_path, capsys):
     """Real FID every 2 steps of a tiny run; `evaluate --model_dir --checkpoint best` reproduces
-    the FID logged for the best step (same z, same reference images, restored EMA weights)."""
+    the FID logged for the best step, `--checkpoint ckpt-N` the one logged for step N (same z,
+    same reference images, restored EMA weights)."""
     model_dir = tmp_path / "run"
     cache = str(tmp_path / "cache")
     npy_path = str(tmp_path / "eight.npy")  # the reference: all 8 training images
@@ -132,6 +133,16 @@ def test_in_training_fid_and_best_checkpoint_through_the_command_line(tmp_path, 
     assert result["checkpoint"].endswith(f"ckpt-{best['step']}")
     assert result["fid"] == pytest.approx(best["fid"], rel=1e-3)
     assert result["kid"] == pytest.approx(best["kid"], rel=1e-2, abs=1e-5)
+    other = 2 if best["step"] == 4 else 4  # a checkpoint by name: the other evaluated step
+    status, out, err = run_evaluate(capsys, "--model_dir", str(model_dir), "--checkpoint",
+                                    f"ckpt-{other}", "--reference_dir", reference,
+                                    "--num_samples", "8", "--batch_size", "8",
+                                    "--weights", FID_WEIGHTS, "--cache_dir", cache)
+    assert status == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["checkpoint"].endswith(f"ckpt-{other}")
+    logged = table["fid"][list(table["step"]).index(other)]
+    assert result["fid"] == pytest.approx(logged, rel=1e-3)
 
 
 @needs_weights

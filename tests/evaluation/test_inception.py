@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tf_convgan.evaluation import inception
-from tests.fid_helpers import FID_REFERENCE_IO, needs_reference_io
+from fid_helpers import FID_REFERENCE_IO, needs_reference_io
 
 
 @needs_reference_io

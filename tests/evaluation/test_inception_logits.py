@@ -8,8 +8,8 @@ import pytest
 
 from tf_convgan import data
 from tf_convgan.evaluation import features, inception, metrics, weights
-from tests.fid_graph import synthetic_graph_def, synthetic_softmax
-from tests.fid_helpers import (FID_REFERENCE_IO, FID_WEIGHTS, needs_reference_io, run_evaluate,
+from fid_graph import synthetic_graph_def, synthetic_softmax
+from fid_helpers import (FID_REFERENCE_IO, FID_WEIGHTS, needs_reference_io, run_evaluate,
                                write_folder)
 
 pytestmark = needs_reference_io

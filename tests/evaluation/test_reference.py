@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from tf_convgan.evaluation import reference
-from tests.fid_helpers import FID_WEIGHTS, FixedFeatureExtractor, needs_weights
+from fid_helpers import FID_WEIGHTS, FixedFeatureExtractor, needs_weights
 
 
 @needs_weights

@@ -11,7 +11,7 @@ import pytest
 
 from helpers import ROOT
 from tf_convgan.evaluation import metrics, reference, streaming
-from tests.fid_helpers import FixedFeatureExtractor
+from fid_helpers import FixedFeatureExtractor
 
 UNEVEN = [1, 7, 50, 3, 2, 64, 13, 60]  # 200 rows in batches of uneven sizes
 
@@ -167,7 +167,7 @@ def test_feature_rows_beyond_the_available_memory_are_refused(tmp_path, capsys, 
     """Keeping more feature rows than the available memory holds is one line naming the flag
     that asks for them (--max_feature_rows when it is the bound, else --num_samples), before
     the Inception network is loaded."""
-    from tests.fid_helpers import run_evaluate, write_folder
+    from fid_helpers import run_evaluate, write_folder
     images = np.zeros((3, 8, 8, 3), np.uint8)
     folder = write_folder(tmp_path / "images", images)
     monkeypatch.setattr(streaming, "available_memory_bytes", lambda: 5 * 10 ** 4)

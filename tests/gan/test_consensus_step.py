@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_convgan import noise
 from tf_convgan.gan import optimizers
 from tf_convgan.objectives import losses, penalties
 from tf_convgan.errors import ConfigError
@@ -15,10 +14,12 @@ def test_gan_consensus_step_logs_the_independent_consensus_term():
     """The logged consensus equals gamma/2 (||grad_G L_G||^2 + ||grad_D L_D||^2) computed
     separately from the same z before the update; both players move; one update each."""
     gamma = 0.5
-    gan = make_gan(consensus_gamma=gamma, optimizer=lambda: optimizers.sgd(learning_rate=0.01))
-    real, labels = (tf.constant(x[:, 0]) for x in random_batch(4, seed=2))
-    seed = tf.constant([3, 1], tf.int64)
-    z = noise.normal([4, gan.generator.z_dim], noise.fold_in(seed, 0))  # _Z_D
+    source = PrescribedNoise(seed=3)
+    gan = make_gan(consensus_gamma=gamma, optimizer=lambda: optimizers.sgd(learning_rate=0.01),
+                   noise_source=source)
+    batch = random_batch(4, seed=2)
+    real, labels = (tf.constant(x[:, 0]) for x in batch)
+    z = source.value("normal", [4, gan.generator.z_dim], 0)  # the step's one z
     with tf.GradientTape(persistent=True) as tape:
         fake = gan.generator(z, labels, training=True)
         d_real = gan.discriminator(real, labels, training=True)
@@ -32,7 +33,8 @@ def test_gan_consensus_step_logs_the_independent_consensus_term():
     expected = gamma / 2 * (sum(float(tf.reduce_sum(g ** 2)) for g in vg)
                             + sum(float(tf.reduce_sum(g ** 2)) for g in vd))
     g0 = [w.numpy() for w in gan.generator.trainable_variables]
-    logs = gan._consensus_step(real, labels, seed)
+    logs = gan.train_step(tuple(tf.constant(x) for x in batch))
+    assert source.calls[("normal", (4, gan.generator.z_dim))] == 1
     np.testing.assert_allclose(float(logs["consensus"]), expected, rtol=1e-4)
     np.testing.assert_allclose(float(logs["d_loss"]), float(d_loss), rtol=1e-5)
     assert int(gan.d_optimizer.iterations.numpy()) == int(gan.g_optimizer.iterations.numpy()) == 1

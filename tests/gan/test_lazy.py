@@ -54,8 +54,8 @@ def test_lazy_interval_2_applies_twice_the_penalty_on_even_d_steps():
         seed = tf.constant([9, j], tf.int64)
         args = (tf.constant(real[:, 0]), tf.constant(labels[:, 0]), seed)
         before = _d_weights(lazy)
-        lazy_logs = lazy._discriminator_step(*args)  # eager: tf.cond runs one branch only
-        ref_logs = reference._discriminator_step(*args)
+        lazy_logs = lazy.discriminator_step(*args)  # eager: tf.cond runs one branch only
+        ref_logs = reference.discriminator_step(*args)
         assert int(lazy.d_optimizer.iterations.numpy()) == j + 1
         for a, b, w0 in zip(_d_weights(lazy), _d_weights(reference), before):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

@@ -153,7 +153,7 @@ def test_one_step_logs_and_d_update_equal_independent_computations(sgd_gan, loss
 def test_generator_step_descends_g_loss_at_the_updated_discriminator(sgd_gan):
     """The G step of one eager step (SGD, prescribed noise) changes G by exactly
     -lr * grad_G mean(g_loss(D'(G(z_G)))), D' the discriminator after the D step, computed here
-    from D's step alone (the private D-only path) and a GradientTape of our own; it leaves D as
+    from D's step alone (GAN.discriminator_step) and a GradientTape of our own; it leaves D as
     the D step left it; g_grad_norm is that gradient's norm. The gradient at the D before its
     update differs by far more than the tolerance, so a G step at the stale D fails."""
     gan, models, initial = sgd_gan
@@ -172,8 +172,8 @@ def test_generator_step_descends_g_loss_at_the_updated_discriminator(sgd_gan):
         return [tf.convert_to_tensor(g).numpy() for g in tape.gradient(g_loss, g_vars)]
 
     stale = g_gradients()  # at D before its update
-    with noise.source_scope(PrescribedNoise(seed=5)):  # D's step alone, same z as the full step
-        gan._discriminator_step(x, y, tf.constant([0, 0], tf.int64))
+    gan.noise_source = PrescribedNoise(seed=5)  # D's step alone, same z as the full step
+    gan.discriminator_step(x, y, tf.constant([0, 0], tf.int64))
     d_after_d_step = [v.numpy() for v in gan.discriminator.trainable_variables]
     want = g_gradients()  # at the updated D
     for model, w in zip(models, initial):

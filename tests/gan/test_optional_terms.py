@@ -57,7 +57,7 @@ def test_logged_terms_equal_independent_computations():
     expected = {"d_real_logits": tf.reduce_mean(d(noisy_real)),
                 "cr": tf.reduce_mean(BCR(d, noisy_real, noisy_fake, noise.fold_in(seed, 3))),
                 "zcr_d": tf.reduce_mean(5.0 * tf.square(d(fake) - d(fake_p)))}
-    logs = gan._discriminator_step(real, labels, seed)
+    logs = gan.discriminator_step(real, labels, seed)
     for name, value in expected.items():
         np.testing.assert_allclose(float(logs[name]), float(value), rtol=1e-4, err_msg=name)
     assert float(logs["cr"]) > 0 and float(logs["zcr_d"]) > 0
@@ -67,7 +67,7 @@ def test_logged_terms_equal_independent_computations():
     dz = 0.5 * noise.normal(z.shape, noise.fold_in(seed, 4))
     diff = gan.generator(z, labels, training=True) - gan.generator(z + dz, labels, training=True)
     expected_g = -0.5 * tf.reduce_mean(tf.reduce_mean(tf.square(diff), axis=[1, 2, 3]))
-    logs = gan._generator_step(labels, seed)
+    logs = gan.generator_step(labels, seed)
     np.testing.assert_allclose(float(logs["zcr_g"]), float(expected_g), rtol=1e-4)
     assert float(logs["zcr_g"]) < 0
 
@@ -178,7 +178,7 @@ def test_r1_reuses_the_loss_forward_pass_with_the_same_value_and_update():
         before = gan.discriminator(real, labels, training=True)
         expected = tf.reduce_mean(penalties.r1(
             lambda x: gan.discriminator(x, labels, training=True), real, real, gamma=10.0))
-        logs = gan._discriminator_step(real, labels, seed)
+        logs = gan.discriminator_step(real, labels, seed)
         np.testing.assert_allclose(float(logs["penalty"]), float(expected), rtol=1e-5)
         assert float(tf.reduce_max(tf.abs(before))) > 0
         results.append([w.numpy() for w in gan.discriminator.trainable_weights])

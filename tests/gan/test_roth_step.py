@@ -27,11 +27,6 @@ def _constant(step):
                              gamma=GAMMA * DECAY ** (min(step, DECAY_STEPS) / DECAY_STEPS))
 
 
-def _real_labels(seed=0):
-    real, labels = random_batch(4, seed=seed)
-    return tf.constant(real[:, 0]), tf.constant(labels[:, 0])
-
-
 def _d_weights(gan):
     return [w.numpy() for w in gan.discriminator.trainable_weights]
 
@@ -39,21 +34,18 @@ def _d_weights(gan):
 @pytest.mark.parametrize("path,step", [("eager", 0), ("eager", 1), ("eager", 5), ("lazy", 1),
                                        ("conopt", 1)])
 def test_the_step_counter_reaches_the_annealed_gamma(path, step):
-    """At step counter t, a D step with the annealed penalty logs and applies what a constant
-    gamma_t = gamma * decay^(min(t, T) / T) does, in each of the step's three penalty paths."""
+    """At step counter t, a train_step with the annealed penalty logs and applies to D what a
+    constant gamma_t = gamma * decay^(min(t, T) / T) does, in each of the step's three penalty
+    paths."""
     kwargs = {"eager": {}, "lazy": dict(lazy_interval=1),
               "conopt": dict(consensus_gamma=0.5)}[path]
-    real, labels = _real_labels()
-    seed = tf.constant([5, 8], tf.int64)
+    batch = tuple(tf.constant(x) for x in random_batch(4))
     results = []
     for penalty in (ANNEALED, _constant(step)):
         gan = make_gan(penalty=penalty, optimizer=SGD, **kwargs)
         assert gan.penalty_takes_step
         gan.step_counter.assign(step)
-        if path == "conopt":
-            logs = gan._consensus_step(real, labels, seed)
-        else:
-            logs = gan._discriminator_step(real, labels, seed)
+        logs = gan.train_step(batch)  # D's update, then G's at that D (ConOpt: both at once)
         results.append((float(logs["penalty"]), _d_weights(gan)))
     (annealed, annealed_weights), (constant, constant_weights) = results
     assert constant > 0

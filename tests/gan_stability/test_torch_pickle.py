@@ -1,5 +1,5 @@
-"""tf_convgan.torch_pickle: PyTorch checkpoints read as numpy arrays without PyTorch, and nothing
-but tensors and containers accepted."""
+"""tf_convgan.gan_stability.torch_pickle: PyTorch checkpoints read as numpy arrays without
+PyTorch, and nothing but tensors and containers accepted."""
 import os
 import zipfile
 

@@ -12,13 +12,14 @@ import pytest
 import tensorflow as tf
 
 from helpers import ROOT, ram_url, two_cpu_strategy
+from tf_convgan.errors import ConfigError
 from tf_convgan.gan.model import GAN
 from tf_convgan.objectives import losses, penalties
 from tf_convgan.studies import dirac, spectrum
 from tf_convgan.networks import build, mlp_discriminator, mlp_generator
 from tf_convgan.run_dir import images
 
-F1 = 0.5  # f'(0) of the minimax loss (tests/test_dirac.py)
+F1 = 0.5  # f'(0) of the minimax loss (tests/studies/test_dirac.py)
 
 
 # --------------------------------------------------------------------------- the Dirac-GAN
@@ -99,7 +100,7 @@ def test_dirac_gradient_penalty_eigenvalues(name, gamma):
     expected = _closed(-gamma / 2, gamma ** 2 / 4 - F1 ** 2)
     np.testing.assert_allclose(_lm(result), expected, atol=1e-8 if gamma != 1.0 else 1e-7)
     np.testing.assert_allclose(result.max_real, expected.real.max(), atol=1e-7)
-    # The update maps against tf_convgan.dirac's autodiff of its own sim/alt steps.
+    # The update maps against tf_convgan.studies.dirac's autodiff of its own sim/alt steps.
     method = dirac.dirac_method(name, gamma=gamma)
     for mode, radius in (("sim", result.sim_radius), ("alt", result.alt_radius)):
         expected_radius = dirac.spectral_radius(dirac.update_jacobian(
@@ -129,7 +130,8 @@ def test_dirac_instance_noise_eigenvalues(sigma):
 
 
 def test_dirac_away_from_the_equilibrium_matches_dirac_module():
-    """At (theta, psi) = (0.7, -0.4) with R1: J equals tf_convgan.dirac's autodiff Jacobian."""
+    """At (theta, psi) = (0.7, -0.4) with R1: J equals tf_convgan.studies.dirac's autodiff
+    Jacobian."""
     gan = dirac_gan(theta=0.7, psi=-0.4, penalty=functools.partial(penalties.r1, gamma=0.6))
     operator, result = _dirac_spectrum(gan)
     want = dirac.jacobian(dirac.dirac_method("r1", gamma=0.6), point=(0.7, -0.4))
@@ -218,6 +220,24 @@ def test_mlp_matrix_free_eigenvalues_equal_the_dense_jacobians(mlp_case):
     np.testing.assert_allclose(result.coupling_gd,
                                np.linalg.svd(jac[:n_g, n_g:], compute_uv=False)[:5], atol=1e-6)
     assert result.counts["vjp"] > 0
+
+
+def test_one_update_map_alone_gives_that_maps_numbers_exactly(mlp_case):
+    """update_maps=('alt',) runs only the altGD map's ARPACK (from the same start vector): its
+    eigenvalues are those of both maps' run bit for bit, and the simGD map's stay None."""
+    _, operator, _ = mlp_case
+    args = dict(operator=operator, k=3, which=("LR",), learning_rate=0.5, blocks=False,
+                dense_below=0)
+    both = spectrum.spectrum(**args)
+    for name, other in (("alt", "sim"), ("sim", "alt")):
+        one = spectrum.spectrum(update_maps=(name,), **args)
+        np.testing.assert_array_equal(getattr(one, f"{name}_eigenvalues"),
+                                      getattr(both, f"{name}_eigenvalues"))
+        assert getattr(one, f"{name}_radius") == getattr(both, f"{name}_radius")
+        assert getattr(one, f"{other}_radius") is None
+        np.testing.assert_array_equal(one.eigenvalues["LR"], both.eigenvalues["LR"])
+    with pytest.raises(ConfigError, match="update_maps"):
+        spectrum.spectrum(update_maps=("sim", "ALT"), **args)
 
 
 def test_mlp_jvp_and_vjp_equal_finite_differences_and_the_transpose(mlp_case):

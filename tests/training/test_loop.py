@@ -86,11 +86,12 @@ def test_train_seed_seeds_the_draws_of_the_step(tmp_path, npy_path):
 
 def test_gan_seed_is_not_a_gin_parameter(npy_path):
     """One seed per run: train.seed; binding GAN.seed in gin is refused when the config is
-    parsed, naming it."""
-    gin.clear_config()
-    with pytest.raises(ValueError, match=r"GAN.seed is not a parameter: a run has one seed, "
-                                         r"train.seed"):
-        config.parse([TINY_GIN], [f"npy_source.path = '{npy_path}'", "GAN.seed = 3"])
+    parsed, naming it, also to train.seed's own value."""
+    for seeds in (["GAN.seed = 3"], ["train.seed = 3", "GAN.seed = 3"]):
+        gin.clear_config()
+        with pytest.raises(ValueError, match=r"GAN.seed is not a parameter: a run has one "
+                                             r"seed, train.seed"):
+            config.parse([TINY_GIN], [f"npy_source.path = '{npy_path}'", *seeds])
     gin.clear_config()
 
 

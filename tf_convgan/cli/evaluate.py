@@ -28,8 +28,9 @@ from tf_convgan.run_dir import generators  # noqa: E402
 FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
 flags.DEFINE_string("model_dir", None, "A training run's directory (EMA generator).",
                     flag_values=FLAGS)
-flags.DEFINE_enum("checkpoint", "latest", ["latest", "best"],
-                  "With --model_dir: checkpoints/ (latest) or best/ (best FID).", flag_values=FLAGS)
+flags.DEFINE_string("checkpoint", "latest",
+                    "With --model_dir: 'latest' (checkpoints/), 'best' (best/, best FID) or a "
+                    "checkpoint's name in checkpoints/ (ckpt-2500).", flag_values=FLAGS)
 flags.DEFINE_string("saved_model", None, "A generator SavedModel (serving_default: z -> images).",
                     flag_values=FLAGS)
 flags.DEFINE_string("image_dir", None, "A folder of images (recursive).", flag_values=FLAGS)

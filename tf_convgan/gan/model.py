@@ -63,8 +63,8 @@ class GAN(keras.Model):
       generator, discriminator, generator_ema: built Keras models (see tf_convgan.networks);
         generator_ema has the generator's architecture.
       loss: a `losses.GANLoss` (e.g. `@non_saturating()` in gin).
-      penalty: a penalty function from `tf_convgan.penalties` (e.g. `@r1`), or None; one with a
-        `step` parameter (`@roth`, for its annealed gamma) is passed the step counter.
+      penalty: a penalty function from `tf_convgan.objectives.penalties` (e.g. `@r1`), or None;
+        one with a `step` parameter (`@roth`, for its annealed gamma) is passed the step counter.
       d_steps: discriminator steps per generator step, each on its own real data.
       ema_beta: EMA decay of the generator copy (0.999 as GAN_stability; 0 copies G).
       g_optimizer, d_optimizer: Keras optimizers (default PyTorch's RMSprop lr 1e-4, the
@@ -72,7 +72,8 @@ class GAN(keras.Model):
       seed: seeds every random draw of training together with the step counter; train()
         passes train.seed here (training.loop.build_gan); not a gin parameter.
       instance_noise: a schedule step -> sigma (e.g. `@sigma_schedule`), or None.
-      consistency: a D-side consistency term from `tf_convgan.consistency` (`@cr`, `@bcr`), or None.
+      consistency: a D-side consistency term from `tf_convgan.objectives.consistency` (`@cr`,
+        `@bcr`), or None.
       latent_consistency: `@zcr()` (a `consistency.LatentConsistency`), or None.
       lazy_interval: k >= 1, evaluate the penalty every k-th D step with weight k; None: every step.
       consensus_gamma: gamma >= 0 of ConOpt's consensus term (simultaneous updates), or None.
@@ -217,22 +218,22 @@ class GAN(keras.Model):
         return logs
 
     def _players_step(self, real, labels, step_seed):
-        """Alternating (default): d_steps D updates, then G's update at the updated D.
-        Simultaneous (d_steps = 1): D's and G's gradients both at the current state, then both
-        applied."""
-        d_logs = []
-        for k in range(self.d_steps):
-            logs, apply_d = self._discriminator_update(real[:, k], labels[:, k],
-                                                       noise.fold_in(step_seed, k))
-            if not self.simultaneous:
-                apply_d()
-            d_logs.append(logs)
-        logs = {name: tf.add_n([l[name] for l in d_logs]) / self.d_steps for name in d_logs[0]}
-        g_logs, apply_g = self._generator_update(labels[:, -1],
-                                                 noise.fold_in(step_seed, self.d_steps))
+        """Alternating (default): d_steps `discriminator_step`s, then `generator_step` at the
+        updated D. Simultaneous (d_steps = 1): D's and G's gradients both at the current state,
+        then both applied."""
+        d_seeds = [noise.fold_in(step_seed, k) for k in range(self.d_steps)]
+        g_seed = noise.fold_in(step_seed, self.d_steps)
         if self.simultaneous:
+            d_logs, apply_d = self._discriminator_update(real[:, 0], labels[:, 0], d_seeds[0])
+            g_logs, apply_g = self._generator_update(labels[:, -1], g_seed)
             apply_d()
-        apply_g()
+            apply_g()
+            d_logs = [d_logs]
+        else:
+            d_logs = [self.discriminator_step(real[:, k], labels[:, k], d_seeds[k])
+                      for k in range(self.d_steps)]
+            g_logs = self.generator_step(labels[:, -1], g_seed)
+        logs = {name: tf.add_n([l[name] for l in d_logs]) / self.d_steps for name in d_logs[0]}
         logs.update(g_logs)
         return logs
 
@@ -248,10 +249,15 @@ class GAN(keras.Model):
     def _fakes(self, z, labels, dtype):
         return tf.stop_gradient(tf.cast(self.generator(z, labels, training=True), dtype))
 
-    def _discriminator_step(self, real, labels, seed):
-        """One D update; returns its logs."""
-        logs, apply = self._discriminator_update(real, labels, seed)
-        apply()
+    def discriminator_step(self, real, labels, seed):
+        """One D update of `train_step` (which makes d_steps of them per step) on real [B, ...],
+        int32 labels [B] (zeros for an unconditional GAN) and the sub-step's seed ([2] int64;
+        train_step's k-th is noise.fold_in([GAN.seed, step], k)); returns its logs, summed over
+        replicas, from before the update. Draws from `self.noise_source`; does not advance the
+        step counter, G or the EMA generator."""
+        with noise.source_scope(self.noise_source):
+            logs, apply = self._discriminator_update(real, labels, seed)
+            apply()
         return logs
 
     def _discriminator_update(self, real, labels, seed):
@@ -367,10 +373,14 @@ class GAN(keras.Model):
         out = tf.cond(due, apply, skip)
         return out[0], out[1:]
 
-    def _generator_step(self, labels, seed):
-        """One G update; returns its logs."""
-        logs, apply = self._generator_update(labels, seed)
-        apply()
+    def generator_step(self, labels, seed):
+        """The G update of `train_step` on int32 labels [B] (zeros for an unconditional GAN) and
+        the sub-step's seed ([2] int64; train_step's is noise.fold_in([GAN.seed, step],
+        d_steps)); returns its logs, summed over replicas, from before the update. Draws from
+        `self.noise_source`; does not advance the step counter, D or the EMA generator."""
+        with noise.source_scope(self.noise_source):
+            logs, apply = self._generator_update(labels, seed)
+            apply()
         return logs
 
     def _generator_update(self, labels, seed):

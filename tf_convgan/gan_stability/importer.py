@@ -3,9 +3,9 @@
     python -m tf_convgan.import_gan_stability --config celebAHQ_pretrained.yaml \\
         --checkpoint celebahq-baab46b2.pt --model_dir runs/celebahq
 
-The checkpoint is read by tf_convgan.torch_pickle (no PyTorch; nothing in the file is executed),
-the config by tf_convgan.gan_stability.config (merged over GAN_stability's default.yaml). The model
-directory then holds what run.py writes:
+The checkpoint is read by tf_convgan.gan_stability.torch_pickle (no PyTorch; nothing in the file
+is executed), the config by tf_convgan.gan_stability.config (merged over GAN_stability's
+default.yaml). The model directory then holds what run.py writes:
   checkpoints/ckpt-<step>    G (`generator`), D (`discriminator`), the EMA generator
                              (`generator_test`; G where the checkpoint has none), both optimizers
                              with the checkpoint's optimizer state (RMSprop square_avg, Adam

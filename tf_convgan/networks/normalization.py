@@ -12,7 +12,7 @@ Normalization in GANs"):
                    generators' `sync_batch_norm`: momentum 0.9, epsilon 1e-5) on the feature
                    maps; in training mode the statistics are those of the *global* batch, so the
                    replica count does not change the function, but D's logit of one example
-                   depends on every example of the batch (see objectives/penalties.py)
+                   depends on every example of the batch (docs/conventions.md, "The input gradient")
   'layer_norm'     per example over (H, W, C), with a per-channel scale and offset (epsilon 1e-5):
                    logits stay per-example
 

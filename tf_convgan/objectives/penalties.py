@@ -1,58 +1,16 @@
 """Gradient penalties on the discriminator: pure functions, one value per example.
 
-Every penalty has the signature
-
     penalty(d_fn, real, fake, seed=None, *, real_gradients=None, loss_scale=None,
             <hyperparameters>) -> [B]
 
-  d_fn: images -> logits [B], the discriminator (labels and `training` already bound);
-  real, fake: [B, ...] batches of the same static shape; seed: int32/int64 [2], a stateless seed
-  for the penalties that draw random numbers (interpolation weights, perturbations), drawn for the
-  global batch so that the result does not depend on the number of replicas; None draws from the
-  global generator (tests, Dirac-GAN);
-  real_gradients: None, or a function returning grad_x sum D(x) at `real` from a forward pass the
-  caller already made (the GAN step's, for its loss): penalties on real data use it instead of a
-  second forward and backward pass of D;
-  loss_scale: None, or the dynamic loss scale under mixed_float16 (see `input_gradients`).
-
-One penalty also takes the training step, `roth(..., step=None, ...)`, for its annealed gamma: the
-GAN step passes `step=` (its step counter, a tensor) to a penalty whose signature has a `step`
-parameter (`takes_step`), and to no other.
-
-The returned per-example values are *already weighted*; the train step averages them over the
-global batch and adds the result to D's loss.
-
-The gradient is taken of sum_i D(x)_i with respect to the batch x; its row j is
-sum_i dD(x)_i / dx_j. When D's logit i depends on example i only (no normalization in D, or
-spectral, weight or layer norm), that is example j's own gradient grad_x D(x_j). With batch norm
-in D (`normalization='batch_norm'`) it is not: the penalties take D in training mode, where the
-batch norm uses the statistics of the whole (global, cross-replica) batch, so every logit depends
-on every example and row j also holds the cross-example terms dD(x)_i / dx_j, i != j. The
-"per-example gradient" the penalties then penalise is the gradient of the batch's summed logits
-with respect to that example (tested against the Jacobian in
-tests/networks/test_normalization.py), not the gradient of D(x_j) alone; it is also what
-tf.gradients(logits, x) of a batch of logits returns.
-
-Weight convention, the one of Mescheder et al. 2018: every penalty is gamma/2 * E[...].
-  R1  (eq. 9):  gamma/2 * E_{x~P_D}  ||grad D(x)||^2
-  R2  (eq. 10): gamma/2 * E_{x~P_G}  ||grad D(x)||^2
-  R1 + R2: the sum of both.
-  WGAN-GP (Gulrajani et al. 2017): gamma/2 * E_{x^}(||grad D(x^)|| - g0)^2 on interpolates
-      x^ = eps * real + (1 - eps) * fake, eps ~ U[0, 1] per example, g0 = 1.
-  one-sided WGAN-GP: gamma/2 * E max(0, ||grad D(x^)|| - g0)^2.
-  WGAN-GP0 (zero-centred, Thanh-Tung et al. 2019 / the paper's g0 = 0 case): gamma/2 * E||grad D(x^)||^2.
-  Roth et al. 2017 (D = sigmoid(psi), psi the logit): gamma/2 * E_{P_D}(1 - sigmoid(psi))^2
-      ||grad psi||^2 + gamma/2 * E_{P_G} sigmoid(psi)^2 ||grad psi||^2, gamma optionally annealed
-      with the step (`exponential_annealing`). See `roth`.
-  DRAGAN, two forms, each std the standard deviation of all elements of the global batch of
-  real data (`std_over='example'`: each example's own std):
-    `dragan`, Kodali et al. 2017's code: gamma/2 * E(||grad D(x^)|| - g0)^2 at
-      x^ = real + alpha * c * std * u, u ~ U[0, 1) elementwise, alpha ~ U[0, 1) per example
-      (the interpolate between real data and its perturbation x_p = real + c * std * u), c = 0.5;
-    `dragan_compare_gan`, compare_gan's (Kurach et al. 2019's study): gamma/2 * E(s - g0)^2,
-      s = sqrt(||grad D(x~)||^2 + 1e-4), x~ = clip(real + c * std * (u - 1/2)), c = 1.
-Converting from other code: GAN_stability's `reg_param` has no 1/2, so its reg_param=10 is gamma=20;
-Gulrajani et al.'s lambda=10 is gamma=20 as well.
+d_fn: images -> logits [B] (labels and `training` bound); real, fake: [B, ...] of one static
+shape; seed: a stateless [2] seed of the penalty's random draws, made for the global batch (None:
+the global generator); real_gradients: None, or a function giving grad_x sum D(x) at `real` from
+the caller's forward pass; loss_scale: None, or the loss scale under mixed_float16
+(`input_gradients`). `roth` also takes the step (`takes_step`). The values are already weighted,
+gamma/2 * E[...] (Mescheder et al. 2018). The formulas, their references and conversions
+(GAN_stability's reg_param 10 == gamma 20), the calling convention and what the input gradient is
+under batch norm: docs/conventions.md, "Gradient penalties".
 """
 import inspect
 

@@ -1,9 +1,9 @@
 """The Dirac-GAN (Mescheder et al. 2018, sections 2 and 3), on the library's own losses and penalties.
 
 Generator p_theta = delta_theta, data delta_0, linear discriminator D_psi(x) = psi * x. The losses
-(`tf_convgan.losses`) and penalties (`tf_convgan.penalties`) are applied to this D as they are to
-images: real = [[0]], fake = [[theta]], d_fn(x) = psi * sum(x, axis=1), so the study tests the code
-that trains the image GANs.
+(`tf_convgan.objectives.losses`) and penalties (`tf_convgan.objectives.penalties`) are applied to
+this D as they are to images: real = [[0]], fake = [[theta]], d_fn(x) = psi * sum(x, axis=1), so
+the study tests the code that trains the image GANs.
 
 Sign convention. The library's D gives real data high logits (D minimises softplus(-r) +
 softplus(f)); the paper's D_psi maximises f(D(fake)) + f(-D(real)) with f(t) = -log(1 + e^{-t}).

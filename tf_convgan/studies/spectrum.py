@@ -1,81 +1,12 @@
 """The spectrum of the game Jacobian of a GAN, matrix-free (Mescheder et al. 2018, sec. 2).
 
-The game. G has parameters theta, D has psi; at a fixed batch both objectives are those of
-`GAN.train_step` (same loss, penalty and consistency callables, same seeds):
-
-    L_D(theta, psi) = mean_i d_loss(D(x~_i), D(G(z_i)~)) + mean_i penalty_i
-                      (+ mean_i consistency_i + mean_i zcr_d_i when configured)
-    L_G(theta, psi) = mean_j g_loss(D(G(z'_j)~))  (+ mean_j zcr_g_j when configured)
-
-(~: instance noise when configured; z, z' and every random draw of the penalties are the
-step's own: stateless functions of (train.seed, step); the means are over the global batch as
-`tf.nn.compute_average_loss` takes them.) The simultaneous-gradient vector field is
-
-    v(theta, psi) = (-grad_theta L_G, -grad_psi L_D),
-
-flattened into one vector x = (theta, psi) of n = n_G + n_D numbers (G's trainable weights, then
-D's, in `trainable_variables` order). simGD is x <- x + h v(x); its linearisation at x is the
-map I + h J with the game Jacobian
-
-    J = dv/dx = [[J_GG, J_GD],      J_GG = -grad^2_theta L_G,  J_GD = -d/dpsi grad_theta L_G,
-                 [J_DG, J_DD]],     J_DG = -d/dtheta grad_psi L_D,  J_DD = -grad^2_psi L_D.
-
-Near a stationary point simGD converges iff every eigenvalue lambda of J has |1 + h lambda| < 1,
-which needs Re lambda < 0 and h small (Mescheder et al. 2018, Theorem 3.1 / eq. 5); purely
-imaginary eigenvalues (the unregularised Dirac-GAN's +- f'(0) i) make it diverge for every h.
-altGD (d_steps D steps, then a G step at the new psi) has, linearised at x (all blocks taken at
-the same point, which is exact at a stationary point), the map
-
-    A_alt = A_G A_D^d_steps,  A_D = [[I, 0], [h J_DG, I + h J_DD]],  A_G = [[I + h J_GG, h J_GD],
-                                                                               [0, I]].
-
-Matrix-free. J u is one forward-over-reverse product: a `tf.autodiff.ForwardAccumulator` with
-tangent u around the GradientTape that computes v (cost: a few backward passes, no n x n matrix).
-J^T w (for the singular values of the coupling blocks) is reverse-over-reverse: the gradient of
-<v(x), w>. The networks are called with their weights replaced by tensors
-(`keras.StatelessScope`), so x is an input of a pure function, the networks' variables are never
-written, and the operator is J at the weights of the moment `game_operator` was called.
-SciPy's ARPACK (`scipy.sparse.linalg.eigs/eigsh/svds`) runs in float64 on a `LinearOperator` of
-these products:
-  eigenvalues of J: k of largest modulus ('LM') and k of largest real part ('LR'), each with its
-    residual ||J u - lambda u|| / |lambda| (unit u; computed by one more product per real part)
-    and the share of its eigenvector in G's coordinates, ||u_theta||^2 / ||u||^2 (1: a direction
-    of G's parameters alone, 0: of D's);
-  simGD: k eigenvalues of I + h J by modulus ('LM' of that operator: the largest |1 + h lambda|
-    need not belong to an eigenvalue of J that is largest in modulus or real part), and the
-    spectral radius max |1 + h lambda|; altGD likewise on A_alt (d_steps + 1 products per
-    application);
-  blocks: the eigenvalues of D's Hessian grad^2_psi L_D = -J_DD (symmetric: eigsh, both ends;
-    positive: D's objective is locally convex) and the singular values of the coupling blocks
-    J_DG (n_D x n_G: how G's parameters move D's gradient) and J_GD (svds). At a fixed batch the
-    game is not zero-sum even for the minimax loss: L_D and L_G draw different z, so in general
-    J_GD != -J_DG^T and the two blocks' singular values differ; they agree when both players see
-    the same points and the loss is zero-sum without G-side terms (the Dirac-GAN, where every z
-    gives the same point; docs/spectrum.md).
-ARPACK needs k < n - 1 (eigs), k < n (eigsh), k < min(rows, cols) (svds); for smaller problems
-(n <= `dense_below`, e.g. the 2-parameter Dirac-GAN) the matrix is assembled from n products with
-the unit vectors (J e_i: still the JVP operator, column by column) and decomposed densely.
-
-Precision. The products run in the networks' dtype; ARPACK in float64. Float32 networks give J u
-to ~1e-7 relative, so eigenvalues to about that and ARPACK's tolerance defaults to 1e-6; for
-float64, build the networks under the float64 dtype policy (`float64_networks`: Keras'
-`keras.config.set_dtype_policy('float64')`, weights copied) and the tolerance defaults to 1e-12.
-Every network of the library is then float64 throughout: the image discriminators return
-float64 logits from float64 weights (float32 from float32 and mixed-precision ones:
-`networks.common.loss_logits`), and the penalties differentiate in float64 for float64 data.
-D's inputs are cast to D's dtype (real data and the random draws are float32 numbers, as in the
-step).
-
-Distribution. Under a tf.distribute strategy every replica computes the products of its rows of
-the global batch (the random draws are those of the global batch, each replica keeping its rows,
-as in the step) and the products are summed over replicas: the result is one device's.
-
-What the field does not include (documented choices): with `GAN.lazy_interval` k the penalty
-enters with weight 1 (the k-step average of the lazy objective); with `GAN.consensus_gamma`
-(ConOpt) J is that of the plain game v, not of ConOpt's modified field; with `d_steps` > 1 D's
-objective is that of the first D step (d_steps enters the altGD map). `notes` of the result say
-which applied. A penalty that needs the step (`roth` with `roth.annealing`) is not passed it: roth
-raises.
+At a fixed batch and training step's random draws, the field v(theta, psi) = (-grad_theta L_G,
+-grad_psi L_D) of the objectives `GAN.train_step` composes, and J = dv/dx at x = (theta, psi): J u
+by forward-over-reverse and J^T w by reverse-over-reverse autodiff, with the networks' weights
+passed as tensors (`keras.StatelessScope`); SciPy's ARPACK, in float64, for J's leading
+eigenvalues, those of the simGD and altGD update maps, D's Hessian and the coupling blocks'
+singular values. The derivation (the blocks of J, the altGD map, when simGD converges), the
+precision, distribution and what the field leaves out: docs/spectrum.md, "What is computed".
 
 Outputs: `spectrum(...)` -> `SpectrumResult`; `record(...)` appends it to a history (JSON) and
 re-plots every evaluation's eigenvalues in the complex plane (colour = step) into one PNG, and
@@ -108,6 +39,7 @@ HISTORY_JSON = "spectrum_history.json"
 PLOT_PNG = "spectrum.png"
 WHICH = ("LM", "LR")
 BLOCKS = ("d_hessian", "coupling")
+UPDATE_MAPS = ("sim", "alt")
 _FLOAT_DTYPES = ("float32", "float64")
 
 
@@ -171,11 +103,11 @@ def _average(per_example, dtype):
 
 def objectives(*, terms, generator, discriminator, real, labels, seed_d, seed_g, sigma=None):
     """(L_G, L_D) of this replica's rows (means over the global batch, so that summing over
-    replicas gives the global objectives), composed as `GAN._discriminator_step` and
-    `GAN._generator_step` compose them, except that G's output is not cut from the graph in
+    replicas gives the global objectives), composed as `GAN.discriminator_step` and
+    `GAN.generator_step` compose them, except that G's output is not cut from the graph in
     D's objective (the step's stop_gradient only keeps theta out of D's update; the coupling
     block J_DG = -d grad_psi L_D / d theta flows through it). `sigma` (a float32 scalar, default
-    terms.sigma): the instance-noise std. See the module docstring."""
+    terms.sigma): the instance-noise std. See docs/spectrum.md, "What is computed"."""
     sigma = terms.sigma if sigma is None else sigma
     dtype = discriminator.compute_dtype
     if not terms.conditional:
@@ -637,14 +569,17 @@ def _alt_map(operator, h, d_steps):
     return alt
 
 
-def _update_maps(result, operator, jac, *, h, d_steps, k, notes, **arpack):
+def _update_maps(result, operator, jac, *, h, d_steps, k, notes, maps=UPDATE_MAPS, **arpack):
     """Sets result.{sim,alt}_eigenvalues (k by modulus) and result.{sim,alt}_radius of the
-    simGD and altGD maps at learning rate h."""
+    simGD and altGD maps at learning rate h (those named in `maps`; each is its own ARPACK run
+    from the same start vector, so one alone gives the same numbers as both)."""
     n = operator.n
     for attr, matvec, dense in (
             ("sim", _sim_map(operator, h), None if jac is None else np.eye(n) + h * jac),
             ("alt", _alt_map(operator, h, d_steps),
              None if jac is None else _alt_dense(jac, operator.n_g, h, d_steps))):
+        if attr not in maps:
+            continue
         values, _, note = _eigs(matvec, n, k=k, which="LM", dense=dense, **arpack)
         setattr(result, f"{attr}_eigenvalues", values)
         setattr(result, f"{attr}_radius",
@@ -655,7 +590,7 @@ def _update_maps(result, operator, jac, *, h, d_steps, k, notes, **arpack):
 
 def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, update_maps=True,
              blocks=True, tol=None, maxiter=None, ncv=None, dense_below=64, seed=0):
-    """The leading eigenvalues of the game Jacobian J = dv/dx (see the module docstring).
+    """The leading eigenvalues of the game Jacobian J = dv/dx (docs/spectrum.md).
 
     Args:
       operator: a `GameOperator` (`game_operator(gan=..., real=..., labels=...)`).
@@ -663,6 +598,8 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
       which: ARPACK's orderings of J to compute: 'LM' (largest modulus), 'LR' (largest real part).
       learning_rate: h; with `update_maps` the k largest-modulus eigenvalues of the simGD map
         I + h J and of the altGD map (`d_steps` D steps, then G), and their spectral radii.
+        update_maps: True (both), False (neither) or a tuple of 'sim' and/or 'alt' (the other's
+        fields stay None).
       blocks: True (both), False (neither) or a tuple of 'd_hessian' (the eigenvalues of D's
         Hessian grad^2_psi L_D, k from both ends, eigsh) and 'coupling' (the k largest singular
         values of the coupling blocks J_DG and J_GD, svds).
@@ -677,6 +614,10 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
     """
     blocks = _check_spectrum_arguments(k=k, which=which, learning_rate=learning_rate,
                                        d_steps=d_steps, blocks=blocks)
+    maps = UPDATE_MAPS if update_maps is True else () if not update_maps else tuple(update_maps)
+    if any(name not in UPDATE_MAPS for name in maps):
+        raise ConfigError(f"update_maps must be True, False or a tuple of names among "
+                          f"{UPDATE_MAPS}, got {update_maps!r}")
     start, counts_before = time.time(), dict(operator.counts)
     n = operator.n
     arpack = {"tol": _default_tol(operator) if tol is None else tol,
@@ -692,9 +633,9 @@ def spectrum(*, operator, k=6, which=WHICH, learning_rate=None, d_steps=1, updat
         **_jacobian_eigenvalues(operator, jac, which=which, k=min(k, n), ncv=ncv, notes=notes,
                                 **arpack),
         field_norm=float(np.linalg.norm(operator.field())))
-    if h is not None and update_maps:
+    if h is not None and maps:
         _update_maps(result, operator, jac, h=h, d_steps=d_steps, k=min(k, n), ncv=ncv,
-                     notes=notes, **arpack)
+                     notes=notes, maps=maps, **arpack)
     if blocks:
         _block_spectra(result, operator, jac, k=k, notes=notes, blocks=blocks, **arpack)
     result.counts = {key: operator.counts[key] - counts_before.get(key, 0)
@@ -782,10 +723,12 @@ def format_table(result):
     scalars = result.scalars()
     lines.append(f"largest real part {scalars['max_real']:.6g}, largest |imag| "
                  f"{scalars['max_abs_imag']:.6g}")
-    if result.sim_radius is not None:
-        lines.append(f"h = {result.learning_rate:g}: spectral radius of simGD (I + hJ) "
-                     f"{result.sim_radius:.10g}, of altGD ({result.d_steps} D step(s), then G) "
-                     f"{result.alt_radius:.10g}")
+    radii = [f"of simGD (I + hJ) {result.sim_radius:.10g}"] if result.sim_radius is not None \
+        else []
+    if result.alt_radius is not None:
+        radii.append(f"of altGD ({result.d_steps} D step(s), then G) {result.alt_radius:.10g}")
+    if radii:
+        lines.append(f"h = {result.learning_rate:g}: spectral radius " + ", ".join(radii))
     if result.d_hessian_eigenvalues is not None:
         lines.append("D's Hessian grad^2_psi L_D (both ends): " +
                      ", ".join(f"{v:.5g}" for v in result.d_hessian_eigenvalues))

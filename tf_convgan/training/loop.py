@@ -205,8 +205,8 @@ def train(*, model_dir,
       jit_compile: compile the step with XLA.
       seed: the run's one seed: the initial weights, the data order and every random draw of
         the step (z, penalties, augmentations, instance noise: it is passed on as
-        GAN.seed). Binding GAN.seed in gin as well is a ConfigError unless the two are
-        equal.
+        GAN.seed). GAN.seed is not a gin parameter: binding it, to any value, is refused when
+        the config is parsed (cli.config.parse: one line naming train.seed).
       checkpoint_every: steps between checkpoints (the last step is always saved).
       keep_last, keep_every: retention: the last `keep_last` checkpoints, plus every one whose
         step is a multiple of `keep_every` (None: no others).
