@@ -7,7 +7,7 @@ the update map's spectral radius).
     python scripts/toy2d_convergence.py OUT_DIR [--methods unregularized r1 ...]
         [--problems gaussian line circle four_lines] [--rules alternating,simultaneous]
         [--lrs 0.01,0.03,0.1] [--seeds 0,1,2,3,4] [--num_steps 3000] [--evals 10]
-        [--batch_size 256] [--shard K/N] [--train_only | --report_only]
+        [--batch_size 256] [--shard K/N] [--train_only | --report_only] [--lr_from SWEEP_DIR]
 
 Every run is train() on gin_configs/toy2d/<problem>_unregularized.gin plus the method's bindings
 (`toy2d_grid.METHODS`), `GAN.update_rule`, SGD for both players at the run's learning rate, the
@@ -16,7 +16,9 @@ directories: OUT_DIR/runs/<problem>_<method>_<rule>_lr<lr>_seed<s>; a run whose 
 says it finished for this --num_steps is skipped (an interrupted one resumes from its
 checkpoint). OUT_DIR/progress.json is rewritten after every run (done, total, seconds per run).
 The report (OUT_DIR/toy2d_convergence_table.md, toy2d_convergence_results.json) is written from
-the run directories at the end, or alone with --report_only.
+the run directories at the end, or alone with --report_only. --lr_from SWEEP_DIR takes the one
+learning rate from a finished learning-rate sweep's report (`toy2d_report.choose_lr`: the lr
+where R1 converges in the most runs; it says why) in place of --lrs.
 """
 import argparse
 import json
@@ -84,6 +86,21 @@ def train_run(run, lr, model_dir, *, num_steps, evals, batch_size, steps_per_exe
         gin.clear_config()
 
 
+def _chosen_lr(sweep_dir):
+    """The sweep's chosen learning rate (toy2d_report.choose_lr), with its reasons printed."""
+    path = os.path.join(sweep_dir, report.RESULTS)
+    if not os.path.exists(path):
+        raise ValueError(f"--lr_from: no {report.RESULTS} in {sweep_dir} (run the sweep with "
+                         f"--report_only first)")
+    with open(path) as f:
+        lr, table = report.choose_lr(json.load(f))
+    for value, (conv_n, base_n, excess, n) in table.items():
+        print(f"lr {value:g}: r1 converged {conv_n}/{n}, unregularized {base_n}/{n}, r1 median "
+              f"W2 above the floor {excess:.3f}" + ("  <- chosen" if value == lr else ""),
+              flush=True)
+    return lr
+
+
 def _progress(out_dir, **info):
     os.makedirs(out_dir, exist_ok=True)
     tmp = os.path.join(out_dir, f"progress.json.{os.getpid()}")
@@ -99,6 +116,9 @@ def main(argv=None):
     parser.add_argument("--problems", nargs="+", default=list(PAPER_PROBLEMS))
     parser.add_argument("--rules", default=",".join(grid.RULES))
     parser.add_argument("--lrs", default="0.01,0.03,0.1")
+    parser.add_argument("--lr_from", default=None, metavar="SWEEP_DIR",
+                        help="the learning rate chosen from a finished sweep's "
+                             f"{report.RESULTS} (toy2d_report.choose_lr), in place of --lrs")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--num_steps", type=int, default=3000)
     parser.add_argument("--evals", type=int, default=10)
@@ -115,6 +135,8 @@ def main(argv=None):
     try:
         methods = grid.select_methods(args.methods)
         lrs, seeds, rules = split(args.lrs, float), split(args.seeds, int), split(args.rules)
+        if args.lr_from is not None:
+            lrs = (_chosen_lr(args.lr_from),)
         shard = tuple(int(v) for v in args.shard.split("/"))
         runs = expand(methods, tuple(args.problems), rules, lrs, seeds)
         for p in args.problems:

@@ -35,13 +35,14 @@ def _bindings(gin_file):
 
 
 def test_recipe_settings():
-    """R1 with gamma 1 on the non-saturating loss, the narrow ResNet, Adam (0, 0.99), batch 64,
-    and FID of 2,000 samples against the test split during training."""
+    """R1 with gamma 0.1 on the non-saturating loss, the narrow ResNet, Adam (0, 0.99) at 5e-4,
+    batch 64, and FID of 2,000 samples against the test split during training."""
     b = _bindings(RECIPE)
-    assert b["GAN.penalty"] == "@r1" and float(b["r1.gamma"]) == 1.0
+    assert b["GAN.penalty"] == "@r1" and float(b["r1.gamma"]) == 0.1
     assert b["GAN.loss"] == "@non_saturating()"
     assert (b["resnet_generator.nf"], b["resnet_discriminator.nf"]) == ("16", "16")
     assert (float(b["adam.beta_1"]), float(b["adam.beta_2"])) == (0.0, 0.99)
+    assert float(b["adam.learning_rate"]) == 5e-4
     assert int(b["train.batch_size"]) == 64 and float(b["GAN.ema_beta"]) == 0.999
     assert b["train.evaluator"] == "@fid_evaluator()"
     assert int(b["fid_evaluator.num_samples"]) == 2000

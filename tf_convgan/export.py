@@ -1,8 +1,8 @@
-"""`python -m tf_convgan.export`: the command of tf_convgan.serving.export, kept under this name."""
+"""`python -m tf_convgan.export`: the command of tf_convgan.cli.export, kept under this name."""
 import os
 import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tf_convgan.serving.export import main
+    from tf_convgan.cli.export import main
     sys.exit(main(sys.argv))

@@ -1,8 +1,8 @@
-"""`python -m tf_convgan.sampling`: the command of tf_convgan.serving.sampling, kept under this name."""
+"""`python -m tf_convgan.sampling`: the command of tf_convgan.cli.sampling, kept under this name."""
 import os
 import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tf_convgan.serving.sampling import main
+    from tf_convgan.cli.sampling import main
     sys.exit(main(sys.argv))

@@ -14,9 +14,9 @@ import pytest
 
 from helpers import ROOT
 from tf_convgan.cli import evaluate, sweep, train
-from tf_convgan.gan_stability import importer
-from tf_convgan.serving import export, sampling
-from tf_convgan.studies import spectrum
+from tf_convgan.cli import import_gan_stability as importer
+from tf_convgan.cli import export, sampling
+from tf_convgan.cli import spectrum
 
 SCRIPTS = {"tf-convgan-train": "--gin_file", "tf-convgan-evaluate": "--saved_model",
            "tf-convgan-sample": "--interpolate", "tf-convgan-export": "--export_dir",
@@ -85,7 +85,8 @@ def test_a_positional_argument_is_refused_with_status_2(capsys, name):
     ("train", ["--model_dir"], "--model_dir: needs a value"),
     ("train", ["--gin_fle", "x.gin"], "--gin_fle: unknown flag (did you mean --gin_file?)"),
     ("evaluate", ["--checkpoint=newest"],
-     "--checkpoint: invalid value 'newest' (value should be one of <latest|best>)"),
+     "--checkpoint: invalid value 'newest' (should be latest, best or a checkpoint's name such "
+     "as ckpt-2500)"),
     ("sampling", ["--interpolate=maybe"], "--interpolate: a boolean flag is given as "
                                           "--interpolate, --nointerpolate or "
                                           "--interpolate=true|false, not 'maybe'"),

@@ -12,8 +12,8 @@ from tf_convgan import run_dir
 from tf_convgan.cli import evaluate, sweep
 from tf_convgan.errors import ConfigError
 from tf_convgan.run_dir import outputs
-from tf_convgan.serving import export, sampling
-from tf_convgan.studies import spectrum
+from tf_convgan.cli import export, sampling
+from tf_convgan.cli import spectrum
 
 
 def _sweep_file(tmp_path, npy):

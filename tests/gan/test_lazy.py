@@ -143,8 +143,20 @@ def _small_batches(n, d_steps):
              np.zeros((4, d_steps), np.int32)) for _ in range(n)]
 
 
-@pytest.mark.parametrize("penalty", [penalties.r1, penalties.wgan_gp], ids=["r1", "wgan_gp"])
-@pytest.mark.parametrize("normalization", ["none", "layer_norm", "spectral_norm", "weight_norm"])
+# Two representative cases in the default suite (spectral norm's own branch, and the other
+# penalty on another normalization); the other six under -m slow.
+_SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("normalization,penalty", [
+    pytest.param("none", penalties.r1, id="none-r1", marks=_SLOW),
+    pytest.param("none", penalties.wgan_gp, id="none-wgan_gp", marks=_SLOW),
+    pytest.param("layer_norm", penalties.r1, id="layer_norm-r1", marks=_SLOW),
+    pytest.param("layer_norm", penalties.wgan_gp, id="layer_norm-wgan_gp", marks=_SLOW),
+    pytest.param("spectral_norm", penalties.r1, id="spectral_norm-r1"),
+    pytest.param("spectral_norm", penalties.wgan_gp, id="spectral_norm-wgan_gp", marks=_SLOW),
+    pytest.param("weight_norm", penalties.r1, id="weight_norm-r1", marks=_SLOW),
+    pytest.param("weight_norm", penalties.wgan_gp, id="weight_norm-wgan_gp")])
 def test_lazy_interval_1_equals_the_eager_penalty_for_every_d_normalization(normalization,
                                                                             penalty):
     """The lazy penalty evaluates the same D as the eager one, for every D normalization it

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from gan_stability_reference import REFERENCE_DIR
-from helpers import ram_url
+from helpers import ram_url, run_py_in_process
 from tf_convgan import run_dir
 from tf_convgan.run_dir import checkpoints, files
 from tf_convgan.run_dir.lock import url_lock_warning
@@ -23,6 +23,7 @@ from tf_convgan.run_dir import images
 from tf_convgan.serving import sampling
 from tf_convgan.gan_stability import torch_pickle
 from tf_convgan.gan_stability import importer
+from tf_convgan.cli import import_gan_stability as importer_cli, sampling as sampling_cli
 from tf_convgan.errors import ConfigError
 from tf_convgan.training.loop import build_gan
 from torch_files import Call, Global, Tensor, nested_lists_pickle, write_zip, write_zip_pickle
@@ -150,41 +151,34 @@ def _cli(*args):
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
 
-def _run_py(*args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "run.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-
-
 def test_sampling_cli_reads_the_import_and_run_py_resumes_it(tmp_path):
     """The sampling command line on the imported directory writes the SavedModel's samples;
     run.py then trains one more step from the imported state (the config's data folder replaced
-    by a small array), continuing the step and the optimizers' update count."""
+    by a small array), continuing the step and the optimizers' update count. Both commands' mains
+    in this process (`python -m tf_convgan.sampling` and run.py as processes:
+    tests/serving/test_sampling.py, tests/training/test_loop.py)."""
     model_dir = str(tmp_path / "run")
     try:
         importer.import_checkpoint(CONFIG, CHECKPOINTS["zip"], model_dir)
     finally:
         gin.clear_config()
     out = tmp_path / "samples"
-    result = subprocess.run([sys.executable, "-m", "tf_convgan.sampling", "--model", model_dir,
-                             "--out_dir", str(out), "--num", "2", "--seed", "1"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 0, result.stderr[-3000:]
+    status = sampling_cli.main(["sampling", "--model", model_dir, "--out_dir", str(out),
+                                "--num", "2", "--seed", "1"])
+    assert status == 0
     written = images.read_png(str(out / "samples" / "sample_00001.png"))
     sampler = sampling.Sampler.load(os.path.join(model_dir, "export"))
     np.testing.assert_array_equal(written, images.to_uint8(sampler.sample(2, 1)).numpy()[1])
 
     data = tmp_path / "images.npy"
     np.save(data, np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), np.uint8))
-    result = _run_py("--gin_file", os.path.join(model_dir, "operative_config.gin"),
-                     "--model_dir", model_dir, "--gin_param", "train.num_steps = 4",
-                     "--gin_param", "train.export_at_end = False",
-                     "--gin_param", "train.data = @npy_source()",
-                     "--gin_param", f"npy_source.path = '{data}'",
-                     "--gin_param", "npy_source.resolution = 32")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "at step 3" in result.stdout
+    status, printed, err = run_py_in_process(
+        "--gin_file", os.path.join(model_dir, "operative_config.gin"), "--model_dir", model_dir,
+        "--gin_param", "train.num_steps = 4", "--gin_param", "train.export_at_end = False",
+        "--gin_param", "train.data = @npy_source()", "--gin_param", f"npy_source.path = '{data}'",
+        "--gin_param", "npy_source.resolution = 32")
+    assert status == 0, err[-3000:]
+    assert "at step 3" in printed
     reader = tf.train.load_checkpoint(os.path.join(model_dir, "checkpoints", "ckpt-4"))
     assert reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 4
     assert reader.get_tensor("g_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 4
@@ -256,7 +250,7 @@ def test_a_config_or_checkpoint_that_is_not_a_file_is_named_by_its_flag(tmp_path
             (["--config", CONFIG, "--checkpoint", str(tmp_path / "missing.pt")],
              f"--checkpoint: '{tmp_path / 'missing.pt'}' does not exist: it should be a "
              f"GAN_stability checkpoint (.pt)")]:
-        status = importer.main(["import", *args, "--model_dir", str(tmp_path / "run")])
+        status = importer_cli.main(["import", *args, "--model_dir", str(tmp_path / "run")])
         assert (status, capsys.readouterr().err) == (2, f"error: {expected}\n")
     assert os.listdir(tmp_path) == ["a_directory"]
 

@@ -15,9 +15,9 @@ from helpers import copy_run, ram_url, tree_bytes
 from tf_convgan import run_dir
 from tf_convgan.cli import config
 from tf_convgan.cli import evaluate
-from tf_convgan.serving import export
+from tf_convgan.cli import export
 from tf_convgan.run_dir import images
-from tf_convgan.serving import sampling
+from tf_convgan.cli import sampling
 from tf_convgan.errors import ConfigError
 from tf_convgan.run_dir import files, generators
 from tf_convgan.run_dir.lock import url_lock_warning

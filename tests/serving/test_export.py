@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from helpers import ROOT, copy_run, make_gan, random_batch, run_steps, tree_bytes
-from tf_convgan.serving import export
+from tf_convgan.cli import export
 from tf_convgan.run_dir import images as images_lib
+from tf_convgan.cli import sampling as sampling_cli
 from tf_convgan.serving import sampling
 from tf_convgan.run_dir.checkpoints import CheckpointMismatchError
 from tf_convgan.serving.export import export_generator
@@ -120,12 +121,9 @@ def test_training_exports_at_the_end_and_the_cli_exports_any_checkpoint(model_di
     assert not np.allclose(at_2, sampler_end.sample(4, 0), atol=1e-4)  # really another step
 
 
-def test_a_missing_checkpoint_or_changed_generator_is_a_clear_error(model_dir, tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "tf_convgan.export", "--model_dir", str(model_dir),
-         "--checkpoint", "ckpt-99"], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    assert result.returncode == 2 and "no checkpoint found" in result.stderr
+def test_a_missing_checkpoint_or_changed_generator_is_a_clear_error(model_dir, tmp_path, capsys):
+    status = export.main(["export", "--model_dir", str(model_dir), "--checkpoint", "ckpt-99"])
+    assert status == 2 and "no checkpoint found" in capsys.readouterr().err
     changed = tmp_path / "changed"
     shutil.copytree(model_dir, changed)
     with open(changed / "operative_config.gin", "a") as f:
@@ -204,8 +202,8 @@ def test_a_model_dir_that_is_a_file_or_missing_is_named_as_such(tmp_path, capsys
     for main, flag, path, problem in [
             (export.main, "--model_dir", tmp_path / "notes.txt", "is a file"),
             (export.main, "--model_dir", tmp_path / "missing", "does not exist"),
-            (sampling.main, "--model", tmp_path / "notes.txt", "is a file")]:
-        extra = ["--out_dir", str(tmp_path / "out")] if main is sampling.main else []
+            (sampling_cli.main, "--model", tmp_path / "notes.txt", "is a file")]:
+        extra = ["--out_dir", str(tmp_path / "out")] if main is sampling_cli.main else []
         status = main(["command", flag, str(path), *extra])
         err = capsys.readouterr().err
         assert status == 2 and err == (f"error: {flag}: '{path}' {problem}: it should be a "

@@ -10,6 +10,7 @@ from PIL import Image
 
 from helpers import ROOT, copy_run, make_gan, tree_bytes
 from tf_convgan.run_dir import images as images_lib
+from tf_convgan.cli import sampling as sampling_cli
 from tf_convgan.serving import sampling
 
 
@@ -32,7 +33,7 @@ def test_sampling_errors_name_their_flag_before_anything_is_written(model_dir, t
             (["--model", str(run), "--out_dir", out, "--interpolate", "--nzs", "1"], "--nzs"),
             (["--model", str(run), "--out_dir", out, "--seed", str(2 ** 64)], "--seed"),
             (["--model", str(run / "export"), "--out_dir", str(run)], "--out_dir")]:
-        status = sampling.main(["sampling", *args])
+        status = sampling_cli.main(["sampling", *args])
         err = capsys.readouterr().err
         assert status == 2 and len(err.splitlines()) == 1, err
         assert err.startswith(f"error: {flag}: ") or err.startswith(f"error: flag {flag}="), err
@@ -50,7 +51,7 @@ def test_a_truncated_saved_model_is_one_line_naming_the_flag(model_dir, tmp_path
     before = tree_bytes(saved)
     out = tmp_path / "out"
     for main, args, flag in [
-            (sampling.main, ["--model", str(saved), "--out_dir", str(out)], "--model"),
+            (sampling_cli.main, ["--model", str(saved), "--out_dir", str(out)], "--model"),
             (evaluate.main, ["--saved_model", str(saved), "--weights", "/nonexistent.npz"],
              "--saved_model")]:
         status = main(["command", *args])
@@ -68,8 +69,8 @@ def test_a_request_too_large_names_num_and_one_that_cannot_fit_the_disk_is_refus
     anything is written (the free space is a filesystem's with 1 GB free and 4 KiB blocks)."""
     out = tmp_path / "out"
     export = str(model_dir / "export")
-    status = sampling.main(["sampling", "--model", export, "--out_dir", str(out),
-                            "--num", "99999999999999999999"])
+    status = sampling_cli.main(["sampling", "--model", export, "--out_dir", str(out),
+                                "--num", "99999999999999999999"])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith("error: --num: invalid value '99999999999999999999' "
                                           "(99999999999999999999 is not an integer in the "
@@ -78,15 +79,15 @@ def test_a_request_too_large_names_num_and_one_that_cannot_fit_the_disk_is_refus
     fake = os.statvfs_result((4096, 4096, 10 ** 6, 2 ** 18, 2 ** 18, 10 ** 6, 10 ** 5, 10 ** 5,
                               statvfs.f_flag, statvfs.f_namemax))
     monkeypatch.setattr(sampling, "_free_space", lambda directory: fake)
-    status = sampling.main(["sampling", "--model", export, "--out_dir", str(out),
-                            "--num", "100000000"])
+    status = sampling_cli.main(["sampling", "--model", export, "--out_dir", str(out),
+                                "--num", "100000000"])
     err = capsys.readouterr().err
     assert status == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"error: --num: 100000000 samples need at least 410 GB in --out_dir "
                           f"'{out}' (at least 4096 bytes per PNG file) but its filesystem has "
                           f"1.07 GB free"), err
-    status = sampling.main(["sampling", "--model", export, "--out_dir", str(out),
-                            "--num", "200000"])  # fits the space, not the 10**5 inodes
+    status = sampling_cli.main(["sampling", "--model", export, "--out_dir", str(out),
+                                "--num", "200000"])  # fits the space, not the 10**5 inodes
     err = capsys.readouterr().err
     assert status == 2 and "has 100000 free inodes" in err, err
     assert not out.exists()

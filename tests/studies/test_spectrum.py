@@ -15,6 +15,8 @@ from helpers import ROOT, ram_url, two_cpu_strategy
 from tf_convgan.errors import ConfigError
 from tf_convgan.gan.model import GAN
 from tf_convgan.objectives import losses, penalties
+from tf_convgan import noise
+from tf_convgan.cli import spectrum as spectrum_cli
 from tf_convgan.studies import dirac, spectrum
 from tf_convgan.networks import build, mlp_discriminator, mlp_generator
 from tf_convgan.run_dir import images
@@ -121,8 +123,8 @@ def test_dirac_instance_noise_eigenvalues(sigma):
     gan = dirac_gan(sigma=sigma)
     operator, result = _dirac_spectrum(gan, batch=64)
     zeros = tf.zeros([64, 1], tf.float32)
-    r = gan._noisy(zeros, spectrum.noise.fold_in(operator.seed_d, 0)).numpy()  # the step's draws
-    f = gan._noisy(zeros, spectrum.noise.fold_in(operator.seed_d, 1)).numpy()
+    r = gan._noisy(zeros, noise.fold_in(operator.seed_d, 0)).numpy()  # the step's draws
+    f = gan._noisy(zeros, noise.fold_in(operator.seed_d, 1)).numpy()
     s = np.mean(r.astype(np.float64) ** 2 + f.astype(np.float64) ** 2)
     assert abs(s / (2 * sigma ** 2) - 1) < 0.3
     np.testing.assert_allclose(_lm(result), _closed(-s / 8, s ** 2 / 64 - F1 ** 2), atol=1e-8)
@@ -207,7 +209,7 @@ def test_mlp_matrix_free_eigenvalues_equal_the_dense_jacobians(mlp_case):
                                        np.sum(np.abs(u) ** 2), atol=1e-6)
     np.testing.assert_allclose(result.sim_radius,
                                np.abs(np.linalg.eigvals(np.eye(57) + 0.5 * jac)).max(), atol=1e-6)
-    alt = spectrum._alt_dense(jac, operator.n_g, 0.5, 1)
+    alt = spectrum.eigenvalues._alt_dense(jac, operator.n_g, 0.5, 1)
     np.testing.assert_allclose(result.alt_radius, np.abs(np.linalg.eigvals(alt)).max(), atol=1e-6)
     # Blocks against the dense matrix.
     n_g = operator.n_g
@@ -457,7 +459,7 @@ def test_evaluator_evaluates_its_gan(tmp_path):
     u = np.random.default_rng(0).normal(size=fresh.n)
     np.testing.assert_allclose(evaluator._operator.jvp(u), fresh.jvp(u), atol=1e-13)
     assert [e["step"] for e in spectrum.read_history(str(tmp_path))] == [0, 7]
-    with pytest.raises(spectrum.ConfigError, match="no GAN owns"):
+    with pytest.raises(ConfigError, match="no GAN owns"):
         evaluator.evaluate(build(mlp_generator(z_dim=2, width=6, depth=1)), 0, data=source)
 
 
@@ -499,11 +501,11 @@ def spectrum_source():
 
 def test_bad_arguments():
     operator = spectrum.game_operator(gan=mlp_gan(), real=_points())
-    with pytest.raises(spectrum.ConfigError, match="which"):
+    with pytest.raises(ConfigError, match="which"):
         spectrum.spectrum(operator=operator, which=("SM",))
-    with pytest.raises(spectrum.ConfigError, match="learning_rate"):
+    with pytest.raises(ConfigError, match="learning_rate"):
         spectrum.spectrum(operator=operator, learning_rate=-1.0)
-    with pytest.raises(spectrum.ConfigError, match="does not fit"):
+    with pytest.raises(ConfigError, match="does not fit"):
         spectrum.game_operator(gan=mlp_gan(), real=np.zeros([4, 3], np.float32))
 
 
@@ -511,9 +513,9 @@ def test_bad_arguments():
 
 def test_command_line_on_a_run_directory(trained_run, tmp_path, capsys):
     out = tmp_path / "out"
-    status = spectrum.main(["spectrum", "--model_dir", str(trained_run.model_dir), "--k", "3",
-                            "--which", "LR", "--noblocks", "--batch_size", "4",
-                            "--out_dir", str(out), "--checkpoint", "ckpt-2", "--tol", "1e-3"])
+    status = spectrum_cli.main(["spectrum", "--model_dir", str(trained_run.model_dir), "--k", "3",
+                                "--which", "LR", "--noblocks", "--batch_size", "4",
+                                "--out_dir", str(out), "--checkpoint", "ckpt-2", "--tol", "1e-3"])
     printed = capsys.readouterr()
     assert status == 0, printed.err
     assert "largest real part" in printed.out and "step 2:" in printed.out
@@ -554,13 +556,13 @@ def test_python_dash_m_reports_a_bad_flag_in_one_line():
     (["--which", "SM"], "--which"), (["--checkpoint", "ckpt-99"], "--checkpoint"),
     (["--learning_rate", "-1"], "--learning_rate")])
 def test_command_line_errors_name_the_flag(trained_run, args, flag, capsys):
-    status = spectrum.main(["spectrum", "--model_dir", str(trained_run.model_dir), *args])
+    status = spectrum_cli.main(["spectrum", "--model_dir", str(trained_run.model_dir), *args])
     err = capsys.readouterr().err
     assert status == 2 and err.startswith(f"error: {flag}") and len(err.splitlines()) == 1, err
 
 
 def test_command_line_without_model_dir(capsys, tmp_path):
-    assert spectrum.main(["spectrum"]) == 2
+    assert spectrum_cli.main(["spectrum"]) == 2
     assert capsys.readouterr().err.startswith("error: --model_dir")
-    assert spectrum.main(["spectrum", "--model_dir", str(tmp_path / "none")]) == 2
+    assert spectrum_cli.main(["spectrum", "--model_dir", str(tmp_path / "none")]) == 2
     assert capsys.readouterr().err.startswith("error: --model_dir")

@@ -10,6 +10,7 @@ from helpers import copy_run
 from tf_convgan.gan.model import GAN
 from tf_convgan.objectives import augment, consistency, instance_noise
 from tf_convgan.run_dir import layout
+from tf_convgan.cli import spectrum as spectrum_cli
 from tf_convgan.studies import spectrum
 
 TERMS = """
@@ -79,9 +80,9 @@ def test_instance_noise_and_consistency_are_rebuilt_at_the_checkpoints_step(trai
 def test_command_line_on_a_run_with_instance_noise_and_consistency(trained_run, tmp_path,
                                                                    capsys):
     run = _run_with(trained_run, tmp_path, TERMS)
-    status = spectrum.main(["spectrum", "--model_dir", run, "--k", "1", "--which", "LR",
-                            "--noblocks", "--batch_size", "4", "--checkpoint", "ckpt-2",
-                            "--tol", "1e-2", "--out_dir", str(tmp_path / "out")])
+    status = spectrum_cli.main(["spectrum", "--model_dir", run, "--k", "1", "--which", "LR",
+                                "--noblocks", "--batch_size", "4", "--checkpoint", "ckpt-2",
+                                "--tol", "1e-2", "--out_dir", str(tmp_path / "out")])
     printed = capsys.readouterr()
     assert status == 0, printed.err
     assert "step 2:" in printed.out and "not rebuilt" not in printed.out
@@ -97,8 +98,8 @@ def test_command_line_refuses_a_term_it_cannot_rebuild(trained_run, tmp_path, ca
     """Refused before anything is computed, naming the term (and --model_dir, also when a
     checkpoint is named)."""
     run = _run_with(trained_run, tmp_path, bindings)
-    status = spectrum.main(["spectrum", "--model_dir", run, "--checkpoint", "ckpt-2",
-                            "--out_dir", str(tmp_path / "out")])
+    status = spectrum_cli.main(["spectrum", "--model_dir", run, "--checkpoint", "ckpt-2",
+                                "--out_dir", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert status == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("error: --model_dir: ") and f"{term} cannot be rebuilt" in err, err

@@ -115,3 +115,25 @@ def test_study_script_rejects_a_bad_flag_in_one_line(capsys):
     with pytest.raises(SystemExit) as e:
         script.main(["out", "--methods", "r3"])
     assert e.value.code == 2 and "unknown method" in capsys.readouterr().err
+
+
+def _result(method, lr, verdict, excess, seed=0):
+    return {"method": method, "lr": lr, "verdict": verdict, "final": 0.1 + excess, "floor": 0.1,
+            "name": f"{method}_lr{lr}_seed{seed}"}
+
+
+def test_choose_lr_takes_the_most_r1_convergence_then_the_lead_then_the_distance():
+    runs = [_result("r1", 0.1, "oscillating", 0.02), _result("r1", 0.1, "converged", 0.02, 1),
+            _result("r1", 0.03, "converged", 0.05), _result("r1", 0.03, "converged", 0.05, 1),
+            _result("r1", 0.01, "converged", 0.01), _result("r1", 0.01, "converged", 0.01, 1),
+            _result("unregularized", 0.03, "oscillating", 1.0),
+            _result("unregularized", 0.01, "converged", 0.02)]
+    lr, table = report.choose_lr(runs)
+    # 0.03 and 0.01 both have 2/2 R1 runs converged; 0.03 leads the unregularized GAN by 2, 0.01
+    # by 1 (closer to the data, but the lead decides first).
+    assert lr == 0.03 and table[0.03][:2] == (2, 0) and table[0.01][:2] == (2, 1)
+    assert table[0.1] == (1, 0, pytest.approx(0.02), 2)
+    runs[-1]["verdict"] = "oscillating"
+    assert report.choose_lr(runs)[0] == 0.01   # equal lead: the smaller distance to the data
+    with pytest.raises(ValueError, match="unfinished"):
+        report.choose_lr(runs + [_result("r1", 0.1, "missing", np.nan, 2)])

@@ -41,8 +41,8 @@ def _checkpoint_files(model_dir):
 def test_kill_9_mid_run_then_rerun_equals_uninterrupted(tmp_path, npy_path):
     params = ["train.num_steps = 8", "train.checkpoint_every = 2", "train.sample_every = 100",
               "train.export_at_end = False"]
-    straight = tmp_path / "straight"
-    assert run_py(*tiny_args(straight, npy_path, *params)).returncode == 0
+    straight = tmp_path / "straight"  # the uninterrupted run, alongside the one killed
+    straight_process = _start_run_py(*tiny_args(straight, npy_path, *params))
 
     killed_at = random.Random().randint(3, 6)  # any step: mid-step, mid-checkpoint-write
     killed = tmp_path / "killed"
@@ -50,6 +50,8 @@ def test_kill_9_mid_run_then_rerun_equals_uninterrupted(tmp_path, npy_path):
     _wait_for_step(process, killed_at)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    _, stderr = straight_process.communicate(timeout=300)
+    assert straight_process.returncode == 0, stderr[-3000:]
     resumed_from = checkpoint_step(tf.train.latest_checkpoint(str(killed / "checkpoints")))
     assert resumed_from in (killed_at - killed_at % 2, killed_at - killed_at % 2 - 2), killed_at
 
@@ -80,38 +82,46 @@ def test_sigterm_writes_a_checkpoint_of_the_current_step_and_rerun_resumes(tmp_p
                       .split("/")[0])
     assert step == last_logged  # the step that was running when the signal came, not an older one
 
-    result = run_py(*tiny_args(model_dir, npy_path, f"train.num_steps = {step + 1}",
-                               "train.export_at_end = False"))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert f"at step {step}" in result.stdout
+    # The rerun: run.py's main in this process (the signal needed a process; resuming does not).
+    status, out, err = run_py_in_process(*tiny_args(model_dir, npy_path,
+                                                    f"train.num_steps = {step + 1}",
+                                                    "train.export_at_end = False"))
+    assert status == 0, err[-3000:]
+    assert f"at step {step}" in out
     assert checkpoint_step(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == step + 1
 
 
-def test_injected_nan_stops_with_the_step_and_term_and_keeps_the_last_checkpoint(tmp_path,
-                                                                                 npy_path):
-    model_dir = tmp_path / "run"
-    assert run_py(*tiny_args(model_dir, npy_path, "train.export_at_end = False")).returncode == 0
+def test_injected_nan_stops_with_the_step_and_term_and_keeps_the_last_checkpoint(
+        trained_run, tmp_path):
+    """run.py's main in this process (an exception would fail the test) on a copy of the
+    session's 4-step run."""
+    model_dir = copy_run(trained_run.model_dir, tmp_path / "run")
+    keep = "train.keep_last = 10"  # as the run was trained: resuming prunes nothing
     before = _checkpoint_files(model_dir)
-    result = run_py(*tiny_args(model_dir, npy_path, "import tests.faults",
-                               "GAN.loss = @nan_d_loss()", "train.num_steps = 6"))
-    assert result.returncode == 3, result.stderr[-3000:]
-    assert "training diverged at step 4: non-finite d_loss=nan" in result.stderr
-    assert "last good checkpoint (ckpt-3) is kept" in result.stderr
-    assert "Traceback" not in result.stderr
+    status, _, err = run_py_in_process(*tiny_args(model_dir, trained_run.npy, "import tests.faults",
+                                                  "GAN.loss = @nan_d_loss()", keep,
+                                                  "train.num_steps = 6"))
+    assert status == 3, err[-3000:]
+    assert "training diverged at step 5: non-finite d_loss=nan" in err
+    assert "last good checkpoint (ckpt-4) is kept" in err
+    assert "Traceback" not in err
     assert _checkpoint_files(model_dir) == before
     values = checkpoint_values(model_dir)
     assert all(np.isfinite(v).all() for v in values.values() if v.dtype.kind == "f")
-    assert run_py(*tiny_args(model_dir, npy_path, "train.num_steps = 4")).returncode == 0
+    status, _, err = run_py_in_process(*tiny_args(model_dir, trained_run.npy, keep,
+                                                  "train.num_steps = 5"))
+    assert status == 0, err[-3000:]
 
 
-def test_changed_architecture_is_a_clear_error_and_the_checkpoints_stay(tmp_path, npy_path):
+def test_changed_architecture_is_a_clear_error_and_the_checkpoints_stay(trained_run, tmp_path):
     """One line, the last one said: TensorFlow's warnings about the values the failed restore
-    left (hundreds of lines with a larger network) no longer follow it."""
-    model_dir = tmp_path / "run"
-    assert run_py(*tiny_args(model_dir, npy_path, "train.export_at_end = False")).returncode == 0
+    left (hundreds of lines with a larger network) no longer follow it. A separate process (the
+    whole of its stderr, TensorFlow's logging included) on a copy of the session's run."""
+    model_dir = copy_run(trained_run.model_dir, tmp_path / "run")
     before = _checkpoint_files(model_dir)
     for change in ("resnet_generator.nf = 8",):
-        result = run_py(*tiny_args(model_dir, npy_path, change, "train.num_steps = 5"))
+        result = run_py(*tiny_args(model_dir, trained_run.npy, change, "train.keep_last = 10",
+                                   "train.num_steps = 5"))
         assert result.returncode == 2, result.stderr[-3000:]
         assert "does not fit the configured networks" in result.stderr, change
         assert "Traceback" not in result.stderr

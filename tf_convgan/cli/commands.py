@@ -19,21 +19,21 @@ def evaluate():
 
 
 def sample():
-    """tf-convgan-sample: tf_convgan.serving.sampling (`python -m tf_convgan.sampling`)."""
-    from tf_convgan.serving.sampling import main
+    """tf-convgan-sample: tf_convgan.cli.sampling (`python -m tf_convgan.sampling`)."""
+    from tf_convgan.cli.sampling import main
     return main(sys.argv)
 
 
 def export():
-    """tf-convgan-export: tf_convgan.serving.export (`python -m tf_convgan.export`)."""
-    from tf_convgan.serving.export import main
+    """tf-convgan-export: tf_convgan.cli.export (`python -m tf_convgan.export`)."""
+    from tf_convgan.cli.export import main
     return main(sys.argv)
 
 
 def import_gan_stability():
-    """tf-convgan-import-gan-stability: tf_convgan.gan_stability.importer
+    """tf-convgan-import-gan-stability: tf_convgan.cli.import_gan_stability
     (`python -m tf_convgan.import_gan_stability`)."""
-    from tf_convgan.gan_stability.importer import main
+    from tf_convgan.cli.import_gan_stability import main
     return main(sys.argv)
 
 
@@ -44,6 +44,6 @@ def sweep():
 
 
 def spectrum():
-    """tf-convgan-spectrum: tf_convgan.studies.spectrum (`python -m tf_convgan.spectrum`)."""
-    from tf_convgan.studies.spectrum import main
+    """tf-convgan-spectrum: tf_convgan.cli.spectrum (`python -m tf_convgan.spectrum`)."""
+    from tf_convgan.cli.spectrum import main
     return main(sys.argv)

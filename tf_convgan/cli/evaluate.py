@@ -13,6 +13,7 @@ flag and exits with status 2.
 """
 import json
 import os
+import re
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,6 +32,9 @@ flags.DEFINE_string("model_dir", None, "A training run's directory (EMA generato
 flags.DEFINE_string("checkpoint", "latest",
                     "With --model_dir: 'latest' (checkpoints/), 'best' (best/, best FID) or a "
                     "checkpoint's name in checkpoints/ (ckpt-2500).", flag_values=FLAGS)
+flags.register_validator(
+    "checkpoint", lambda value: value in ("latest", "best") or re.fullmatch(r"ckpt-\d+", value),
+    "should be latest, best or a checkpoint's name such as ckpt-2500", flag_values=FLAGS)
 flags.DEFINE_string("saved_model", None, "A generator SavedModel (serving_default: z -> images).",
                     flag_values=FLAGS)
 flags.DEFINE_string("image_dir", None, "A folder of images (recursive).", flag_values=FLAGS)

@@ -42,6 +42,7 @@ from tf_convgan import noise
 from tf_convgan.errors import ConfigError
 from tf_convgan.gan import checks
 from tf_convgan.gan.critic import Critic
+from tf_convgan.gan.keras_api import KerasTrainingAPI
 from tf_convgan.gan.distribution import (all_reduce_sum, dense, global_norm, loss_scale,
                                          replica_share, scaled, use_pre_reduced_gradients,
                                          with_loss_scaling)
@@ -56,8 +57,9 @@ _Z_D, _PENALTY, _Z_G, _CONSISTENCY, _ZCR, _INSTANCE_NOISE = 0, 1, 2, 3, 4, 5
 
 
 @gin.configurable(denylist=["seed"])  # train.seed is the run's one seed (build_gan)
-class GAN(keras.Model):
-    """Generator, discriminator and EMA generator trained by one composed `train_step`.
+class GAN(KerasTrainingAPI, keras.Model):
+    """Generator, discriminator and EMA generator trained by one composed `train_step`, by the
+    library's loop (training.loop.train) or by Keras' `compile()` / `fit()` (gan.keras_api).
 
     Args:
       generator, discriminator, generator_ema: built Keras models (see tf_convgan.networks);
@@ -147,19 +149,7 @@ class GAN(keras.Model):
             use_pre_reduced_gradients(optimizer)
             optimizer.build(model.trainable_variables)
         generator_ema.set_weights(generator.get_weights())
-
-    # -- Keras' training API: not how a GAN trains here -----------------------------------------
-
-    _NOT_KERAS_FIT = ("GAN.{} is not supported: GAN trains with its own loop (two optimizers, "
-                      "checkpoints, hooks), tf_convgan.training.loop.train (gin's `train`), e.g. "
-                      "`python run.py --gin_file ...` or `tf-convgan-train --gin_file ...`; one "
-                      "step is GAN.train_step")
-
-    def compile(self, *args, **kwargs):
-        raise ConfigError(self._NOT_KERAS_FIT.format("compile()"))
-
-    def fit(self, *args, **kwargs):
-        raise ConfigError(self._NOT_KERAS_FIT.format("fit()"))
+        self.built = True  # for Keras' save_weights / load_weights (gan.keras_api)
 
     @property
     def step(self):

@@ -29,6 +29,7 @@ Bad input (a file that is not a plain PyTorch checkpoint, a truncated file, a co
 not fit the checkpoint, a --model_dir that holds anything but an earlier import) prints one line
 and exits with status 2, before anything is written. The directory is written beside its final
 place and moved there at the end, so an earlier import is replaced only by a complete one.
+The command line: tf_convgan.cli.import_gan_stability.
 """
 import contextlib
 import json
@@ -296,52 +297,3 @@ def _negate_first_moments(torch_slots):
         out[name] = values
     return out
 
-
-def _flag_values():
-    """The command's own absl FlagValues (importable beside run.py's global flags)."""
-    from absl import flags
-    f = flags.FlagValues()
-    flags.DEFINE_string("config", None, "GAN_stability YAML config of the checkpoint (required).",
-                        flag_values=f)
-    flags.DEFINE_string("checkpoint", None, "GAN_stability checkpoint (.pt) (required).",
-                        flag_values=f)
-    flags.DEFINE_string("model_dir", None, "tf_convgan model directory to write (required).",
-                        flag_values=f)
-    flags.DEFINE_bool("export", True, "Also export the EMA generator as a SavedModel.",
-                      flag_values=f)
-    flags.DEFINE_bool("optimizer_state", True, "Import the optimizers' state (else they start "
-                      "afresh, e.g. when the config names another optimizer than the one the "
-                      "checkpoint was trained with).", flag_values=f)
-    return f
-
-
-def main(argv):
-    """`python -m tf_convgan.import_gan_stability` / `tf-convgan-import-gan-stability` (argv[0]
-    is the program name); returns the exit status (2: bad input, one line `error: ...`)."""
-    from absl import logging
-    from tf_convgan.errors import FlagError, command_status, parse_flags
-    f = _flag_values()
-
-    def run():
-        parse_flags(f, argv, usage=__doc__)
-        for name in ("config", "checkpoint", "model_dir"):
-            if not getattr(f, name):
-                raise FlagError(name, "is required")
-        for name, what in (("config", "a GAN_stability YAML config"),
-                           ("checkpoint", "a GAN_stability checkpoint (.pt)")):
-            path = getattr(f, name)
-            if not os.path.isfile(path):
-                problem = "is a directory" if os.path.isdir(path) else "does not exist"
-                raise FlagError(name, f"{path!r} {problem}: it should be {what}")
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's checkpoint and SavedModel INFO
-        model_dir, step = import_checkpoint(f.config, f.checkpoint, f.model_dir,
-                                            export=f.export, optimizer_state=f.optimizer_state)
-        print(f"imported {f.checkpoint} ({f.config}) into {model_dir} at step {step}")
-
-    return command_status(run)
-
-
-if __name__ == "__main__":
-    import sys
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.exit(main(sys.argv))

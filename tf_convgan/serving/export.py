@@ -14,32 +14,19 @@ Signatures: `serving_default(z [N, z_dim] float32[, labels [N] int32])` and
 `sample` cycle through the classes (0, 1, ..., C-1, 0, ...). The directory also holds
 `operative_config.gin`, the gin bindings of the training run, when it is known.
 
-    python -m tf_convgan.export --model_dir runs/quickstart [--checkpoint ckpt-2000]
-                                [--export_dir runs/quickstart/export]
-
 An export replaces only a previous export (a directory that holds a SavedModel and nothing else)
-or an empty directory; anything else is refused with one line (status 2) and left untouched. An
-export into the run directory takes its writer lock (run_dir.lock).
+or an empty directory; anything else is refused (ConfigError) and left untouched. An export into
+the run directory takes its writer lock (run_dir.lock). The command: tf_convgan.cli.export.
 """
 import contextlib
 import os
-import sys
 
 import tensorflow as tf
-from absl import flags
 
 from tf_convgan.run_dir import images as images_lib
 from tf_convgan import run_dir
-from tf_convgan.errors import FlagError, blame, command_status, parse_flags
+from tf_convgan.errors import blame
 from tf_convgan.run_dir import disk_full, generators, temporaries
-
-FLAGS = flags.FlagValues()  # own flag set: importable beside run.py's flags
-flags.DEFINE_string("model_dir", None, "Training directory (with operative_config.gin).",
-                    flag_values=FLAGS)
-flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or name (default: the latest).",
-                    flag_values=FLAGS)
-flags.DEFINE_string("export_dir", None, "Output directory (default: <model_dir>/export).",
-                    flag_values=FLAGS)
 
 
 def sample_inputs(n, seed, *, z_dim, num_classes):
@@ -132,20 +119,3 @@ def export_model_dir(model_dir, *, checkpoint=None, export_dir=None):
             export_generator(generator, export_dir, operative_config=operative_config)
     return export_dir, path
 
-
-def main(argv):
-    """`python -m tf_convgan.export` (argv[0] is the program name); returns the exit status."""
-    def run():
-        parse_flags(FLAGS, argv, usage=__doc__)
-        if not FLAGS.model_dir:
-            raise FlagError("model_dir", "is required: a training directory")
-        export_dir, path = export_model_dir(FLAGS.model_dir, checkpoint=FLAGS.checkpoint,
-                                            export_dir=FLAGS.export_dir)
-        print(f"exported the EMA generator of {path} to {export_dir}")
-
-    return command_status(run)
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.exit(main(sys.argv))

@@ -102,14 +102,19 @@ def movement(model_dir, step, params):
     return moved
 
 
-def final_spectrum(gan, operator, *, k=4, maxiter=100):
+def final_spectrum(gan, operator, *, k=4, maxiter=100, both_maps=False):
     """The leading eigenvalues of J and the spectral radius of the run's update map (simGD or
-    altGD at the D optimizer's learning rate and the GAN's d_steps) as a JSON-able dict."""
+    altGD at the D optimizer's learning rate and the GAN's d_steps) as a JSON-able dict. The
+    other rule's map (its own ARPACK run; altGD's costs d_steps + 1 products per iteration) only
+    with `both_maps`, else its radius is None; the run's own radius is the same either way."""
     h = float(np.asarray(gan.d_optimizer.learning_rate))
-    result = spectrum.spectrum(operator=operator, k=k, which=("LR",), learning_rate=h,
-                               d_steps=gan.d_steps, blocks=False, maxiter=maxiter)
     rule = "simultaneous" if gan.simultaneous else "alternating"
-    radius = result.sim_radius if gan.simultaneous else result.alt_radius
+    own = "sim" if gan.simultaneous else "alt"
+    maps = spectrum.UPDATE_MAPS if both_maps else (own,)
+    result = spectrum.spectrum(operator=operator, k=k, which=("LR",), learning_rate=h,
+                               d_steps=gan.d_steps, blocks=False, maxiter=maxiter,
+                               update_maps=maps)
+    radius = getattr(result, f"{own}_radius")
     lr_eigs = result.eigenvalues.get("LR", np.zeros(0))
     lm_eigs = result.eigenvalues.get("LM", np.zeros(0))
     pair = lambda values: [[float(v.real), float(v.imag)] for v in values]  # noqa: E731

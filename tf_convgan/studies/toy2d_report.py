@@ -72,6 +72,29 @@ def _median(values):
     return float(np.median(values)) if values else float("nan")
 
 
+def choose_lr(results, *, method="r1", baseline="unregularized"):
+    """The learning rate for the full grid, from a finished learning-rate sweep's results (the
+    dicts of `collect`; no run may be 'missing'): the one where `method` (the paper's
+    convergent one) converges in the most runs over problems, rules and seeds; ties go to the
+    larger lead over `baseline`'s converged runs, then to the smaller median final W2 above the
+    floor of `method`. Returns (lr, {lr: (converged, baseline converged, median excess, runs)})."""
+    missing = [r["name"] for r in results if r["verdict"] == "missing"]
+    if missing:
+        raise ValueError(f"the sweep has {len(missing)} unfinished runs (e.g. {missing[0]}): "
+                         f"finish it first")
+    table = {}
+    for lr in sorted({r["lr"] for r in results}):
+        mine = [r for r in results if r["lr"] == lr and r["method"] == method]
+        if not mine:
+            raise ValueError(f"the sweep has no {method} run at lr {lr:g}")
+        base = [r for r in results if r["lr"] == lr and r["method"] == baseline]
+        table[lr] = (sum(r["verdict"] == "converged" for r in mine),
+                     sum(r["verdict"] == "converged" for r in base),
+                     _median([r["final"] - r["floor"] for r in mine]), len(mine))
+    best = max(table, key=lambda lr: (table[lr][0], table[lr][0] - table[lr][1], -table[lr][2]))
+    return best, table
+
+
 def _cell(rs):
     done = [r for r in rs if r["verdict"] != "missing"]
     if not done:
