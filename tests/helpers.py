@@ -271,6 +271,29 @@ def assert_two_replicas_equal_one_device(make_gan_on, batches):
     return single_logs
 
 
+def check_file_functions_on_url(directory):
+    """The library's file functions on a URL directory (an object store or ram://): a write
+    replaces, an aborted atomic write leaves the old content, matching and a missing file.
+    Returns the path written ('<directory>/sub/a.txt', holding "two")."""
+    import pytest
+    from tf_convgan import run_dir
+    from tf_convgan.run_dir import files
+    path = f"{directory}/sub/a.txt"
+    run_dir.write_text(path, "one")
+    run_dir.write_text(path, "two")
+    assert run_dir.read_text(path) == "two"
+    with pytest.raises(RuntimeError):
+        with run_dir.atomic_file(path, "w") as f:
+            f.write("three")
+            raise RuntimeError
+    assert run_dir.read_text(path) == "two"
+    assert files.matching(f"{directory}/sub", "*.txt") == [path]
+    assert files.matching(f"{directory}/missing", "*") == []
+    with pytest.raises(FileNotFoundError):
+        run_dir.read_text(f"{directory}/missing.txt")
+    return path
+
+
 def ram_url(name):
     """A fresh path on TensorFlow's in-memory filesystem (`ram://<name>_<8 hex digits>`), which
     stands in for an object store such as gs:// (no atomic rename, no file locks). With the

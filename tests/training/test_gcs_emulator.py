@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 import gcs_emulator
-from helpers import ROOT, TINY_GIN, train_in_process
+from helpers import ROOT, TINY_GIN, check_file_functions_on_url, train_in_process
 from tf_convgan import run_dir
 from tf_convgan.errors import ConfigError
 from tf_convgan.run_dir import checkpoints, files, images
@@ -46,22 +46,10 @@ def _url(name):
 
 def test_the_librarys_file_functions_on_gcs(on_gcs):
     directory = _url("files")
-    path = f"{directory}/sub/a.txt"
-    run_dir.write_text(path, "one")
-    run_dir.write_text(path, "two")
-    assert run_dir.read_text(path) == "two"
+    path = check_file_functions_on_url(directory)
     assert on_gcs.object_bytes(path) == b"two"  # in the emulator, not anywhere else
-    with pytest.raises(RuntimeError):
-        with run_dir.atomic_file(path, "w") as f:
-            f.write("three")
-            raise RuntimeError
-    assert on_gcs.object_bytes(path) == b"two"
     assert [n.rsplit("/", 2)[-2:] for n in on_gcs.names(directory)
             if not n.endswith("/")] == [["sub", "a.txt"]]  # no temporary object left
-    assert files.matching(f"{directory}/sub", "*.txt") == [path]
-    assert files.matching(f"{directory}/missing", "*") == []
-    with pytest.raises(FileNotFoundError):
-        run_dir.read_text(f"{directory}/missing.txt")
     tf.io.gfile.rename(path, f"{directory}/sub/b.txt")
     assert on_gcs.object_bytes(path) is None
     assert on_gcs.object_bytes(f"{directory}/sub/b.txt") == b"two"

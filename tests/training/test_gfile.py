@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import ram_url, train_in_process
+from helpers import check_file_functions_on_url, ram_url, train_in_process
 from tf_convgan import run_dir
 from tf_convgan.errors import ConfigError
 from tf_convgan.evaluation import hook
@@ -104,21 +104,9 @@ def test_resume_sets_aside_an_unreadable_checkpoint_on_a_url(no_local_disk_for_r
 
 def test_gfile_writes_replace_or_leave_the_target(no_local_disk_for_ram):
     directory = ram_url("files")
-    path = f"{directory}/sub/a.txt"
-    run_dir.write_text(path, "one")
-    run_dir.write_text(path, "two")
-    assert run_dir.read_text(path) == "two"
-    with pytest.raises(RuntimeError):
-        with run_dir.atomic_file(path, "w") as f:
-            f.write("three")
-            raise RuntimeError
-    assert run_dir.read_text(path) == "two"
+    path = check_file_functions_on_url(directory)
     assert run_dir.file_sha256(path) == hashlib.sha256(b"two").hexdigest()
-    assert tf.io.gfile.listdir(f"{directory}/sub") == ["a.txt"]
-    assert files.matching(f"{directory}/sub", "*.txt") == [path]
-    assert files.matching(f"{directory}/missing", "*") == []
-    with pytest.raises(FileNotFoundError):
-        run_dir.read_text(f"{directory}/missing.txt")
+    assert tf.io.gfile.listdir(f"{directory}/sub") == ["a.txt"]  # no temporary left
     with pytest.raises(FileNotFoundError):
         run_dir.file_sha256(f"{directory}/missing.txt")
 
